@@ -1,0 +1,57 @@
+"""IndexWorker: stateless; analyses one batch and writes each shard its part."""
+
+from __future__ import annotations
+
+import os
+
+import ray
+
+from raysearch.actors import registry
+from raysearch.analysis.analyzer import Analyzer, AnalyzerSettings
+from raysearch.config import Settings
+from raysearch.index.batch import decode_payload, split_batch
+from raysearch.storage.mongo import MongoStore
+
+
+@ray.remote
+class IndexWorker:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.mongo = MongoStore(settings.mongo_uri, settings.mongo_db)
+        self._indexes: dict[str, tuple[Analyzer, list]] = {}  # index -> (analyzer, shard handles)
+        self.poison_field = os.environ.get("RAYSEARCH_TEST_POISON_FIELD")
+
+    def _index(self, index: str):
+        cached = self._indexes.get(index)
+        if cached is None:
+            meta = self.mongo.get_index_meta(index)
+            if meta is None:
+                raise RuntimeError(f"index {index!r} has no settings in MongoDB")
+            analyzer = Analyzer(AnalyzerSettings(**meta["settings"].get("analyzer", {})))
+            cached = self._indexes[index] = (analyzer, registry.shards(self.settings, index, meta["shards"]))
+        return cached
+
+    def index_batch(self, index: str, op_id: str, batch: int) -> dict:
+        """Index batch `batch` of operation `op_id` from the intake log.
+
+        Idempotent: shards skip a batch key they already applied and return its opstamp.
+        """
+        raw = self.mongo.get_batch(op_id, batch)
+        if raw is None:
+            raise RuntimeError(f"batch {op_id}:{batch} is not in the intake log")
+        docs, deletes = decode_payload(raw)
+        analyzer, shards = self._index(index)
+        per_shard, indexed, failed = split_batch(docs, deletes, len(shards), analyzer, self.poison_field)
+        batch_key = f"{op_id}:{batch}"
+        refs = {n: shards[n].apply.remote(batch_key, part[0], part[1]) for n, part in per_shard.items()}
+        opstamps = dict(zip(refs, ray.get(list(refs.values()), timeout=300)))
+        return {"opstamps": opstamps, "indexed": indexed, "failed": failed}
+
+    def forget_index(self, index: str) -> None:
+        self._indexes.pop(index, None)
+
+    def pid(self) -> int:
+        return os.getpid()
+
+    def ping(self) -> bool:
+        return True

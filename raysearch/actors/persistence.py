@@ -1,0 +1,135 @@
+"""PersistenceActor: the single writer of posting chunks to MongoDB.
+
+A drain cycle, per shard: read the oldest change-log entries and the current
+values of the keys they name FROM ROCKSDB (via the shard, the DB's only
+owner), write them as chunk documents (<= chunk_postings entries each, keyed
+by _id so a replay is idempotent), and only then clear exactly those log
+entries. A key written again meanwhile keeps its newer log entry. Then the
+shard's persisted watermark goes to the tracker.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+
+import ray
+
+from raysearch.actors import registry
+from raysearch.config import Settings
+from raysearch.index.encoding import chunk_entries, encode_entries
+from raysearch.storage.mongo import MongoStore
+
+log = logging.getLogger("raysearch.persistence")
+REPORT_EVERY_S = 2.0
+
+
+@ray.remote
+class PersistenceActor:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.mongo = MongoStore(settings.mongo_uri, settings.mongo_db)
+        self._next_seq: dict[tuple[str, int], int] = {}
+        self._reported: dict[tuple[str, int], tuple[int, float]] = {}
+        self._lock = threading.Lock()
+        self.last_error: str | None = None
+        self.last_cycle_at = 0.0
+        self.entries_written = 0
+        self.chunks_written = 0
+        threading.Thread(target=self._loop, daemon=True, name="drain").start()
+
+    def _loop(self) -> None:
+        failures = 0
+        while True:
+            try:
+                moved = self.drain_once()
+                failures, self.last_error = 0, None
+            except Exception as exc:  # MongoDB down, shard restarting...: wait and retry
+                failures += 1
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                log.warning("drain failed (%d): %s", failures, self.last_error)
+                time.sleep(min(self.settings.backoff_base_s * 2 ** min(failures, 6), 10))
+                continue
+            if not moved:
+                time.sleep(self.settings.persist_interval_s)
+
+    def drain_once(self) -> int:
+        """One cycle over every shard of every index; returns entries persisted."""
+        with self._lock:
+            moved = 0
+            tracker = registry.find(registry.TRACKER)
+            for meta in self.mongo.list_index_metas():
+                for n in range(meta["shards"]):
+                    moved += self._drain_shard(meta["_id"], n, tracker)
+            self.last_cycle_at = time.time()
+            return moved
+
+    def _drain_shard(self, index: str, n: int, tracker) -> int:
+        shard = registry.shard(self.settings, index, n)
+        entries, log_keys = ray.get(shard.collect_changes.remote(self.settings.drain_limit), timeout=120)
+        if entries:
+            blobs = [(len(c), encode_entries(c)) for c in chunk_entries(entries, self.settings.chunk_postings)]
+            key = (index, n)
+            if key not in self._next_seq:
+                self._next_seq[key] = self.mongo.next_chunk_seq(index, n)
+            self._write_with_retries(index, n, self._next_seq[key], blobs)
+            self._next_seq[key] += len(blobs)
+            self.entries_written += len(entries)
+            self.chunks_written += len(blobs)
+        upto = ray.get(shard.ack_changes.remote(log_keys), timeout=120)
+        self._report(tracker, index, n, upto)
+        return len(entries)
+
+    def _write_with_retries(self, index: str, n: int, seq: int, blobs) -> None:
+        attempts = self.settings.persist_attempts
+        for attempt in range(attempts):
+            try:
+                self.mongo.write_chunks(index, n, seq, blobs)
+                return
+            except Exception:
+                if attempt == attempts - 1:
+                    raise
+                time.sleep(self.settings.backoff_base_s * 2**attempt)
+
+    def _report(self, tracker, index: str, n: int, upto: int) -> None:
+        if tracker is None:
+            return
+        last = self._reported.get((index, n))
+        now = time.time()
+        if last and last[0] == upto and now - last[1] < REPORT_EVERY_S:
+            return
+        ray.get(tracker.shard_persisted.remote(index, n, upto), timeout=60)
+        self._reported[(index, n)] = (upto, now)
+
+    def flush(self, timeout_s: float = 300) -> int:
+        """Drain until no shard has changes left (tests, `verify`); returns entries persisted."""
+        total, deadline = 0, time.time() + timeout_s
+        while time.time() < deadline:
+            moved = self.drain_once()
+            total += moved
+            if not moved:
+                return total
+        raise TimeoutError("persistence did not catch up in time")
+
+    def forget_index(self, index: str) -> None:
+        with self._lock:
+            for key in [k for k in self._next_seq if k[0] == index]:
+                del self._next_seq[key]
+            for key in [k for k in self._reported if k[0] == index]:
+                del self._reported[key]
+
+    def status(self) -> dict:
+        return {
+            "last_error": self.last_error,
+            "last_cycle_at": self.last_cycle_at,
+            "entries_written": self.entries_written,
+            "chunks_written": self.chunks_written,
+        }
+
+    def pid(self) -> int:
+        return os.getpid()
+
+    def ping(self) -> bool:
+        return True

@@ -1,0 +1,79 @@
+"""Names and options of every actor, and get-or-create helpers.
+
+Every stateful actor is named and detached in the `raysearch` namespace, so any
+process (ingress replica, driver script, CLI) finds the same one, and Ray
+restarts it after a crash (max_restarts=-1); it then restores its state from
+RocksDB or MongoDB in __init__.
+"""
+
+from __future__ import annotations
+
+import ray
+
+from raysearch.config import NAMESPACE, Settings
+
+TRACKER = "raysearch:tracker"
+PERSISTENCE = "raysearch:persistence"
+
+
+def worker_name(i: int) -> str:
+    return f"raysearch:worker:{i}"
+
+
+def shard_name(index: str, shard: int) -> str:
+    return f"raysearch:shard:{index}:{shard}"
+
+
+def _options(name: str, **extra) -> dict:
+    opts = dict(
+        name=name,
+        namespace=NAMESPACE,
+        get_if_exists=True,
+        lifetime="detached",
+        max_restarts=-1,
+        num_cpus=0,  # 2-core machines stop scheduling num_cpus=1 actors after two
+    )
+    opts.update(extra)
+    return opts
+
+
+def tracker(settings: Settings):
+    from raysearch.actors.tracker import TrackerActor
+
+    return TrackerActor.options(**_options(TRACKER, max_task_retries=-1, max_concurrency=64)).remote(settings)
+
+
+def persistence(settings: Settings):
+    from raysearch.actors.persistence import PersistenceActor
+
+    return PersistenceActor.options(**_options(PERSISTENCE, max_task_retries=-1, max_concurrency=1)).remote(settings)
+
+
+def worker(settings: Settings, i: int):
+    from raysearch.actors.index_worker import IndexWorker
+
+    return IndexWorker.options(**_options(worker_name(i), max_task_retries=0)).remote(settings)
+
+
+def workers(settings: Settings) -> list:
+    return [worker(settings, i) for i in range(settings.workers)]
+
+
+def shard(settings: Settings, index: str, n: int):
+    from raysearch.actors.shard_store import ShardStore
+
+    return ShardStore.options(**_options(shard_name(index, n), max_task_retries=3, max_concurrency=16)).remote(
+        settings, index, n
+    )
+
+
+def shards(settings: Settings, index: str, count: int) -> list:
+    return [shard(settings, index, n) for n in range(count)]
+
+
+def find(name: str):
+    """The named actor if it exists, else None."""
+    try:
+        return ray.get_actor(name, namespace=NAMESPACE)
+    except ValueError:
+        return None

@@ -1,0 +1,116 @@
+"""ShardStore: the only writer of one RocksDB shard; serves that shard's search."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import threading
+
+import ray
+
+from raysearch.config import Settings
+from raysearch.index import keys as K
+from raysearch.index.encoding import decode_entries
+from raysearch.index.shard_index import ShardDoc, ShardIndex
+from raysearch.search.executor import execute
+from raysearch.storage.rocks import RocksKV
+
+
+def shard_path(settings: Settings, index: str, shard: int) -> str:
+    return os.path.join(settings.data_dir, "shards", index, str(shard))
+
+
+@ray.remote
+class ShardStore:
+    def __init__(self, settings: Settings, index: str, shard: int):
+        self.settings, self.index_name, self.shard = settings, index, shard
+        self.path = shard_path(settings, index, shard)
+        self._write_lock = threading.Lock()
+        self.kv = RocksKV(self.path)
+        self.index = ShardIndex(self.kv)
+        self.restored = False
+        if self.index.is_empty():
+            self._restore_from_mongo()
+
+    def _restore_from_mongo(self) -> None:
+        """A shard whose RocksDB is gone (deleted, or its node lost) comes back from MongoDB alone."""
+        from raysearch.storage.mongo import MongoStore
+
+        mongo = MongoStore(self.settings.mongo_uri, self.settings.mongo_db)
+        try:
+            if mongo.has_chunks(self.index_name, self.shard):
+                def entries():
+                    for blob in mongo.iter_chunks(self.index_name, self.shard):
+                        yield from decode_entries(blob)
+
+                self.index.restore(entries())
+                self.restored = True
+        finally:
+            mongo.close()
+
+    # ------------------------------------------------------------ writes
+    def apply(self, batch_key: str, docs: list[tuple], deletes: list[str]) -> int:
+        shard_docs = [ShardDoc(d[0], d[1], d[2]) for d in docs]
+        with self._write_lock:
+            return self.index.apply(batch_key, shard_docs, deletes)
+
+    def collect_changes(self, limit: int):
+        with self._write_lock:
+            return self.index.collect_changes(limit)
+
+    def ack_changes(self, log_keys: list[bytes]) -> int:
+        """Clear drained change-log entries; returns the persisted watermark (opstamp)."""
+        with self._write_lock:
+            self.index.ack_changes(log_keys)
+            return self.index.persisted_upto()
+
+    def drop(self) -> None:
+        """Delete this shard's data (DELETE /indexes/{index}); the actor is killed next."""
+        with self._write_lock:
+            self.kv.close()
+            shutil.rmtree(self.path, ignore_errors=True)
+
+    # ------------------------------------------------------------- reads
+    def stats(self, fields: list[str], pairs: list, prefixes: list, max_expansions: int) -> dict:
+        pairs = [tuple(p) for p in pairs]
+        return {
+            "fields": self.index.field_stats(fields),
+            "pairs": pairs,
+            "doc_freqs": self.index.doc_freqs(pairs),
+            "prefixes": prefixes,
+            "expansions": [self.index.expand_prefix(f, p, max_expansions + 1) for f, p in prefixes],
+        }
+
+    def search(self, plan: dict, k: int) -> tuple[int, list[tuple[float, str, bytes]]]:
+        total, top = execute(self.index, plan, k)
+        docs = self.index.get_documents([d for _, d in top])
+        return total, [(score, doc_id, doc) for (score, doc_id), doc in zip(top, docs)]
+
+    def get_document(self, doc_id: str) -> bytes | None:
+        return self.index.get_document(doc_id)
+
+    def info(self) -> dict:
+        return {
+            "documents": self.index.doc_count(),
+            "pending_changes": self.index.pending_changes(),
+            "last_opstamp": self.index.last_opstamp,
+            "restored": self.restored,
+        }
+
+    def fields(self) -> list[str]:
+        return self.index.fields()
+
+    def terms(self, field: str) -> list[str]:
+        return self.index.terms(field)
+
+    def export(self, prefix: bytes = b"") -> list[tuple[bytes, bytes]]:
+        """Mirrored entries under `prefix` (verify and tests)."""
+        stop = K.upper_bound(prefix) if prefix else K.INTERNAL
+        return list(self.kv.scan(prefix, stop))
+
+    def pid(self) -> int:
+        return os.getpid()
+
+    def ping(self) -> bool:
+        return True

@@ -1,0 +1,173 @@
+"""TrackerActor: the state of every bulk operation, checkpointed to MongoDB.
+
+It also drives each operation: batches that are accepted (in the intake log)
+but not indexed are sent to the worker pool, with bounded concurrency and
+retries with exponential backoff. After a restart (kill -9, or the whole Ray
+side restarted) it reloads its checkpoints and resumes every unfinished
+operation from the intake log; shards ignore batches they already applied.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+
+import ray
+
+from raysearch.actors import registry
+from raysearch.config import Settings
+from raysearch.ops import book
+from raysearch.storage.mongo import MongoStore
+
+log = logging.getLogger("raysearch.tracker")
+
+
+@ray.remote
+class TrackerActor:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.mongo = MongoStore(settings.mongo_uri, settings.mongo_db)
+        self.mongo.ensure_schema()
+        self.ops: dict[str, dict] = {op["operation_id"]: op for op in self.mongo.load_operations()}
+        self.watermarks: dict[str, dict[str, int]] = {}  # index -> shard -> persisted opstamp
+        self._drivers: dict[str, asyncio.Task] = {}
+        self._pool: asyncio.Queue | None = None
+        self._waiters: dict[str, list[asyncio.Event]] = {}
+
+    # ------------------------------------------------------------ driving
+    def _ensure_started(self) -> None:
+        """Create the worker pool and resume unfinished operations (first call after start)."""
+        if self._pool is not None:
+            return
+        self._pool = asyncio.Queue()
+        for handle in registry.workers(self.settings):
+            self._pool.put_nowait(handle)
+        for op in self.ops.values():
+            if book.pending_batches(op):
+                self._start_driver(op["operation_id"])
+
+    def _start_driver(self, op_id: str) -> None:
+        task = self._drivers.get(op_id)
+        if task is None or task.done():
+            self._drivers[op_id] = asyncio.get_running_loop().create_task(self._drive(op_id))
+
+    async def _drive(self, op_id: str) -> None:
+        op = self.ops[op_id]
+        pending = book.pending_batches(op)
+        await asyncio.gather(*(self._run_batch(op, b) for b in pending))
+
+    async def _run_batch(self, op: dict, batch: int) -> None:
+        attempts = self.settings.index_attempts
+        last_error = None
+        for attempt in range(attempts):
+            worker = await self._pool.get()
+            try:
+                result = await worker.index_batch.remote(op["index"], op["operation_id"], batch)
+            except Exception as exc:  # worker or shard died, MongoDB hiccup...
+                last_error = exc
+                log.warning("batch %s:%d attempt %d failed: %s", op["operation_id"], batch, attempt + 1, exc)
+            else:
+                if book.batch_indexed(op, batch, result["opstamps"], result["indexed"], result["failed"]):
+                    self._checkpoint(op)
+                return
+            finally:
+                self._pool.put_nowait(worker)
+            if attempt < attempts - 1:
+                await asyncio.sleep(self.settings.backoff_base_s * 2**attempt)
+        book.batch_failed(op, batch, f"indexing failed after {attempts} attempts: {last_error}", [])
+        self._checkpoint(op)
+
+    def _checkpoint(self, op: dict) -> None:
+        persisted = book.apply_watermarks(op, self.watermarks.get(op["index"], {}))
+        book.refresh_status(op, {})
+        self.mongo.save_operation(op)  # before anyone is told: an answer means durable
+        if persisted:
+            self.mongo.delete_batches(op["operation_id"], persisted)
+        if op["status"] in book.TERMINAL_STATUSES or op["status"] == "persisting":
+            for event in self._waiters.pop(op["operation_id"], []):
+                event.set()
+
+    # ------------------------------------------------------------ API
+    async def create(self, op_id: str, index: str, batch_docs: list[int], errors: list[dict],
+                     webhook: str | None = None, kind: str = "bulk") -> dict:
+        """Register an operation whose batches are already in the intake log, and start it."""
+        self._ensure_started()
+        if op_id not in self.ops:
+            op = book.new_operation(op_id, index, batch_docs, errors, webhook, kind)
+            self.ops[op_id] = op
+            self._checkpoint(op)
+        self._start_driver(op_id)
+        return book.public_view(self.ops[op_id])
+
+    async def wait_indexed(self, op_id: str, timeout_s: float = 60) -> dict | None:
+        """Wait until every batch of the operation is indexed or failed (PUT/DELETE of one document)."""
+        self._ensure_started()
+        op = self.ops.get(op_id)
+        if op is None:
+            return None
+        if book.pending_batches(op):
+            event = asyncio.Event()
+            self._waiters.setdefault(op_id, []).append(event)
+            try:
+                await asyncio.wait_for(event.wait(), timeout_s)
+            except asyncio.TimeoutError:
+                pass
+        return book.public_view(op)
+
+    async def shard_persisted(self, index: str, shard: int, upto: int) -> None:
+        self._ensure_started()
+        marks = self.watermarks.setdefault(index, {})
+        if marks.get(str(shard), -1) >= upto:
+            return
+        marks[str(shard)] = upto
+        for op in self.ops.values():
+            if op["index"] == index and any(s == book.INDEXED for s in op["batch_state"]):
+                self._checkpoint(op)
+
+    async def get(self, op_id: str) -> dict | None:
+        self._ensure_started()
+        op = self.ops.get(op_id)
+        return book.public_view(op) if op else None
+
+    async def list(self, index: str | None = None, limit: int = 100) -> list[dict]:
+        self._ensure_started()
+        ops = [op for op in self.ops.values() if index is None or op["index"] == index]
+        ops.sort(key=lambda op: op["created_at"], reverse=True)
+        return [book.public_view(op) for op in ops[:limit]]
+
+    async def retry(self, op_id: str) -> dict | None:
+        self._ensure_started()
+        op = self.ops.get(op_id)
+        if op is None:
+            return None
+        if book.reset_failed(op):
+            self._checkpoint(op)
+            self._start_driver(op_id)
+        return book.public_view(op)
+
+    async def forget_index(self, index: str) -> None:
+        self.watermarks.pop(index, None)
+
+    async def in_flight(self) -> dict:
+        """Per index: batches pending or indexed-but-not-persisted (for /stats)."""
+        out: dict[str, dict] = {}
+        for op in self.ops.values():
+            if op["status"] in book.TERMINAL_STATUSES:
+                continue
+            entry = out.setdefault(op["index"], {"batches_pending": 0, "batches_unpersisted": 0, "oldest_unpersisted_at": None})
+            entry["batches_pending"] += sum(1 for s in op["batch_state"] if s == book.PENDING)
+            unpersisted = sum(1 for s in op["batch_state"] if s == book.INDEXED)
+            entry["batches_unpersisted"] += unpersisted
+            if unpersisted:
+                oldest = entry["oldest_unpersisted_at"]
+                entry["oldest_unpersisted_at"] = min(oldest or op["created_at"], op["created_at"])
+        return out
+
+    async def pid(self) -> int:
+        return os.getpid()
+
+    async def ping(self) -> bool:
+        self._ensure_started()
+        return True

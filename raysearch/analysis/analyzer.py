@@ -1,0 +1,137 @@
+"""Text analysis: tokenize -> lowercase -> ascii-fold -> stop words -> stem.
+
+Positions count every token before stop-word removal (as Lucene does), so a
+phrase query with a stop word in it still lines up with the document.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Iterator
+
+from pydantic import BaseModel
+
+from raysearch.analysis.stopwords import ENGLISH
+
+ALL_FIELD = "_all"
+# Gap between values (and fields in _all) so that a phrase never spans two of them.
+POSITION_GAP = 100
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+class AnalyzerSettings(BaseModel):
+    """Per-index analysis; defaults chosen on the judged collections (see README)."""
+
+    stemming: str | None = "english"
+    stopwords: str | None = "english"
+    ascii_folding: bool = True
+
+
+def fold_ascii(text: str) -> str:
+    """'Café' -> 'Cafe': strip combining marks after NFKD decomposition."""
+    if text.isascii():
+        return text
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
+@lru_cache(maxsize=8)
+def _stemmer(language: str):
+    import Stemmer  # PyStemmer: Snowball stemmers in C
+
+    return Stemmer.Stemmer(language)
+
+
+class Analyzer:
+    """Turns text into (term, position) pairs according to AnalyzerSettings."""
+
+    def __init__(self, settings: AnalyzerSettings | None = None):
+        self.settings = settings or AnalyzerSettings()
+        if self.settings.stopwords not in (None, "english"):
+            raise ValueError(f"unknown stopwords list {self.settings.stopwords!r}; use 'english' or null")
+        self._stop = ENGLISH if self.settings.stopwords == "english" else frozenset()
+        self._stem = _stemmer(self.settings.stemming).stemWord if self.settings.stemming else None
+        self._cache: dict[str, str | None] = {}
+
+    def _normalize(self, token: str) -> str | None:
+        """Lowercased/folded/stemmed form of one raw token, or None for a stop word."""
+        cached = self._cache.get(token, False)
+        if cached is not False:
+            return cached
+        term = token.lower()
+        if self.settings.ascii_folding:
+            term = fold_ascii(term)
+        if term in self._stop:
+            out = None
+        else:
+            out = self._stem(term) if self._stem else term
+            out = out or None
+        if len(self._cache) < 500_000:
+            self._cache[token] = out
+        return out
+
+    def tokens(self, text: str, start: int = 0) -> Iterator[tuple[str, int]]:
+        """Yields (term, position); positions start at `start`."""
+        position = start
+        for match in _WORD.finditer(text):
+            term = self._normalize(match.group())
+            if term is not None:
+                yield term, position
+            position += 1
+
+    def terms(self, text: str) -> list[str]:
+        return [t for t, _ in self.tokens(text)]
+
+    def raw_token_count(self, text: str) -> int:
+        return sum(1 for _ in _WORD.finditer(text))
+
+
+@dataclass
+class AnalyzedField:
+    name: str
+    length: int  # number of indexed tokens (BM25's dl)
+    postings: dict[str, list[int]]  # term -> positions
+
+
+def iter_text_fields(doc: dict, prefix: str = "") -> Iterator[tuple[str, str]]:
+    """(field path, string value) for every string in the document except its id.
+
+    Nested objects give dotted paths ('a.b'); lists give one value per string.
+    """
+    for key, value in doc.items():
+        if not prefix and key == "id":
+            continue
+        path = f"{prefix}{key}"
+        yield from _iter_value(path, value)
+
+
+def _iter_value(path: str, value) -> Iterator[tuple[str, str]]:
+    if isinstance(value, str):
+        yield path, value
+    elif isinstance(value, dict):
+        yield from iter_text_fields(value, prefix=path + ".")
+    elif isinstance(value, list):
+        for item in value:
+            yield from _iter_value(path, item)
+
+
+def analyze_document(doc: dict, analyzer: Analyzer) -> list[AnalyzedField]:
+    """Every string field under its own name and under `_all`, with positions."""
+    fields: dict[str, AnalyzedField] = {}
+    next_pos: dict[str, int] = {}
+    for name, text in iter_text_fields(doc):
+        for fname in (name, ALL_FIELD):
+            field = fields.get(fname)
+            if field is None:
+                field = fields[fname] = AnalyzedField(fname, 0, {})
+            start = next_pos.get(fname, 0)
+            last = start - 1
+            for term, pos in analyzer.tokens(text, start):
+                field.postings.setdefault(term, []).append(pos)
+                field.length += 1
+                last = pos
+            next_pos[fname] = max(start, last + 1) + POSITION_GAP
+    return [f for f in fields.values() if f.length > 0]

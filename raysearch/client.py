@@ -1,0 +1,150 @@
+"""Python client over HTTP (httpx), with a tqdm progress bar for bulk indexing."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import time
+from typing import Iterable, Iterator
+
+import httpx
+
+
+class RaySearchClientError(Exception):
+    """An error answer from the service; carries its status, type and reason."""
+
+    def __init__(self, status: int, type_: str, reason: str):
+        super().__init__(f"{status} {type_}: {reason}")
+        self.status, self.type, self.reason = status, type_, reason
+
+
+class ServiceUnavailable(RaySearchClientError):
+    pass
+
+
+def iter_jsonl(path: str) -> Iterator[dict]:
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8") as f:
+        for line in f:
+            if line.strip():
+                yield json.loads(line)
+
+
+class Client:
+    def __init__(self, url: str | None = None, api_key: str | None = None, timeout: float = 120):
+        self.url = (url or os.environ.get("RAYSEARCH_URL") or "http://127.0.0.1:8000").rstrip("/")
+        key = api_key or os.environ.get("RAYSEARCH_API_KEY")
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        self.http = httpx.Client(base_url=self.url, timeout=timeout, headers=headers)
+
+    def _call(self, method: str, path: str, **kw) -> dict:
+        for attempt in range(30):
+            try:
+                r = self.http.request(method, path, **kw)
+            except httpx.TransportError as exc:
+                raise ServiceUnavailable(0, "unreachable", f"{self.url}: {exc}") from None
+            if r.status_code == 429 and attempt < 29:  # backpressure: honour Retry-After
+                time.sleep(float(r.headers.get("Retry-After", "1")))
+                continue
+            break
+        if r.status_code >= 400:
+            try:
+                err = r.json()["error"]
+                raise RaySearchClientError(r.status_code, err["type"], err["reason"])
+            except (ValueError, KeyError, TypeError):
+                raise RaySearchClientError(r.status_code, "http_error", r.text[:500]) from None
+        return r.json()
+
+    # indexes
+    def create_index(self, index: str, settings: dict | None = None) -> dict:
+        return self._call("PUT", f"/indexes/{index}", json=settings or {})
+
+    def index(self, index: str) -> dict:
+        return self._call("GET", f"/indexes/{index}")
+
+    def delete_index(self, index: str) -> dict:
+        return self._call("DELETE", f"/indexes/{index}")
+
+    def verify(self, index: str) -> dict:
+        return self._call("POST", f"/indexes/{index}/verify")
+
+    # documents
+    def get(self, index: str, doc_id: str) -> dict:
+        return self._call("GET", f"/indexes/{index}/documents/{doc_id}")
+
+    def put(self, index: str, doc_id: str, document: dict) -> dict:
+        return self._call("PUT", f"/indexes/{index}/documents/{doc_id}", json=document)
+
+    def delete(self, index: str, doc_id: str) -> dict:
+        return self._call("DELETE", f"/indexes/{index}/documents/{doc_id}")
+
+    # bulk
+    def bulk(self, index: str, documents: list[dict]) -> dict:
+        body = "\n".join(json.dumps(d, ensure_ascii=False) for d in documents).encode()
+        return self._call("POST", f"/bulk-indexing/{index}", content=body,
+                          headers={"Content-Type": "application/x-ndjson"})
+
+    def operation(self, op_id: str) -> dict:
+        return self._call("GET", f"/bulk-operations/{op_id}")
+
+    def operations(self, index: str | None = None) -> dict:
+        return self._call("GET", "/bulk-operations", params={"index": index} if index else None)
+
+    def wait(self, op_id: str, timeout_s: float = 3600, poll_s: float = 0.25) -> dict:
+        deadline = time.time() + timeout_s
+        while True:
+            op = self.operation(op_id)
+            if op["status"] in ("completed", "partially_completed", "failed") or time.time() > deadline:
+                return op
+            time.sleep(poll_s)
+
+    def bulk_index(self, index: str, documents: Iterable[dict], progress: bool = False,
+                   request_docs: int = 5000, wait: bool = True) -> dict:
+        """Stream documents in requests of `request_docs`; returns the combined final state."""
+        ops, accepted, errors = [], 0, []
+        bar = None
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(desc=f"indexing {index}", unit="doc")
+        buf: list[dict] = []
+
+        def send():
+            nonlocal accepted
+            r = self.bulk(index, buf)
+            ops.append(r["operation_id"])
+            accepted += r["documents"]
+            errors.extend(r["errors"])
+            buf.clear()
+
+        for doc in documents:
+            buf.append(doc)
+            if len(buf) >= request_docs:
+                send()
+        if buf:
+            send()
+        finals = []
+        if wait:
+            for op_id in ops:
+                finals.append(self.wait(op_id))
+                if bar is not None:
+                    bar.total = accepted
+                    bar.n = sum(f["documents"]["indexed"] for f in finals)
+                    bar.refresh()
+        if bar is not None:
+            bar.close()
+        status = "completed" if all(f["status"] == "completed" for f in finals) and not errors else (
+            "partially_completed" if finals else "indexing")
+        return {"index": index, "operations": ops, "status": status, "documents": accepted, "errors": errors,
+                "final": finals}
+
+    def search(self, index: str, q: str, size: int = 10, from_: int = 0, fields: str | None = None,
+               operator: str = "or", highlight: bool = False) -> dict:
+        body = {"q": q, "size": size, "from": from_, "operator": operator, "highlight": highlight}
+        if fields:
+            body["fields"] = fields
+        return self._call("POST", f"/indexes/{index}/search", json=body)
+
+    def close(self) -> None:
+        self.http.close()

@@ -1,0 +1,49 @@
+"""Settings in one place; every field can be overridden by an env var RAYSEARCH_<NAME>."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+ENV_PREFIX = "RAYSEARCH_"
+NAMESPACE = "raysearch"  # Ray namespace of every named actor
+
+
+class Settings(BaseModel):
+    """Service configuration, passed explicitly to every actor (no globals)."""
+
+    data_dir: str = Field(default=str(Path.home() / ".raysearch"), description="RocksDB shards and local MongoDB data")
+    mongo_uri: str | None = Field(default=None, description="MongoDB URI; unset = start a local SecantusDB")
+    mongo_db: str = "raysearch"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = Field(default=12, description="IndexWorker pool size")
+    shards: int = Field(default=4, description="default shards per new index")
+    batch_size: int = Field(default=150, description="documents per indexing batch")
+    max_in_flight: int = Field(default=12, description="batches being indexed at once, per operation")
+    index_attempts: int = 3
+    persist_attempts: int = 5
+    backoff_base_s: float = 0.5
+    persist_interval_s: float = 0.2
+    chunk_postings: int = Field(default=5000, description="max entries per MongoDB chunk document")
+    drain_limit: int = Field(default=50_000, description="max changes drained from one shard per cycle")
+    max_prefix_expansions: int = 128
+    max_body_bytes: int = 100 * 1024 * 1024
+    max_doc_bytes: int = 1024 * 1024
+    max_query_chars: int = 8192
+    max_query_clauses: int = 1024
+    max_size: int = 10_000
+    max_window: int = 100_000
+    api_key: str | None = None
+
+    @classmethod
+    def from_env(cls, **overrides) -> "Settings":
+        values = {}
+        for name, field in cls.model_fields.items():
+            raw = os.environ.get(ENV_PREFIX + name.upper())
+            if raw is not None:
+                values[name] = raw
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)

@@ -1,0 +1,52 @@
+"""One error hierarchy; HTTP status mapping lives here and only here."""
+
+
+class RaySearchError(Exception):
+    status = 500
+    type = "internal_error"
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+    def to_json(self) -> dict:
+        return {"error": {"type": self.type, "reason": self.reason}}
+
+
+class InvalidRequest(RaySearchError):
+    status = 400
+    type = "invalid_request"
+
+
+class Unauthorized(RaySearchError):
+    status = 401
+    type = "unauthorized"
+
+
+class NotFound(RaySearchError):
+    status = 404
+    type = "not_found"
+
+
+class IndexNotFound(NotFound):
+    type = "index_not_found"
+
+
+class AlreadyExists(RaySearchError):
+    status = 409
+    type = "already_exists"
+
+
+class PayloadTooLarge(RaySearchError):
+    status = 413
+    type = "payload_too_large"
+
+
+class Overloaded(RaySearchError):
+    status = 429
+    type = "overloaded"
+
+
+class Unavailable(RaySearchError):
+    status = 503
+    type = "unavailable"

@@ -1,0 +1,46 @@
+"""Batch payloads (what the intake log stores) and their split into per-shard writes."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+
+from raysearch.analysis.analyzer import Analyzer, analyze_document
+from raysearch.index.routing import shard_for
+
+
+def encode_payload(docs: list[dict], deletes: list[str] = ()) -> bytes:
+    return json.dumps({"docs": docs, "deletes": list(deletes)}, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def decode_payload(raw: bytes) -> tuple[list[dict], list[str]]:
+    data = json.loads(raw)
+    return data["docs"], data["deletes"]
+
+
+def split_batch(docs: list[dict], deletes: list[str], shards: int, analyzer: Analyzer, poison_field: str | None = None):
+    """-> ({shard: (docs as tuples, delete ids)}, indexed count, failed [{id, reason}]).
+
+    A document that cannot be analysed fails alone; its neighbours proceed.
+    Within a batch the last occurrence of an id wins (like a sequence of PUTs).
+    """
+    per_shard: dict[int, tuple[list, list]] = defaultdict(lambda: ([], []))
+    failed = []
+    latest = {}
+    for doc in docs:
+        latest[doc["id"]] = doc
+    for doc_id, doc in latest.items():
+        try:
+            if poison_field and poison_field in doc:
+                raise ValueError(f"poisoned document (test setting: field {poison_field!r})")
+            fields = analyze_document(doc, analyzer)
+            stored = json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode()
+        except Exception as exc:  # one bad document must not fail its batch
+            failed.append({"id": doc_id, "reason": f"analysis failed: {exc}"})
+            continue
+        per_shard[shard_for(doc_id, shards)][0].append(
+            (doc_id, stored, [(f.name, f.length, f.postings) for f in fields])
+        )
+    for doc_id in deletes:
+        per_shard[shard_for(doc_id, shards)][1].append(doc_id)
+    return dict(per_shard), len(latest) - len(failed), failed

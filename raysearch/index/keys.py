@@ -1,0 +1,88 @@
+"""RocksDB key layout of one shard (all keys and values are bytes).
+
+Data keys (mirrored to MongoDB, so a shard can be rebuilt from it):
+  D<id>                    stored document (JSON)
+  T<id>                    what the document indexed: field lengths and terms (JSON)
+  P<field>\0<term>\0<id>   posting: tf, field length, positions
+  K<field>\0<term>         document frequency of the term in this shard
+  S<field>                 docs having the field, total field length, distinct terms
+  N                        documents in the shard
+  A<batch key>             opstamp at which a batch was applied (idempotent replays)
+Internal keys (never mirrored; they start with '~'):
+  ~O<opstamp:8 bytes BE><data key>   change log: durable dirty mark, drained by persistence
+  ~M                                 last opstamp
+Field names, terms and ids never contain NUL (validated at the ingress), so the
+NUL separators are unambiguous.
+"""
+
+from __future__ import annotations
+
+import struct
+
+DOC = b"D"
+DOC_TERMS = b"T"
+POSTING = b"P"
+DOC_FREQ = b"K"
+FIELD_STATS = b"S"
+DOC_COUNT = b"N"
+APPLIED = b"A"
+INTERNAL = b"~"
+CHANGE_LOG = b"~O"
+LAST_OPSTAMP = b"~M"
+SEP = b"\x00"
+
+_U64 = struct.Struct(">Q")
+
+
+def doc_key(doc_id: str) -> bytes:
+    return DOC + doc_id.encode()
+
+
+def doc_terms_key(doc_id: str) -> bytes:
+    return DOC_TERMS + doc_id.encode()
+
+
+def term_prefix(field: str, term: str) -> bytes:
+    return POSTING + field.encode() + SEP + term.encode() + SEP
+
+
+def posting_key(field: str, term: str, doc_id: str) -> bytes:
+    return term_prefix(field, term) + doc_id.encode()
+
+
+def split_posting_key(key: bytes) -> tuple[str, str, str]:
+    field, term, doc_id = key[1:].split(SEP, 2)
+    return field.decode(), term.decode(), doc_id.decode()
+
+
+def doc_freq_key(field: str, term: str) -> bytes:
+    return DOC_FREQ + field.encode() + SEP + term.encode()
+
+
+def doc_freq_prefix(field: str, term_prefix_: str = "") -> bytes:
+    return DOC_FREQ + field.encode() + SEP + term_prefix_.encode()
+
+
+def field_stats_key(field: str) -> bytes:
+    return FIELD_STATS + field.encode()
+
+
+def applied_key(batch_key: str) -> bytes:
+    return APPLIED + batch_key.encode()
+
+
+def change_log_key(opstamp: int, data_key: bytes) -> bytes:
+    return CHANGE_LOG + _U64.pack(opstamp) + data_key
+
+
+def split_change_log_key(key: bytes) -> tuple[int, bytes]:
+    n = len(CHANGE_LOG)
+    return _U64.unpack(key[n : n + 8])[0], key[n + 8 :]
+
+
+def upper_bound(prefix: bytes) -> bytes:
+    """Smallest key greater than every key starting with `prefix`."""
+    stripped = prefix.rstrip(b"\xff")
+    if not stripped:
+        return b"\xff" * (len(prefix) + 1)
+    return stripped[:-1] + bytes([stripped[-1] + 1])

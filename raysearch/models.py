@@ -1,0 +1,57 @@
+"""pydantic models of the HTTP API (API.md) and of index settings."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from raysearch.analysis.analyzer import AnalyzerSettings
+
+
+class FieldSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    boost: float = Field(default=1.0, ge=0, description="multiplies the field's BM25 score")
+
+
+class IndexSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    shards: int = Field(default=4, ge=1, le=256, description="document-partitioned shards")
+    analyzer: AnalyzerSettings = Field(default_factory=AnalyzerSettings)
+    fields: dict[str, FieldSettings] = Field(default_factory=dict, description="per-field boosts for default search")
+
+
+class SearchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    q: str = Field(description="query in the lenient query syntax")
+    from_: int = Field(default=0, ge=0, alias="from")
+    size: int = Field(default=10, ge=0)
+    fields: str | None = Field(default=None, description="e.g. title^2,body")
+    operator: str = Field(default="or", pattern="^(or|and)$")
+    highlight: bool = False
+
+
+class Hit(BaseModel):
+    id: str
+    score: float
+    document: dict
+    highlight: dict[str, list[str]] | None = None
+
+
+class SearchResponse(BaseModel):
+    total: int
+    took_ms: float
+    hits: list[Hit]
+
+
+class BulkError(BaseModel):
+    position: int
+    id: str | None
+    reason: str
+
+
+class BulkAccepted(BaseModel):
+    operation_id: str
+    index: str
+    status: str
+    documents: int
+    batches: int
+    errors: list[BulkError]

@@ -1,0 +1,146 @@
+"""From parsed clauses to a plan the shards execute, in two phases:
+
+1. `analyze_clauses` -> which statistics are needed (`StatsRequest`), asked of every shard;
+2. `build_plan` with the summed statistics -> weights (boost * idf) and avgdl,
+   so every shard scores with GLOBAL statistics and results do not depend on
+   the number of shards.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field as dc_field
+
+from raysearch.analysis.analyzer import Analyzer, fold_ascii
+from raysearch.errors import InvalidRequest
+from raysearch.search import bm25
+from raysearch.search.query import MUST, MUST_NOT, PHRASE, PREFIX, SHOULD, TERM, Clause
+
+
+@dataclass
+class AnalyzedClause:
+    occur: str
+    kind: str
+    fields: list[tuple[str, float]]  # (field, boost)
+    terms: list[str] = dc_field(default_factory=list)  # TERM: one; PHRASE: several
+    offsets: list[int] = dc_field(default_factory=list)  # PHRASE: relative positions
+    prefix: str = ""  # PREFIX
+
+
+@dataclass
+class StatsRequest:
+    fields: list[str]
+    pairs: list[tuple[str, str]]  # (field, term)
+    prefixes: list[tuple[str, str]]  # (field, prefix)
+
+
+@dataclass
+class GlobalStats:
+    fields: dict[str, tuple[int, int]]  # field -> (docs having it, total length)
+    doc_freqs: dict[tuple[str, str], int]
+    expansions: dict[tuple[str, str], list[str]]
+
+    @staticmethod
+    def merge(parts: list[dict], max_expansions: int) -> "GlobalStats":
+        fields: dict[str, list[int]] = {}
+        doc_freqs: dict[tuple[str, str], int] = {}
+        expansions: dict[tuple[str, str], set[str]] = {}
+        for part in parts:
+            for f, (docs, total) in part["fields"].items():
+                acc = fields.setdefault(f, [0, 0])
+                acc[0] += docs
+                acc[1] += total
+            for pair, df in zip(part["pairs"], part["doc_freqs"]):
+                doc_freqs[tuple(pair)] = doc_freqs.get(tuple(pair), 0) + df
+            for pair, terms in zip(part["prefixes"], part["expansions"]):
+                expansions.setdefault(tuple(pair), set()).update(terms)
+        merged_exp = {}
+        for (f, prefix), terms in expansions.items():
+            if len(terms) > max_expansions:
+                raise InvalidRequest(
+                    f"prefix '{prefix}*' matches more than {max_expansions} terms in field '{f}'; use a longer prefix"
+                )
+            merged_exp[(f, prefix)] = sorted(terms)
+        return GlobalStats({f: (v[0], v[1]) for f, v in fields.items()}, doc_freqs, merged_exp)
+
+
+def analyze_clauses(
+    clauses: list[Clause], analyzer: Analyzer, default_fields: list[tuple[str, float]], operator: str = "or"
+) -> list[AnalyzedClause]:
+    out: list[AnalyzedClause] = []
+    for clause in clauses:
+        occur = MUST if (operator == "and" and clause.occur == SHOULD) else clause.occur
+        fields = [(clause.field, _boost_of(clause.field, default_fields))] if clause.field else default_fields
+        if clause.kind == PREFIX:
+            prefix = fold_ascii(clause.text.lower()) if analyzer.settings.ascii_folding else clause.text.lower()
+            out.append(AnalyzedClause(occur, PREFIX, fields, prefix=prefix))
+            continue
+        tokens = list(analyzer.tokens(clause.text))
+        if not tokens:
+            continue  # only stop words / punctuation
+        if clause.kind == PHRASE and len(tokens) > 1:
+            first = tokens[0][1]
+            out.append(
+                AnalyzedClause(occur, PHRASE, fields, [t for t, _ in tokens], [p - first for _, p in tokens])
+            )
+        else:
+            out.extend(AnalyzedClause(occur, TERM, fields, [t]) for t, _ in tokens)
+    return out
+
+
+def _boost_of(field: str, default_fields: list[tuple[str, float]]) -> float:
+    return next((b for f, b in default_fields if f == field), 1.0)
+
+
+def stats_request(aclauses: list[AnalyzedClause]) -> StatsRequest:
+    fields, pairs, prefixes = {}, {}, {}
+    for c in aclauses:
+        for f, _ in c.fields:
+            fields[f] = None
+            for t in c.terms:
+                pairs[(f, t)] = None
+            if c.kind == PREFIX:
+                prefixes[(f, c.prefix)] = None
+    return StatsRequest(list(fields), list(pairs), list(prefixes))
+
+
+def build_plan(aclauses: list[AnalyzedClause], stats: GlobalStats, prefix_doc_freqs: dict | None = None) -> dict:
+    """The executable plan: plain lists and floats, cheap to send to shards.
+
+    plan = {"clauses": [{"occur", "kind", "parts": [part...]}], "avgdl": {field: float}}
+    TERM/PREFIX part: [field, [[term, weight], ...]]; PHRASE part: [field, terms, offsets, weight]
+    """
+    prefix_doc_freqs = prefix_doc_freqs or {}
+    avgdl = {f: (total / docs if docs else 1.0) for f, (docs, total) in stats.fields.items()}
+    clauses = []
+    for c in aclauses:
+        parts = []
+        for f, boost in c.fields:
+            n_docs = stats.fields.get(f, (0, 0))[0]
+            if n_docs == 0:
+                continue
+            if c.kind == TERM:
+                df = stats.doc_freqs.get((f, c.terms[0]), 0)
+                if df:
+                    parts.append([f, [[c.terms[0], boost * bm25.idf(n_docs, df)]]])
+            elif c.kind == PREFIX:
+                terms = []
+                for t in stats.expansions.get((f, c.prefix), []):
+                    df = prefix_doc_freqs.get((f, t), 0)
+                    if df:
+                        terms.append([t, boost * bm25.idf(n_docs, df)])
+                if terms:
+                    parts.append([f, terms])
+            else:  # PHRASE: weight is the sum of its terms' idf, as in Lucene
+                dfs = [stats.doc_freqs.get((f, t), 0) for t in c.terms]
+                if all(dfs):
+                    weight = boost * sum(bm25.idf(n_docs, df) for df in dfs)
+                    parts.append([f, c.terms, c.offsets, weight])
+        if not parts and c.occur == MUST_NOT:
+            continue  # excludes nothing
+        clauses.append({"occur": c.occur, "kind": c.kind, "parts": parts})
+    return {"clauses": clauses, "avgdl": avgdl}
+
+
+def prefix_pairs(stats: GlobalStats) -> list[tuple[str, str]]:
+    """(field, expanded term) pairs whose doc freqs a second stats round must fetch."""
+    return [(f, t) for (f, _), terms in stats.expansions.items() for t in terms]

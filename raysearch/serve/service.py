@@ -1,0 +1,328 @@
+"""What the HTTP endpoints do, as plain async methods over actor handles.
+
+The FastAPI layer (app.py) only maps HTTP to these calls and errors to status
+codes, so a driver script can use the same logic without HTTP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+
+import ray
+
+from raysearch.actors import registry
+from raysearch.analysis.analyzer import ALL_FIELD, Analyzer
+from raysearch.config import Settings
+from raysearch.errors import AlreadyExists, IndexNotFound, InvalidRequest, NotFound, PayloadTooLarge, Unavailable
+from raysearch.index import keys as K
+from raysearch.index.batch import encode_payload
+from raysearch.index.encoding import decode_entries
+from raysearch.index.routing import shard_for
+from raysearch.models import IndexSettings, SearchRequest
+from raysearch.search.merge import merge_top
+from raysearch.search.plan import GlobalStats, analyze_clauses, build_plan, prefix_pairs, stats_request
+from raysearch.search.query import parse_query
+from raysearch.serve import validation
+from raysearch.storage.mongo import MongoStore
+
+
+class SearchService:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.mongo = MongoStore(settings.mongo_uri, settings.mongo_db)
+        self.mongo.ensure_schema()
+        self.tracker = registry.tracker(settings)
+        self.persistence = registry.persistence(settings)
+        self.workers = registry.workers(settings)
+        self._indexes: dict[str, tuple[dict, Analyzer, list]] = {}  # name -> (meta, analyzer, shard handles)
+        self._fields_cache: dict[str, tuple[float, set[str]]] = {}
+
+    # ------------------------------------------------------------ indexes
+    def _index(self, name: str) -> tuple[dict, Analyzer, list]:
+        cached = self._indexes.get(name)
+        if cached is None:
+            meta = self.mongo.get_index_meta(name)
+            if meta is None:
+                raise IndexNotFound(f"no such index: {name!r}")
+            settings = IndexSettings(**meta["settings"])
+            cached = (meta, Analyzer(settings.analyzer), registry.shards(self.settings, name, meta["shards"]))
+            self._indexes[name] = cached
+        return cached
+
+    def create_index(self, name: str, body: dict | None, must_be_new: bool = True) -> dict:
+        validation.check_index_name(name)
+        body = dict(body or {})
+        body.setdefault("shards", self.settings.shards)
+        try:
+            settings = IndexSettings(**body)
+        except Exception as exc:
+            raise InvalidRequest(f"invalid index settings: {exc}") from None
+        created = self.mongo.create_index_meta(name, settings.model_dump(), settings.shards)
+        if not created and must_be_new:
+            raise AlreadyExists(f"index {name!r} already exists")
+        meta, _, _ = self._index(name)
+        return {"index": name, "settings": meta["settings"]}
+
+    async def index_info(self, name: str) -> dict:
+        meta, _, shards = self._index(name)
+        infos = await asyncio.gather(*[s.info.remote() for s in shards])
+        terms = set()
+        for part in await asyncio.gather(*[s.terms.remote(ALL_FIELD) for s in shards]):
+            terms.update(part)
+        return {
+            "index": name,
+            "documents": sum(i["documents"] for i in infos),
+            "shards": meta["shards"],
+            "settings": meta["settings"],
+            "terms": len(terms),
+        }
+
+    async def list_indexes(self) -> dict:
+        out = []
+        for meta in self.mongo.list_index_metas():
+            _, _, shards = self._index(meta["_id"])
+            infos = await asyncio.gather(*[s.info.remote() for s in shards])
+            out.append({"index": meta["_id"], "documents": sum(i["documents"] for i in infos)})
+        return {"indexes": out}
+
+    async def delete_index(self, name: str) -> dict:
+        meta, _, shards = self._index(name)
+        self.mongo.indexes.delete_one({"_id": name})  # persistence stops draining it from its next cycle
+        await self.persistence.forget_index.remote(name)
+        await asyncio.gather(*[s.drop.remote() for s in shards])
+        for s in shards:
+            ray.kill(s, no_restart=True)
+        await asyncio.gather(*[w.forget_index.remote(name) for w in self.workers])
+        await self.tracker.forget_index.remote(name)
+        await asyncio.to_thread(self.mongo.delete_index, name)
+        self._indexes.pop(name, None)
+        return {"acknowledged": True, "index": name}
+
+    # -------------------------------------------------------------- bulk
+    async def bulk(self, index: str, body: bytes, content_type: str) -> dict:
+        validation.check_index_name(index)
+        if len(body) > self.settings.max_body_bytes:
+            raise PayloadTooLarge(f"request body is {len(body)} bytes; the limit is {self.settings.max_body_bytes}")
+        raw_docs, webhook = validation.parse_bulk_body(body, content_type)
+        if not raw_docs:
+            raise InvalidRequest("the request contains no documents")
+        docs, errors = [], []
+        for position, raw in enumerate(raw_docs):
+            doc, doc_id, reason = validation.validate_document(raw, self.settings.max_doc_bytes)
+            if reason:
+                errors.append({"position": position, "id": doc_id, "reason": reason})
+            else:
+                docs.append(doc)
+        if index not in self._indexes and self.mongo.get_index_meta(index) is None:
+            self.create_index(index, None, must_be_new=False)
+        return await self._submit(index, docs, [], errors, webhook)
+
+    async def _submit(self, index: str, docs: list[dict], deletes: list[str], errors: list[dict],
+                      webhook: str | None = None, kind: str = "bulk") -> dict:
+        self._index(index)
+        op_id = uuid.uuid4().hex
+        size = self.settings.batch_size
+        batches = [docs[i : i + size] for i in range(0, len(docs), size)]
+        payloads = [encode_payload(b) for b in batches]
+        if deletes:
+            payloads.append(encode_payload([], deletes))
+            batches.append(deletes)
+        # Durable before acknowledged: the intake log, then the tracker's checkpoint.
+        await asyncio.to_thread(self.mongo.put_batches, op_id, index, payloads)
+        view = await self.tracker.create.remote(op_id, index, [len(b) for b in batches], errors, webhook, kind)
+        return {
+            "operation_id": op_id,
+            "index": index,
+            "status": view["status"],
+            "documents": len(docs),
+            "batches": len(batches),
+            "errors": errors,
+        }
+
+    async def operation(self, op_id: str) -> dict:
+        view = await self.tracker.get.remote(op_id)
+        if view is None:
+            raise NotFound(f"no such operation: {op_id!r}")
+        return view
+
+    async def operations(self, index: str | None) -> dict:
+        return {"operations": await self.tracker.list.remote(index)}
+
+    async def retry(self, op_id: str) -> dict:
+        view = await self.tracker.retry.remote(op_id)
+        if view is None:
+            raise NotFound(f"no such operation: {op_id!r}")
+        return view
+
+    # --------------------------------------------------------- documents
+    async def get_document(self, index: str, doc_id: str) -> dict:
+        meta, _, shards = self._index(index)
+        raw = await shards[shard_for(doc_id, meta["shards"])].get_document.remote(doc_id)
+        if raw is None:
+            raise NotFound(f"no document {doc_id!r} in index {index!r}")
+        return {"id": doc_id, "document": json.loads(raw)}
+
+    async def put_document(self, index: str, doc_id: str, body: bytes) -> dict:
+        validation.check_index_name(index)
+        try:
+            doc = json.loads(body)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise InvalidRequest(f"request body is not valid JSON: {exc}") from None
+        if not isinstance(doc, dict):
+            raise InvalidRequest("document must be a JSON object")
+        if "id" in doc and doc["id"] != doc_id:
+            raise InvalidRequest(f"document id {doc['id']!r} does not match the path id {doc_id!r}")
+        doc, _, reason = validation.validate_document({**doc, "id": doc_id}, self.settings.max_doc_bytes)
+        if reason:
+            raise InvalidRequest(reason)
+        if index not in self._indexes and self.mongo.get_index_meta(index) is None:
+            self.create_index(index, None, must_be_new=False)
+        accepted = await self._submit(index, [doc], [], [], kind="put")
+        view = await self.tracker.wait_indexed.remote(accepted["operation_id"])
+        return {"id": doc_id, "index": index, "operation_id": accepted["operation_id"], "status": view["status"]}
+
+    async def delete_document(self, index: str, doc_id: str) -> dict:
+        await self.get_document(index, doc_id)  # 404 if absent
+        accepted = await self._submit(index, [], [doc_id], [], kind="delete")
+        view = await self.tracker.wait_indexed.remote(accepted["operation_id"])
+        return {"id": doc_id, "index": index, "deleted": True, "operation_id": accepted["operation_id"],
+                "status": view["status"]}
+
+    # ------------------------------------------------------------- search
+    async def search(self, index: str, request: SearchRequest) -> dict:
+        started = time.perf_counter()
+        meta, analyzer, shards = self._index(index)
+        s = self.settings
+        if not request.q.strip():
+            raise InvalidRequest("query 'q' is empty")
+        if len(request.q) > s.max_query_chars:
+            raise InvalidRequest(f"query is {len(request.q)} characters; the limit is {s.max_query_chars}")
+        if request.size > s.max_size:
+            raise InvalidRequest(f"size {request.size} is over the limit of {s.max_size}")
+        if request.from_ + request.size > s.max_window:
+            raise InvalidRequest(f"from + size is over the limit of {s.max_window}")
+        fields = validation.parse_fields(request.fields) or self._default_fields(meta)
+        known = await self._known_fields(index, shards)
+        clauses = parse_query(request.q, lambda f: f in known, s.max_query_clauses)
+        aclauses = analyze_clauses(clauses, analyzer, fields, request.operator)
+        hits, total = [], 0
+        if aclauses:
+            plan = await self._plan(shards, aclauses)
+            k = request.from_ + request.size
+            results = await asyncio.gather(*[sh.search.remote(plan, k) for sh in shards])
+            total = sum(r[0] for r in results)
+            docs = {doc_id: raw for r in results for _, doc_id, raw in r[1]}
+            page = merge_top([[(score, doc_id) for score, doc_id, _ in r[1]] for r in results], request.from_, request.size)
+            hits = [{"id": d, "score": score, "document": json.loads(docs[d])} for score, d in page]
+            if request.highlight:
+                from raysearch.search.highlight import highlight
+
+                for hit in hits:
+                    hit["highlight"] = highlight(hit["document"], aclauses, analyzer)
+        return {"total": total, "took_ms": round((time.perf_counter() - started) * 1000, 3), "hits": hits}
+
+    async def _plan(self, shards: list, aclauses) -> dict:
+        req = stats_request(aclauses)
+        m = self.settings.max_prefix_expansions
+        parts = await asyncio.gather(*[sh.stats.remote(req.fields, req.pairs, req.prefixes, m) for sh in shards])
+        stats = GlobalStats.merge(parts, m)
+        extra = prefix_pairs(stats)
+        prefix_dfs = {}
+        if extra:
+            more = await asyncio.gather(*[sh.stats.remote([], extra, [], m) for sh in shards])
+            for part in more:
+                for pair, df in zip(part["pairs"], part["doc_freqs"]):
+                    prefix_dfs[tuple(pair)] = prefix_dfs.get(tuple(pair), 0) + df
+        return build_plan(aclauses, stats, prefix_dfs)
+
+    @staticmethod
+    def _default_fields(meta: dict) -> list[tuple[str, float]]:
+        boosts = meta["settings"].get("fields") or {}
+        if boosts:
+            return [(name, spec.get("boost", 1.0)) for name, spec in boosts.items()]
+        return [(ALL_FIELD, 1.0)]
+
+    async def _known_fields(self, index: str, shards: list) -> set[str]:
+        """Fields that have documents; `word:` for any other word is read as plain text."""
+        cached = self._fields_cache.get(index)
+        if cached and time.monotonic() - cached[0] < 2.0:
+            return cached[1]
+        names = set()
+        for part in await asyncio.gather(*[s.fields.remote() for s in shards]):
+            names.update(part)
+        self._fields_cache[index] = (time.monotonic(), names)
+        return names
+
+    # --------------------------------------------------------- operations
+    async def ready(self) -> tuple[bool, str]:
+        try:
+            await asyncio.to_thread(self.mongo.ping)
+        except Exception as exc:
+            return False, f"MongoDB unreachable: {type(exc).__name__}: {exc}"
+        handles = [("tracker", self.tracker), ("persistence", self.persistence)]
+        handles += [(f"worker {i}", w) for i, w in enumerate(self.workers)]
+        for meta in self.mongo.list_index_metas():
+            _, _, shards = self._index(meta["_id"])
+            handles += [(f"shard {meta['_id']}:{n}", h) for n, h in enumerate(shards)]
+        refs = [h.ping.remote() for _, h in handles]
+        ready, _ = await asyncio.to_thread(ray.wait, refs, num_returns=len(refs), timeout=10)
+        if len(ready) < len(refs):
+            missing = [name for (name, _), ref in zip(handles, refs) if ref not in ready]
+            return False, f"actors not answering: {', '.join(missing[:10])}"
+        status = await self.persistence.status.remote()
+        if status["last_error"]:
+            return False, f"persistence failing: {status['last_error']}"
+        return True, "ok"
+
+    async def stats(self) -> dict:
+        in_flight = await self.tracker.in_flight.remote()
+        persistence = await self.persistence.status.remote()
+        out = {}
+        for meta in self.mongo.list_index_metas():
+            name = meta["_id"]
+            _, _, shards = self._index(name)
+            infos = await asyncio.gather(*[s.info.remote() for s in shards])
+            flight = in_flight.get(name, {})
+            oldest = flight.get("oldest_unpersisted_at")
+            out[name] = {
+                "documents": sum(i["documents"] for i in infos),
+                "dirty_terms": sum(i["pending_changes"] for i in infos),
+                "batches_in_flight": flight.get("batches_pending", 0),
+                "persistence_lag_batches": flight.get("batches_unpersisted", 0),
+                "persistence_lag_seconds": round(time.time() - oldest, 3) if oldest else 0.0,
+                "shards": [{"shard": n, **i} for n, i in enumerate(infos)],
+            }
+        return {"indexes": out, "persistence": persistence}
+
+    async def verify(self, index: str) -> dict:
+        """Compare every mirrored entry (posting lists included) in RocksDB with MongoDB."""
+        meta, _, shards = self._index(index)
+        await self.persistence.flush.remote()
+        mismatches, terms_checked = [], 0
+        for n, shard in enumerate(shards):
+            rocks = dict(await shard.export.remote())
+            mongo = await asyncio.to_thread(self._replay_chunks, index, n)
+            lists: dict[tuple[str, str], bool] = {}
+            for key in rocks.keys() | mongo.keys():
+                same = rocks.get(key) == mongo.get(key)
+                if key[:1] == K.POSTING:
+                    field, term, _ = K.split_posting_key(key)
+                    lists[(field, term)] = lists.get((field, term), True) and same
+                elif not same:
+                    mismatches.append({"shard": n, "key": key.decode(errors="replace")[:200]})
+            terms_checked += len(lists)
+            mismatches += [{"shard": n, "field": f, "term": t} for (f, t), ok in lists.items() if not ok]
+        return {"ok": not mismatches, "terms_checked": terms_checked, "mismatches": mismatches[:1000]}
+
+    def _replay_chunks(self, index: str, shard: int) -> dict[bytes, bytes]:
+        state: dict[bytes, bytes] = {}
+        for blob in self.mongo.iter_chunks(index, shard):
+            for key, value in decode_entries(blob):
+                if value is None:
+                    state.pop(key, None)
+                else:
+                    state[key] = value
+        return state

@@ -1,0 +1,69 @@
+"""Start and stop a local MongoDB wire-protocol server (SecantusDB) as a child process.
+
+Used by `raysearch serve` when RAYSEARCH_MONGO_URI is unset, and by the tests.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from pymongo import MongoClient
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _executable() -> str:
+    beside = Path(sys.executable).with_name("secantusd-py")
+    return str(beside) if beside.exists() else (shutil.which("secantusd-py") or "secantusd-py")
+
+
+class LocalMongo:
+    def __init__(self, storage_path: str, port: int | None = None, log_path: str | None = None):
+        self.storage_path = storage_path
+        self.port = port or free_port()
+        self.log_path = log_path or os.path.join(storage_path, "..", "mongo.log")
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def uri(self) -> str:
+        return f"mongodb://127.0.0.1:{self.port}/"
+
+    def start(self, timeout_s: float = 60) -> "LocalMongo":
+        Path(self.storage_path).mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "ab")
+        self.process = subprocess.Popen(
+            [_executable(), "--host", "127.0.0.1", "--port", str(self.port), "--storage-path", self.storage_path,
+             "--log-level", "WARNING"],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        deadline = time.time() + timeout_s
+        while time.time() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"local MongoDB server exited with {self.process.returncode}; see {self.log_path}")
+            try:
+                MongoClient(self.uri, serverSelectionTimeoutMS=500).admin.command("ping")
+                return self
+            except Exception:
+                time.sleep(0.2)
+        raise RuntimeError(f"local MongoDB server did not answer within {timeout_s}s; see {self.log_path}")
+
+    def stop(self, kill: bool = False) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None

@@ -1,0 +1,41 @@
+"""RocksDB (rocksdict) behind the KV interface. One writer per DB: the ShardStore."""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+from rocksdict import Options, ReadOptions, Rdict, WriteBatch, WriteOptions
+
+
+class RocksKV:
+    def __init__(self, path: str):
+        options = Options(raw_mode=True)
+        options.create_if_missing(True)
+        self.path = path
+        self._db = Rdict(path, options)
+        # sync=True: a batch acknowledged by the shard survives a power cut, not only kill -9.
+        self._write_options = WriteOptions()
+        self._write_options.sync = True
+
+    def get(self, key: bytes) -> bytes | None:
+        return self._db.get(key)
+
+    def multi_get(self, keys: list[bytes]) -> list[bytes | None]:
+        return self._db.get(keys) if keys else []
+
+    def scan(self, start: bytes, stop: bytes) -> Iterator[tuple[bytes, bytes]]:
+        read_options = ReadOptions()
+        read_options.set_iterate_upper_bound(stop)
+        yield from self._db.items(from_key=start, read_opt=read_options)
+
+    def write(self, changes: dict[bytes, bytes | None]) -> None:
+        batch = WriteBatch(raw_mode=True)
+        for key, value in changes.items():
+            if value is None:
+                batch.delete(key)
+            else:
+                batch.put(key, value)
+        self._db.write(batch, self._write_options)
+
+    def close(self) -> None:
+        self._db.close()
