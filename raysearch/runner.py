@@ -72,6 +72,13 @@ class LocalService:
         return {"Authorization": f"Bearer {key}"} if key else {}
 
     def stop(self) -> None:
+        self.stop_ray()
+        if self.mongo:
+            self.mongo.stop()
+            self.mongo = None
+
+    def stop_ray(self) -> None:
+        """Stop Serve and Ray (every actor); MongoDB and the data directory stay."""
         import ray
         from ray import serve
 
@@ -81,6 +88,3 @@ class LocalService:
             except Exception as exc:  # shutting down anyway
                 log.warning("serve.shutdown failed: %s", exc)
             ray.shutdown()
-        if self.mongo:
-            self.mongo.stop()
-            self.mongo = None

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Set up and run the whole test suite (unit, integration, end-to-end).
+# Needs ../shared/corpora beside the repository.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+export RAY_AUTH_MODE=disabled
+exec .venv/bin/python -m pytest tests "$@"

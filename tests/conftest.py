@@ -1,0 +1,92 @@
+"""Shared fixtures: a real MongoDB wire-protocol server (SecantusDB, a child
+process) and a real local service (Ray + Serve + RocksDB shards) on top of it."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # local tests: no Ray token auth
+
+CORPORA = Path(__file__).resolve().parents[1].parent / "shared" / "corpora"
+TERMINAL = ("completed", "partially_completed", "failed")
+
+
+def load_jsonl(path: Path, limit: int | None = None) -> list[dict]:
+    opener = gzip.open if path.suffix == ".gz" else open
+    out = []
+    with opener(path, "rt", encoding="utf-8") as f:
+        for line in f:
+            if limit is not None and len(out) >= limit:
+                break
+            out.append(json.loads(line))
+    return out
+
+
+@pytest.fixture(scope="session")
+def corpora() -> Path:
+    if not CORPORA.exists():
+        pytest.fail(f"corpora not found at {CORPORA}: ../shared must sit beside the repository")
+    return CORPORA
+
+
+@pytest.fixture(scope="session")
+def mongo_server(tmp_path_factory):
+    from raysearch.storage.local_mongo import LocalMongo
+
+    root = tmp_path_factory.mktemp("mongo")
+    server = LocalMongo(str(root / "data"), log_path=str(root / "mongo.log")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def service(tmp_path_factory, mongo_server):
+    from raysearch.config import Settings
+    from raysearch.runner import LocalService
+    from raysearch.storage.local_mongo import free_port
+
+    settings = Settings(
+        data_dir=str(tmp_path_factory.mktemp("data")),
+        mongo_uri=mongo_server.uri,
+        port=free_port(),
+        workers=int(os.environ.get("RAYSEARCH_TEST_WORKERS", "4")),
+        backoff_base_s=0.1,
+    )
+    svc = LocalService(settings, dashboard=False).start()
+    yield svc
+    svc.stop()
+
+
+@pytest.fixture(scope="session")
+def http(service):
+    import httpx
+
+    with httpx.Client(base_url=service.url, timeout=120) as client:
+        yield client
+
+
+def wait_operation(http, op_id: str, timeout_s: float = 600) -> dict:
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        op = http.get(f"/bulk-operations/{op_id}").json()
+        if op["status"] in TERMINAL:
+            return op
+        time.sleep(0.25)
+    raise AssertionError(f"operation {op_id} not finished after {timeout_s}s: {op}")
+
+
+@pytest.fixture
+def no_ray(monkeypatch):
+    """Unit tests that must not start Ray: fail loudly if anything calls ray.init."""
+    import ray
+
+    def refuse(*_, **__):
+        raise AssertionError("this unit test must not start Ray")
+
+    monkeypatch.setattr(ray, "init", refuse)

@@ -1,0 +1,66 @@
+"""Helpers for integration tests: read MongoDB and the shards independently."""
+
+from __future__ import annotations
+
+import random
+import re
+
+import ray
+from pymongo import MongoClient
+
+from raysearch.actors import registry
+from raysearch.config import NAMESPACE
+from raysearch.index import keys as K
+from raysearch.index.encoding import decode_entries, decode_posting
+
+
+def shard_handle(index: str, n: int):
+    return ray.get_actor(registry.shard_name(index, n), namespace=NAMESPACE)
+
+
+def rocks_posting_lists(index: str, shards: int) -> dict[tuple[int, str, str], dict]:
+    """(shard, field, term) -> {doc id: (tf, dl, positions)} read from every shard's RocksDB."""
+    out: dict = {}
+    for n in range(shards):
+        for key, value in ray.get(shard_handle(index, n).export.remote(K.POSTING), timeout=300):
+            field, term, doc_id = K.split_posting_key(key)
+            out.setdefault((n, field, term), {})[doc_id] = decode_posting(value)
+    return out
+
+
+def mongo_posting_lists(uri: str, index: str, shards: int, db: str = "raysearch") -> dict:
+    """The same, rebuilt from MongoDB's chunk documents alone (replayed in seq order)."""
+    client = MongoClient(uri)
+    out: dict = {}
+    try:
+        for n in range(shards):
+            state: dict[bytes, bytes] = {}
+            for chunk in client[db]["chunks"].find({"index": index, "shard": n}).sort("seq", 1):
+                assert chunk["entries"] <= 5000
+                for key, value in decode_entries(bytes(chunk["data"])):
+                    if value is None:
+                        state.pop(key, None)
+                    else:
+                        state[key] = value
+            for key, value in state.items():
+                if key[:1] == K.POSTING:
+                    field, term, doc_id = K.split_posting_key(key)
+                    out.setdefault((n, field, term), {})[doc_id] = decode_posting(value)
+    finally:
+        client.close()
+    return out
+
+
+_WORD = re.compile(r"[A-Za-z]{3,}")
+
+
+def draw_queries(docs: list[dict], count: int, seed: int = 7) -> list[str]:
+    """1-3 words drawn from random documents, fixed seed."""
+    rng = random.Random(seed)
+    queries = []
+    while len(queries) < count:
+        doc = rng.choice(docs)
+        words = _WORD.findall(doc.get("title", "") + " " + doc.get("body", ""))
+        if words:
+            queries.append(" ".join(rng.choice(words) for _ in range(rng.randint(1, 3))))
+    return queries

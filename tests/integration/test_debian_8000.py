@@ -1,0 +1,114 @@
+"""The scenario that broke the earlier system: 8,000 documents in one request.
+
+Then every posting list in MongoDB must equal the shards', search must equal a
+brute-force oracle, and all of it must survive a restart of the Ray side.
+"""
+
+from __future__ import annotations
+
+import ray
+
+from raysearch.analysis.analyzer import Analyzer
+from tests.conftest import load_jsonl, wait_operation
+from tests.integration.helpers import draw_queries, mongo_posting_lists, rocks_posting_lists
+from tests.oracle import Oracle, assert_same_ranking
+
+import pytest
+
+INDEX = "debian8k"
+N_DOCS = 8000
+
+
+@pytest.fixture(scope="module")
+def debian(corpora):
+    return load_jsonl(corpora / "debian" / "docs.jsonl.gz", limit=N_DOCS)
+
+
+@pytest.fixture(scope="module")
+def bulk(http, debian):
+    r = http.post(f"/bulk-indexing/{INDEX}", json=debian)
+    assert r.status_code == 202, r.text
+    body = r.json()
+    assert body["errors"] == [] and body["documents"] == N_DOCS
+    final = wait_operation(http, body["operation_id"])
+    return body, final
+
+
+@pytest.fixture(scope="module")
+def oracle(debian):
+    return Oracle(debian, Analyzer())
+
+
+def test_bulk_completes_with_exact_counts(bulk, debian, http):
+    accepted, final = bulk
+    distinct = len({d["id"] for d in debian})
+    assert final["status"] == "completed", final
+    assert final["documents"] == {"total": N_DOCS, "indexed": distinct, "failed": 0}
+    assert final["batches"]["total"] == accepted["batches"] == final["batches"]["persisted"]
+    assert http.get(f"/indexes/{INDEX}").json()["documents"] == distinct
+
+
+def test_every_posting_list_in_mongodb_equals_the_shards(bulk, service):
+    shards = 4
+    rocks = rocks_posting_lists(INDEX, shards)
+    mongo = mongo_posting_lists(service.settings.mongo_uri, INDEX, shards)
+    assert len(rocks) > 50_000  # (shard, field, term) lists: title, body and _all
+    missing = rocks.keys() - mongo.keys()
+    extra = mongo.keys() - rocks.keys()
+    assert not missing and not extra, (list(missing)[:5], list(extra)[:5])
+    different = [key for key in rocks if rocks[key] != mongo[key]]
+    assert not different, different[:5]
+
+
+def test_verify_endpoint_agrees(bulk, http):
+    report = http.post(f"/indexes/{INDEX}/verify").json()
+    assert report["ok"], report["mismatches"][:5]
+    assert report["terms_checked"] > 50_000
+
+
+def _check_queries(http, oracle, queries):
+    for q in queries:
+        r = http.get(f"/indexes/{INDEX}/search", params={"q": q, "size": 10})
+        assert r.status_code == 200, r.text
+        result = r.json()
+        total, top = oracle.top(q, 10)
+        assert result["total"] == total, q
+        assert_same_ranking(result["hits"], oracle.scores(q), top)
+        for hit in result["hits"]:
+            assert hit["document"]["id"] == hit["id"]
+
+
+def test_search_equals_bruteforce_oracle(bulk, http, oracle, debian):
+    queries = draw_queries(debian, 60)
+    _check_queries(http, oracle, queries)
+
+
+def test_document_and_paging(bulk, http, debian, oracle):
+    latest = {d["id"]: d for d in debian}
+    doc = latest[debian[123]["id"]]
+    got = http.get(f"/indexes/{INDEX}/documents/{doc['id']}").json()
+    assert got == {"id": doc["id"], "document": doc}
+    assert http.get(f"/indexes/{INDEX}/documents/no-such-doc").status_code == 404
+    page1 = http.get(f"/indexes/{INDEX}/search", params={"q": "library", "size": 5}).json()
+    page2 = http.get(f"/indexes/{INDEX}/search", params={"q": "library", "size": 5, "from": 5}).json()
+    both = http.get(f"/indexes/{INDEX}/search", params={"q": "library", "size": 10}).json()
+    assert [h["id"] for h in page1["hits"] + page2["hits"]] == [h["id"] for h in both["hits"]]
+    assert page1["total"] == both["total"] == oracle.top("library", 1)[0]
+
+
+def test_restart_of_the_ray_side_keeps_everything(bulk, http, service, oracle, debian):
+    accepted, _ = bulk
+    before_count = http.get(f"/indexes/{INDEX}").json()["documents"]
+    queries = draw_queries(debian, 20, seed=11)
+    before = [http.get(f"/indexes/{INDEX}/search", params={"q": q}).json()["hits"] for q in queries]
+    service.stop_ray()
+    assert not ray.is_initialized()
+    service.start()
+    assert http.get(f"/indexes/{INDEX}").json()["documents"] == before_count
+    after = [http.get(f"/indexes/{INDEX}/search", params={"q": q}).json()["hits"] for q in queries]
+    assert [[(h["id"], h["score"]) for h in hits] for hits in after] == [
+        [(h["id"], h["score"]) for h in hits] for hits in before
+    ]
+    op = http.get(f"/bulk-operations/{accepted['operation_id']}").json()
+    assert op["status"] == "completed" and op["documents"]["indexed"] == before_count
+    _check_queries(http, oracle, queries[:10])

@@ -1,0 +1,28 @@
+from raysearch.index import keys as K
+from raysearch.index.encoding import (chunk_entries, decode_entries, decode_posting, encode_entries,
+                                      encode_posting)
+
+
+def test_posting_round_trip(no_ray):
+    assert decode_posting(encode_posting(3, 17, [0, 5, 9])) == (3, 17, [0, 5, 9])
+
+
+def test_entries_round_trip_with_deletes(no_ray):
+    entries = [(b"Pa\x00b\x00c", b"\x01\x02"), (b"Dx", None), (b"N", b"")]
+    assert decode_entries(encode_entries(entries)) == entries
+
+
+def test_chunking_bounds_entries(no_ray):
+    entries = [(f"k{i}".encode(), b"v") for i in range(12_001)]
+    chunks = list(chunk_entries(entries, 5000))
+    assert [len(c) for c in chunks] == [5000, 5000, 2001]
+    assert [e for c in chunks for e in c] == entries
+
+
+def test_keys_sort_and_split(no_ray):
+    key = K.posting_key("title", "ray", "doc-1")
+    assert key.startswith(K.term_prefix("title", "ray"))
+    assert K.split_posting_key(key) == ("title", "ray", "doc-1")
+    assert K.upper_bound(K.term_prefix("title", "ray")) > key
+    assert K.split_change_log_key(K.change_log_key(7, b"Dx")) == (7, b"Dx")
+    assert K.change_log_key(2, b"z") < K.change_log_key(10, b"a")
