@@ -37,6 +37,10 @@ class Settings(BaseModel):
     max_size: int = 10_000
     max_window: int = 100_000
     api_key: str | None = None
+    webhook_attempts: int = 5
+    test_poison_field: str | None = Field(
+        default=None, description="TEST ONLY: documents having this field make the analyzer raise"
+    )
 
     @classmethod
     def from_env(cls, **overrides) -> "Settings":

@@ -50,3 +50,9 @@ class Overloaded(RaySearchError):
 class Unavailable(RaySearchError):
     status = 503
     type = "unavailable"
+
+
+class MongoUnavailable(Unavailable):
+    """MongoDB cannot be reached; callers wait and retry rather than fail work."""
+
+    type = "mongodb_unavailable"

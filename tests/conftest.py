@@ -15,6 +15,7 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # local tests: no Ray token 
 
 CORPORA = Path(__file__).resolve().parents[1].parent / "shared" / "corpora"
 TERMINAL = ("completed", "partially_completed", "failed")
+POISON_FIELD = "__poison__"  # test-only setting: see raysearch/index/batch.py
 
 
 def load_jsonl(path: Path, limit: int | None = None) -> list[dict]:
@@ -57,6 +58,7 @@ def service(tmp_path_factory, mongo_server):
         port=free_port(),
         workers=int(os.environ.get("RAYSEARCH_TEST_WORKERS", "4")),
         backoff_base_s=0.1,
+        test_poison_field=POISON_FIELD,
     )
     svc = LocalService(settings, dashboard=False).start()
     yield svc

@@ -10,7 +10,8 @@ from raysearch.actors import registry
 from raysearch.analysis.analyzer import Analyzer, AnalyzerSettings
 from raysearch.config import Settings
 from raysearch.index.batch import decode_payload, split_batch
-from raysearch.storage.mongo import MongoStore
+from raysearch.errors import MongoUnavailable
+from raysearch.storage.mongo import MongoStore, is_unavailable
 
 
 @ray.remote
@@ -19,7 +20,7 @@ class IndexWorker:
         self.settings = settings
         self.mongo = MongoStore(settings.mongo_uri, settings.mongo_db)
         self._indexes: dict[str, tuple[Analyzer, list]] = {}  # index -> (analyzer, shard handles)
-        self.poison_field = os.environ.get("RAYSEARCH_TEST_POISON_FIELD")
+        self.poison_field = settings.test_poison_field
 
     def _index(self, index: str):
         cached = self._indexes.get(index)
@@ -36,7 +37,13 @@ class IndexWorker:
 
         Idempotent: shards skip a batch key they already applied and return its opstamp.
         """
-        raw = self.mongo.get_batch(op_id, batch)
+        try:
+            raw = self.mongo.get_batch(op_id, batch)
+            self._index(index)
+        except Exception as exc:
+            if is_unavailable(exc):
+                raise MongoUnavailable(f"cannot read the intake log: {exc}") from None
+            raise
         if raw is None:
             raise RuntimeError(f"batch {op_id}:{batch} is not in the intake log")
         docs, deletes = decode_payload(raw)

@@ -6,9 +6,11 @@ import json
 import os
 import shutil
 import threading
+import time
 
 import ray
 
+from raysearch.actors import registry
 from raysearch.config import Settings
 from raysearch.index import keys as K
 from raysearch.index.encoding import decode_entries
@@ -32,14 +34,28 @@ class ShardStore:
         self.restored = False
         if self.index.is_empty():
             self._restore_from_mongo()
+            # Whatever this shard had applied but not persisted is gone: the tracker re-runs it.
+            tracker = registry.find(registry.TRACKER)
+            if tracker is not None:
+                tracker.shard_started_empty.remote(index, shard)
 
     def _restore_from_mongo(self) -> None:
         """A shard whose RocksDB is gone (deleted, or its node lost) comes back from MongoDB alone."""
-        from raysearch.storage.mongo import MongoStore
+        from raysearch.storage.mongo import MongoStore, is_unavailable
 
         mongo = MongoStore(self.settings.mongo_uri, self.settings.mongo_db)
         try:
-            if mongo.has_chunks(self.index_name, self.shard):
+            delay = self.settings.backoff_base_s
+            while True:  # cannot know whether there is something to restore until MongoDB answers
+                try:
+                    has_chunks = mongo.has_chunks(self.index_name, self.shard)
+                    break
+                except Exception as exc:
+                    if not is_unavailable(exc):
+                        raise
+                    time.sleep(delay)
+                    delay = min(delay * 2, 5.0)
+            if has_chunks:
                 def entries():
                     for blob in mongo.iter_chunks(self.index_name, self.shard):
                         yield from decode_entries(blob)

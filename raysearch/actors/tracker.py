@@ -18,8 +18,9 @@ import ray
 
 from raysearch.actors import registry
 from raysearch.config import Settings
+from raysearch.errors import MongoUnavailable
 from raysearch.ops import book
-from raysearch.storage.mongo import MongoStore
+from raysearch.storage.mongo import MongoStore, is_unavailable
 
 log = logging.getLogger("raysearch.tracker")
 
@@ -55,39 +56,85 @@ class TrackerActor:
 
     async def _drive(self, op_id: str) -> None:
         op = self.ops[op_id]
-        pending = book.pending_batches(op)
-        await asyncio.gather(*(self._run_batch(op, b) for b in pending))
+        while pending := book.pending_batches(op):  # batches can become pending again (shard rebuilt)
+            await asyncio.gather(*(self._run_batch(op, b) for b in pending))
 
     async def _run_batch(self, op: dict, batch: int) -> None:
         attempts = self.settings.index_attempts
-        last_error = None
-        for attempt in range(attempts):
+        attempt, last_error = 0, None
+        while attempt < attempts:
             worker = await self._pool.get()
             try:
                 result = await worker.index_batch.remote(op["index"], op["operation_id"], batch)
-            except Exception as exc:  # worker or shard died, MongoDB hiccup...
+            except MongoUnavailable as exc:  # not the batch's fault: wait, do not use up an attempt
+                last_error = exc
+                await asyncio.sleep(self.settings.backoff_base_s * 4)
+                continue
+            except Exception as exc:  # worker or shard died...
                 last_error = exc
                 log.warning("batch %s:%d attempt %d failed: %s", op["operation_id"], batch, attempt + 1, exc)
             else:
                 if book.batch_indexed(op, batch, result["opstamps"], result["indexed"], result["failed"]):
-                    self._checkpoint(op)
+                    await self._checkpoint(op)
                 return
             finally:
                 self._pool.put_nowait(worker)
-            if attempt < attempts - 1:
-                await asyncio.sleep(self.settings.backoff_base_s * 2**attempt)
-        book.batch_failed(op, batch, f"indexing failed after {attempts} attempts: {last_error}", [])
-        self._checkpoint(op)
+            attempt += 1
+            if attempt < attempts:
+                await asyncio.sleep(self.settings.backoff_base_s * 2 ** (attempt - 1))
+        reason = f"indexing failed after {attempts} attempts: {type(last_error).__name__}: {last_error}"
+        book.batch_failed(op, batch, reason[:2000], await self._batch_ids(op, batch))
+        await self._checkpoint(op)
 
-    def _checkpoint(self, op: dict) -> None:
+    async def _batch_ids(self, op: dict, batch: int) -> list[str]:
+        from raysearch.index.batch import decode_payload
+
+        try:
+            raw = await asyncio.to_thread(self.mongo.get_batch, op["operation_id"], batch)
+            docs, deletes = decode_payload(raw) if raw else ([], [])
+            return [d["id"] for d in docs] + list(deletes)
+        except Exception:
+            return []
+
+    async def _checkpoint(self, op: dict) -> None:
+        """Save the operation; waits out a MongoDB outage (nothing is acknowledged before it is saved)."""
         persisted = book.apply_watermarks(op, self.watermarks.get(op["index"], {}))
+        was_terminal = op.get("_notified", False)
         book.refresh_status(op, {})
-        self.mongo.save_operation(op)  # before anyone is told: an answer means durable
-        if persisted:
-            self.mongo.delete_batches(op["operation_id"], persisted)
+        delay = self.settings.backoff_base_s
+        while True:
+            try:
+                await asyncio.to_thread(self.mongo.save_operation, op)
+                if persisted:  # intake payloads are kept until their batch is persisted
+                    await asyncio.to_thread(self.mongo.delete_batches, op["operation_id"], persisted)
+                break
+            except Exception as exc:
+                if not is_unavailable(exc):
+                    raise
+                log.warning("checkpoint of %s waits for MongoDB: %s", op["operation_id"], exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
         if op["status"] in book.TERMINAL_STATUSES or op["status"] == "persisting":
             for event in self._waiters.pop(op["operation_id"], []):
                 event.set()
+        if op["status"] in book.TERMINAL_STATUSES and op.get("webhook") and not was_terminal:
+            op["_notified"] = True
+            asyncio.get_running_loop().create_task(self._notify(op))
+
+    async def _notify(self, op: dict) -> None:
+        """POST the final operation to its webhook, retrying with exponential backoff."""
+        import httpx
+
+        body = book.public_view(op)
+        async with httpx.AsyncClient(timeout=10) as client:
+            for attempt in range(self.settings.webhook_attempts):
+                try:
+                    r = await client.post(op["webhook"], json=body)
+                    if r.status_code < 500:
+                        return
+                except httpx.HTTPError as exc:
+                    log.warning("webhook %s failed: %s", op["webhook"], exc)
+                await asyncio.sleep(self.settings.backoff_base_s * 2**attempt)
 
     # ------------------------------------------------------------ API
     async def create(self, op_id: str, index: str, batch_docs: list[int], errors: list[dict],
@@ -97,7 +144,7 @@ class TrackerActor:
         if op_id not in self.ops:
             op = book.new_operation(op_id, index, batch_docs, errors, webhook, kind)
             self.ops[op_id] = op
-            self._checkpoint(op)
+            await self._checkpoint(op)
         self._start_driver(op_id)
         return book.public_view(self.ops[op_id])
 
@@ -124,7 +171,22 @@ class TrackerActor:
         marks[str(shard)] = upto
         for op in self.ops.values():
             if op["index"] == index and any(s == book.INDEXED for s in op["batch_state"]):
-                self._checkpoint(op)
+                await self._checkpoint(op)
+
+    async def shard_started_empty(self, index: str, shard: int) -> None:
+        """A shard came up without its RocksDB (deleted, or its node lost) and was rebuilt
+        from MongoDB: batches indexed there but not yet persisted are gone from it, so
+        they run again from the intake log (other shards skip them: idempotent)."""
+        self._ensure_started()
+        for op in self.ops.values():
+            if op["index"] != index:
+                continue
+            redo = book.unpersisted_on_shard(op, str(shard))
+            if redo:
+                log.warning("shard %s:%d rebuilt: re-running %d batches of %s", index, shard, len(redo),
+                            op["operation_id"])
+                await self._checkpoint(op)
+                self._start_driver(op["operation_id"])
 
     async def get(self, op_id: str) -> dict | None:
         self._ensure_started()
@@ -143,7 +205,7 @@ class TrackerActor:
         if op is None:
             return None
         if book.reset_failed(op):
-            self._checkpoint(op)
+            await self._checkpoint(op)
             self._start_driver(op_id)
         return book.public_view(op)
 

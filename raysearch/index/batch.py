@@ -29,9 +29,11 @@ def split_batch(docs: list[dict], deletes: list[str], shards: int, analyzer: Ana
     latest = {}
     for doc in docs:
         latest[doc["id"]] = doc
+    if poison_field:
+        _fail_batch_if_poisoned(latest.values(), poison_field)
     for doc_id, doc in latest.items():
         try:
-            if poison_field and poison_field in doc:
+            if poison_field and doc.get(poison_field) == "analyzer":
                 raise ValueError(f"poisoned document (test setting: field {poison_field!r})")
             fields = analyze_document(doc, analyzer)
             stored = json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode()
@@ -44,3 +46,14 @@ def split_batch(docs: list[dict], deletes: list[str], shards: int, analyzer: Ana
     for doc_id in deletes:
         per_shard[shard_for(doc_id, shards)][1].append(doc_id)
     return dict(per_shard), len(latest) - len(failed), failed
+
+
+def _fail_batch_if_poisoned(docs, poison_field: str) -> None:
+    """TEST ONLY: a document with {poison_field: "batch-until:<unix time>"} makes its whole
+    batch fail until that time (to exercise retries and POST .../retry)."""
+    import time
+
+    for doc in docs:
+        value = doc.get(poison_field)
+        if isinstance(value, str) and value.startswith("batch-until:") and time.time() < float(value[12:]):
+            raise RuntimeError(f"poisoned batch (test setting: field {poison_field!r})")

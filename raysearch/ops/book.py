@@ -83,6 +83,16 @@ def apply_watermarks(op: dict, watermarks: dict[str, int]) -> list[int]:
     return done
 
 
+def unpersisted_on_shard(op: dict, shard: str) -> list[int]:
+    """Batches indexed on `shard` but not persisted yet go back to pending; returns them."""
+    redo = [b for b, s in enumerate(op["batch_state"]) if s == INDEXED and shard in (op["opstamps"][b] or {})]
+    for b in redo:
+        op["batch_state"][b] = PENDING
+    if redo:
+        op.pop("completed_at", None)
+    return redo
+
+
 def pending_batches(op: dict) -> list[int]:
     return [b for b, s in enumerate(op["batch_state"]) if s == PENDING]
 
@@ -112,7 +122,7 @@ def refresh_status(op: dict, watermarks: dict[str, int]) -> str:
     return status
 
 
-def public_view(op: dict) -> dict:
+def public_view(op: dict) -> dict:  # noqa: C901
     """The API shape of an operation (API.md)."""
     states = op["batch_state"]
     failed_batch_docs = sum(n for n, s in zip(op["batch_docs"], states) if s == FAILED)

@@ -24,6 +24,11 @@ async def _raysearch_error(_: Request, exc: RaySearchError):
 
 @api.exception_handler(Exception)
 async def _unexpected(_: Request, exc: Exception):
+    from raysearch.storage.mongo import is_unavailable
+
+    if is_unavailable(exc):
+        return JSONResponse({"error": {"type": "mongodb_unavailable", "reason": f"MongoDB unreachable: {exc}"}},
+                            status_code=503, headers={"Retry-After": "5"})
     return JSONResponse({"error": {"type": "internal_error", "reason": f"{type(exc).__name__}: {exc}"}}, status_code=500)
 
 

@@ -1,0 +1,202 @@
+"""Durability under faults (DESIGN.md invariants 1, 2, 4, 5): kill -9 of every kind
+of actor during a 20,000-document bulk, lost shards, retries, idempotence, webhooks,
+and MongoDB going away for a while."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import pytest
+import ray
+
+from raysearch.actors import registry
+from raysearch.actors.shard_store import shard_path
+from raysearch.analysis.analyzer import Analyzer
+from raysearch.config import NAMESPACE
+from tests.conftest import POISON_FIELD, load_jsonl, wait_operation
+from tests.integration.helpers import draw_queries, mongo_posting_lists, rocks_posting_lists
+from tests.oracle import Oracle, assert_same_ranking
+
+
+def _actor_pid(name: str) -> int:
+    return ray.get(ray.get_actor(name, namespace=NAMESPACE).pid.remote(), timeout=120)
+
+
+def _kill(name: str) -> int:
+    pid = _actor_pid(name)
+    os.kill(pid, signal.SIGKILL)
+    return pid
+
+
+def _assert_index_equals_oracle(http, service, index, docs, queries=25):
+    distinct = {d["id"]: d for d in docs}
+    assert http.get(f"/indexes/{index}").json()["documents"] == len(distinct)
+    report = http.post(f"/indexes/{index}/verify").json()
+    assert report["ok"], report["mismatches"][:5]
+    rocks = rocks_posting_lists(index, 4)
+    assert rocks == mongo_posting_lists(service.settings.mongo_uri, index, 4)
+    oracle = Oracle(docs, Analyzer())
+    for q in draw_queries(docs, queries, seed=3):
+        result = http.get(f"/indexes/{index}/search", params={"q": q}).json()
+        total, top = oracle.top(q, 10)
+        assert result["total"] == total, q
+        assert_same_ranking(result["hits"], oracle.scores(q), top)
+
+
+@pytest.mark.slow
+def test_kill9_of_every_actor_kind_during_a_20k_bulk(http, service, corpora):
+    index = "faults20k"
+    docs = load_jsonl(corpora / "debian" / "docs.jsonl.gz", limit=32000)[12000:32000]
+    r = http.post(f"/bulk-indexing/{index}", json=docs)
+    assert r.status_code == 202, r.text
+    op_id = r.json()["operation_id"]
+    total_batches = r.json()["batches"]
+    victims = [registry.worker_name(1), registry.shard_name(index, 2), registry.PERSISTENCE, registry.TRACKER]
+    killed = []
+    deadline = time.time() + 900
+    while victims and time.time() < deadline:
+        op = http.get(f"/bulk-operations/{op_id}").json()
+        # spread the kills over the first ~60% of the bulk
+        if op["batches"]["indexed"] >= (len(killed) + 1) * total_batches * 0.12:
+            assert op["status"] == "indexing", f"bulk ended before every kill: {op}"
+            name = victims.pop(0)
+            killed.append((name, _kill(name)))
+        time.sleep(0.1)
+    assert not victims, killed
+    final = wait_operation(http, op_id, timeout_s=900)
+    assert final["status"] == "completed", final
+    distinct = len({d["id"] for d in docs})
+    assert final["documents"] == {"total": len(docs), "indexed": distinct, "failed": 0}
+    assert final["batches"]["persisted"] == final["batches"]["total"] == total_batches
+    for name, old_pid in killed:  # every victim really died and came back
+        assert _actor_pid(name) != old_pid, name
+    _assert_index_equals_oracle(http, service, index, docs)
+
+
+def test_same_bulk_twice_reindex_and_delete(http, service, corpora):
+    index = "idempotent"
+    docs = load_jsonl(corpora / "cran" / "docs.jsonl", limit=600)
+    for _ in range(2):
+        wait_operation(http, http.post(f"/bulk-indexing/{index}", json=docs).json()["operation_id"])
+    assert http.get(f"/indexes/{index}").json()["documents"] == 600
+    # re-index one document with new text: its old postings disappear everywhere
+    old = docs[0]
+    new = {"id": old["id"], "title": "zyzzyva quokka", "body": "entirely new words"}
+    assert http.put(f"/indexes/{index}/documents/{old['id']}", json=new).status_code == 200
+    assert http.get(f"/indexes/{index}/search", params={"q": "zyzzyva"}).json()["hits"][0]["id"] == old["id"]
+    assert old["id"] not in {
+        h["id"] for h in http.get(f"/indexes/{index}/search", params={"q": old["title"], "size": 1000}).json()["hits"]
+    }
+    # delete another one
+    gone = docs[1]["id"]
+    assert http.delete(f"/indexes/{index}/documents/{gone}").status_code == 200
+    assert http.get(f"/indexes/{index}/documents/{gone}").status_code == 404
+    assert http.delete(f"/indexes/{index}/documents/{gone}").status_code == 404
+    assert http.get(f"/indexes/{index}").json()["documents"] == 599
+    expected = [new if d["id"] == old["id"] else d for d in docs if d["id"] != gone]
+    _assert_index_equals_oracle(http, service, index, expected, queries=15)
+
+
+def test_poisoned_document_fails_alone(http):
+    index = "poison"
+    docs = [{"id": f"p{i}", "title": f"good document {i}"} for i in range(10)]
+    docs[4][POISON_FIELD] = "analyzer"
+    op = wait_operation(http, http.post(f"/bulk-indexing/{index}", json=docs).json()["operation_id"])
+    assert op["status"] == "partially_completed"
+    assert op["documents"] == {"total": 10, "indexed": 9, "failed": 1}
+    assert [e["id"] for e in op["errors"]] == ["p4"] and "poison" in op["errors"][0]["reason"]
+    assert http.get(f"/indexes/{index}").json()["documents"] == 9
+
+
+def test_failed_batch_is_reported_and_retried(http):
+    index = "retry"
+    docs = [{"id": f"r{i}", "title": "retry me"} for i in range(5)]
+    docs[0][POISON_FIELD] = f"batch-until:{time.time() + 4}"
+    op = wait_operation(http, http.post(f"/bulk-indexing/{index}", json=docs).json()["operation_id"])
+    assert op["status"] == "failed", op
+    assert op["batches"]["failed"] == 1 and op["documents"]["failed"] == 5
+    assert "after 3 attempts" in op["errors"][0]["reason"] and "r3" in op["errors"][0]["ids"]
+    time.sleep(max(0.0, float(docs[0][POISON_FIELD][12:]) - time.time()) + 0.2)
+    assert http.post(f"/bulk-operations/{op['operation_id']}/retry").status_code == 202
+    op = wait_operation(http, op["operation_id"])
+    assert op["status"] == "completed" and op["documents"]["indexed"] == 5 and op["errors"] == []
+
+
+def test_webhook_receives_the_final_operation(http):
+    received = []
+
+    class Receiver(BaseHTTPRequestHandler):
+        calls = 0
+
+        def do_POST(self):
+            Receiver.calls += 1
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            status = 503 if Receiver.calls == 1 else 200  # the first delivery fails: retried
+            if status == 200:
+                received.append(body)
+            self.send_response(status)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/done"
+        r = http.post("/bulk-indexing/hooked", json={"documents": [{"id": "h1", "title": "hook"}], "webhook": url})
+        op_id = r.json()["operation_id"]
+        wait_operation(http, op_id)
+        deadline = time.time() + 30
+        while not received and time.time() < deadline:
+            time.sleep(0.1)
+        assert received and received[0]["operation_id"] == op_id and received[0]["status"] == "completed"
+        assert Receiver.calls >= 2
+    finally:
+        server.shutdown()
+
+
+def test_lost_shard_is_rebuilt_from_mongodb(http, service, corpora):
+    index = "lostshard"
+    docs = load_jsonl(corpora / "cisi" / "docs.jsonl")
+    wait_operation(http, http.post(f"/bulk-indexing/{index}", json=docs).json()["operation_id"])
+    queries = draw_queries(docs, 15, seed=5)
+    before = [http.get(f"/indexes/{index}/search", params={"q": q}).json() for q in queries]
+    service.stop_ray()
+    path = shard_path(service.settings, index, 1)
+    assert os.path.isdir(path)
+    shutil.rmtree(path)
+    service.start()
+    after = [http.get(f"/indexes/{index}/search", params={"q": q}).json() for q in queries]
+    assert [(a["total"], a["hits"]) for a in after] == [(b["total"], b["hits"]) for b in before]
+    shard = ray.get_actor(registry.shard_name(index, 1), namespace=NAMESPACE)
+    assert ray.get(shard.info.remote())["restored"]
+    _assert_index_equals_oracle(http, service, index, docs, queries=5)
+
+
+def test_mongodb_outage_during_a_bulk(http, service, mongo_server, corpora):
+    index = "outage"
+    docs = load_jsonl(corpora / "cran" / "docs.jsonl")
+    r = http.post(f"/bulk-indexing/{index}", json=docs)
+    op_id = r.json()["operation_id"]
+    mongo_server.stop()
+    try:
+        ready = http.get("/readyz")
+        assert ready.status_code == 503 and "MongoDB" in ready.json()["reason"]
+        time.sleep(3)
+    finally:
+        mongo_server.start()
+    final = wait_operation(http, op_id, timeout_s=300)
+    assert final["status"] == "completed", final
+    assert final["documents"]["indexed"] == len(docs)
+    deadline = time.time() + 60
+    while http.get("/readyz").status_code != 200 and time.time() < deadline:
+        time.sleep(0.5)
+    assert http.get("/readyz").status_code == 200
+    _assert_index_equals_oracle(http, service, index, docs, queries=5)
