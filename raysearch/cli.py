@@ -116,6 +116,11 @@ def cmd_verify(args) -> int:
     return 0 if result["ok"] else 1
 
 
+def cmd_restore(args) -> int:
+    print(json.dumps(_client(args).restore(args.index, args.shard), indent=2))
+    return 0
+
+
 def cmd_eval(args) -> int:
     from raysearch.evaluation import run_eval
 
@@ -166,6 +171,11 @@ def main(argv: list[str] | None = None) -> int:
     p = with_url(sub.add_parser("verify", help="compare every posting list in RocksDB with MongoDB; exit 1 on mismatch"))
     p.add_argument("index")
     p.set_defaults(func=cmd_verify)
+
+    p = with_url(sub.add_parser("restore", help="rebuild an index's shards (or one) from MongoDB alone"))
+    p.add_argument("index")
+    p.add_argument("--shard", type=int, default=None)
+    p.set_defaults(func=cmd_restore)
 
     p = with_url(sub.add_parser("eval", help="index a judged collection and print nDCG@10 and recall@100"))
     p.add_argument("--collection", required=True, help="e.g. ../shared/corpora/cran")

@@ -69,6 +69,9 @@ class Client:
     def verify(self, index: str) -> dict:
         return self._call("POST", f"/indexes/{index}/verify")
 
+    def restore(self, index: str, shard: int | None = None) -> dict:
+        return self._call("POST", f"/indexes/{index}/restore", params={"shard": shard} if shard is not None else None)
+
     # documents
     def get(self, index: str, doc_id: str) -> dict:
         return self._call("GET", f"/indexes/{index}/documents/{doc_id}")

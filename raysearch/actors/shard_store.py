@@ -81,6 +81,20 @@ class ShardStore:
             self.index.ack_changes(log_keys)
             return self.index.persisted_upto()
 
+    def rebuild(self) -> dict:
+        """Throw away this shard's RocksDB and rebuild it from MongoDB alone (`raysearch restore`)."""
+        with self._write_lock:
+            self.kv.close()
+            shutil.rmtree(self.path, ignore_errors=True)
+            self.kv = RocksKV(self.path)
+            self.index = ShardIndex(self.kv)
+            self.restored = False
+            self._restore_from_mongo()
+        tracker = registry.find(registry.TRACKER)
+        if tracker is not None:
+            ray.get(tracker.shard_started_empty.remote(self.index_name, self.shard), timeout=120)
+        return self.info()
+
     def drop(self) -> None:
         """Delete this shard's data (DELETE /indexes/{index}); the actor is killed next."""
         with self._write_lock:

@@ -121,6 +121,10 @@ class Ingress:
     async def verify(self, index: str):
         return await self.service.verify(index)
 
+    @api.post("/indexes/{index}/restore")
+    async def restore(self, index: str, shard: Optional[int] = None):
+        return await self.service.restore(index, shard)
+
     # bulk
     @api.post("/bulk-indexing/{index}", status_code=202)
     async def bulk(self, index: str, request: Request):

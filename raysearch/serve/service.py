@@ -317,6 +317,19 @@ class SearchService:
             mismatches += [{"shard": n, "field": f, "term": t} for (f, t), ok in lists.items() if not ok]
         return {"ok": not mismatches, "terms_checked": terms_checked, "mismatches": mismatches[:1000]}
 
+    async def restore(self, index: str, shard: int | None = None) -> dict:
+        """Rebuild shards from MongoDB alone; batches not yet persisted are re-run from the intake log."""
+        meta, _, shards = self._index(index)
+        targets = range(meta["shards"]) if shard is None else [shard]
+        if shard is not None and not 0 <= shard < meta["shards"]:
+            raise InvalidRequest(f"index {index!r} has shards 0..{meta['shards'] - 1}, not {shard}")
+        await self.persistence.flush.remote()
+        restored = []
+        for n in targets:
+            info = await shards[n].rebuild.remote()
+            restored.append({"shard": n, "documents": info["documents"]})
+        return {"index": index, "restored": restored}
+
     def _replay_chunks(self, index: str, shard: int) -> dict[bytes, bytes]:
         state: dict[bytes, bytes] = {}
         for blob in self.mongo.iter_chunks(index, shard):

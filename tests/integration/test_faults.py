@@ -200,3 +200,24 @@ def test_mongodb_outage_during_a_bulk(http, service, mongo_server, corpora):
         time.sleep(0.5)
     assert http.get("/readyz").status_code == 200
     _assert_index_equals_oracle(http, service, index, docs, queries=5)
+
+
+def test_restore_command_rebuilds_from_mongodb_and_reruns_unpersisted(http, service, corpora):
+    """`raysearch restore INDEX` (CLI -> POST /indexes/{index}/restore) on a live index."""
+    import subprocess
+    import sys
+
+    index = "restorecli"
+    docs = load_jsonl(corpora / "cran" / "docs.jsonl", limit=800)
+    wait_operation(http, http.post(f"/bulk-indexing/{index}", json=docs).json()["operation_id"])
+    before = http.get(f"/indexes/{index}/search", params={"q": "boundary layer", "size": 20}).json()
+    out = subprocess.run([sys.executable, "-m", "raysearch.cli", "restore", index, "--url", service.url],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert sum(r["documents"] for r in report["restored"]) == len(docs)
+    after = http.get(f"/indexes/{index}/search", params={"q": "boundary layer", "size": 20}).json()
+    assert (after["total"], after["hits"]) == (before["total"], before["hits"])
+    verify = subprocess.run([sys.executable, "-m", "raysearch.cli", "verify", index, "--url", service.url],
+                            capture_output=True, text=True, timeout=300)
+    assert verify.returncode == 0 and json.loads(verify.stdout)["ok"]
