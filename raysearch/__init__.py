@@ -13,4 +13,8 @@ def __getattr__(name):  # lazy: importing raysearch must not pull in httpx or Ra
         from raysearch.client import Client
 
         return Client
+    if name == "connect":
+        from raysearch.incluster import connect
+
+        return connect
     raise AttributeError(name)

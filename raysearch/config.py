@@ -36,7 +36,8 @@ class Settings(BaseModel):
     max_query_clauses: int = 1024
     max_size: int = 10_000
     max_window: int = 100_000
-    api_key: str | None = None
+    api_key: str | None = Field(default=None, description="if set, every endpoint but /healthz needs Bearer auth")
+    max_pending_batches: int = Field(default=4000, description="accepted but unindexed batches before 429")
     webhook_attempts: int = 5
     test_poison_field: str | None = Field(
         default=None, description="TEST ONLY: documents having this field make the analyzer raise"

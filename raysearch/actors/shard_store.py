@@ -10,6 +10,7 @@ import time
 
 import ray
 
+from raysearch import metrics
 from raysearch.actors import registry
 from raysearch.config import Settings
 from raysearch.index import keys as K
@@ -79,7 +80,10 @@ class ShardStore:
         """Clear drained change-log entries; returns the persisted watermark (opstamp)."""
         with self._write_lock:
             self.index.ack_changes(log_keys)
-            return self.index.persisted_upto()
+            upto = self.index.persisted_upto()
+            pending = self.index.pending_changes()
+        metrics.gauge("dirty", pending, index=self.index_name, shard=str(self.shard))
+        return upto
 
     def rebuild(self) -> dict:
         """Throw away this shard's RocksDB and rebuild it from MongoDB alone (`raysearch restore`)."""

@@ -16,6 +16,7 @@ import time
 
 import ray
 
+from raysearch import metrics
 from raysearch.actors import registry
 from raysearch.config import Settings
 from raysearch.errors import MongoUnavailable
@@ -75,6 +76,8 @@ class TrackerActor:
                 log.warning("batch %s:%d attempt %d failed: %s", op["operation_id"], batch, attempt + 1, exc)
             else:
                 if book.batch_indexed(op, batch, result["opstamps"], result["indexed"], result["failed"]):
+                    metrics.count("docs_indexed", result["indexed"], index=op["index"])
+                    metrics.count("batches_indexed", 1, index=op["index"])
                     await self._checkpoint(op)
                 return
             finally:
@@ -83,6 +86,7 @@ class TrackerActor:
             if attempt < attempts:
                 await asyncio.sleep(self.settings.backoff_base_s * 2 ** (attempt - 1))
         reason = f"indexing failed after {attempts} attempts: {type(last_error).__name__}: {last_error}"
+        metrics.count("batches_failed", 1, index=op["index"])
         book.batch_failed(op, batch, reason[:2000], await self._batch_ids(op, batch))
         await self._checkpoint(op)
 
@@ -117,6 +121,7 @@ class TrackerActor:
         if op["status"] in book.TERMINAL_STATUSES or op["status"] == "persisting":
             for event in self._waiters.pop(op["operation_id"], []):
                 event.set()
+        self._export_gauges(op["index"])
         if op["status"] in book.TERMINAL_STATUSES and op.get("webhook") and not was_terminal:
             op["_notified"] = True
             asyncio.get_running_loop().create_task(self._notify(op))
@@ -212,6 +217,21 @@ class TrackerActor:
     async def forget_index(self, index: str) -> None:
         self.watermarks.pop(index, None)
 
+    def _export_gauges(self, index: str) -> None:
+        pending = unpersisted = 0
+        oldest = None
+        for op in self.ops.values():
+            if op["index"] != index or op["status"] in book.TERMINAL_STATUSES:
+                continue
+            pending += sum(1 for s in op["batch_state"] if s == book.PENDING)
+            n = sum(1 for s in op["batch_state"] if s == book.INDEXED)
+            unpersisted += n
+            if n:
+                oldest = min(oldest or op["created_at"], op["created_at"])
+        metrics.gauge("in_flight", pending, index=index)
+        metrics.gauge("lag_batches", unpersisted, index=index)
+        metrics.gauge("lag_seconds", time.time() - oldest if oldest else 0.0, index=index)
+
     async def in_flight(self) -> dict:
         """Per index: batches pending or indexed-but-not-persisted (for /stats)."""
         out: dict[str, dict] = {}
@@ -226,6 +246,18 @@ class TrackerActor:
                 oldest = entry["oldest_unpersisted_at"]
                 entry["oldest_unpersisted_at"] = min(oldest or op["created_at"], op["created_at"])
         return out
+
+    async def pending_batches(self) -> int:
+        """Batches accepted but not yet indexed, over all operations (backpressure)."""
+        return sum(
+            sum(1 for s in op["batch_state"] if s == book.PENDING)
+            for op in self.ops.values()
+            if op["status"] == "indexing"
+        )
+
+    async def service_settings(self) -> dict:
+        """The service's settings, for in-cluster clients (raysearch.connect)."""
+        return self.settings.model_dump()
 
     async def pid(self) -> int:
         return os.getpid()

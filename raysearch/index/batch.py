@@ -49,11 +49,12 @@ def split_batch(docs: list[dict], deletes: list[str], shards: int, analyzer: Ana
 
 
 def _fail_batch_if_poisoned(docs, poison_field: str) -> None:
-    """TEST ONLY: a document with {poison_field: "batch-until:<unix time>"} makes its whole
-    batch fail until that time (to exercise retries and POST .../retry)."""
-    import time
+    """TEST ONLY: a document with {poison_field: "batch-until-file:<path>"} makes its whole
+    batch fail until that file exists (to exercise retries and POST .../retry)."""
+    import os
 
+    prefix = "batch-until-file:"
     for doc in docs:
         value = doc.get(poison_field)
-        if isinstance(value, str) and value.startswith("batch-until:") and time.time() < float(value[12:]):
+        if isinstance(value, str) and value.startswith(prefix) and not os.path.exists(value[len(prefix):]):
             raise RuntimeError(f"poisoned batch (test setting: field {poison_field!r})")

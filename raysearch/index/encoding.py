@@ -47,6 +47,27 @@ def decode_field_stats(value: bytes | None) -> tuple[int, int, int]:
     return _STATS.unpack(value) if value else (0, 0, 0)
 
 
+_U32 = struct.Struct("<I")
+
+
+def encode_key_list(keys: list[bytes]) -> bytes:
+    out = bytearray()
+    for key in keys:
+        out += _U32.pack(len(key))
+        out += key
+    return bytes(out)
+
+
+def decode_key_list(blob: bytes) -> list[bytes]:
+    keys, offset, size = [], 0, len(blob)
+    while offset < size:
+        (n,) = _U32.unpack_from(blob, offset)
+        offset += 4
+        keys.append(blob[offset : offset + n])
+        offset += n
+    return keys
+
+
 def encode_entries(entries: Iterable[tuple[bytes, bytes | None]]) -> bytes:
     """(key, value-or-None-for-delete) pairs -> one blob for a MongoDB chunk."""
     out = bytearray()

@@ -9,7 +9,8 @@ Data keys (mirrored to MongoDB, so a shard can be rebuilt from it):
   N                        documents in the shard
   A<batch key>             opstamp at which a batch was applied (idempotent replays)
 Internal keys (never mirrored; they start with '~'):
-  ~O<opstamp:8 bytes BE><data key>   change log: durable dirty mark, drained by persistence
+  ~O<opstamp:8 bytes BE>             change log: the data keys one batch wrote (durable
+                                     dirty marks), drained by persistence, oldest first
   ~M                                 last opstamp
 Field names, terms and ids never contain NUL (validated at the ingress), so the
 NUL separators are unambiguous.

@@ -20,6 +20,8 @@ from raysearch.index.encoding import (
     encode_field_stats,
     encode_posting,
     encode_u64,
+    decode_key_list,
+    encode_key_list,
 )
 from raysearch.storage.kv import KV
 
@@ -49,6 +51,49 @@ class _Overlay:
         self.changes[key] = value
 
 
+class _StatsDelta:
+    """Document-frequency and field-statistics changes of one batch, applied with
+    one multi-get at the end instead of a read-modify-write per posting."""
+
+    def __init__(self):
+        self.terms: dict[tuple[str, str], int] = {}
+        self.fields: dict[str, list[int]] = {}
+        self.docs = 0
+
+    def term(self, field: str, term: str, delta: int) -> None:
+        key = (field, term)
+        self.terms[key] = self.terms.get(key, 0) + delta
+
+    def field(self, field: str, docs: int, length: int) -> None:
+        acc = self.fields.setdefault(field, [0, 0, 0])
+        acc[0] += docs
+        acc[1] += length
+
+    def write_into(self, ov: _Overlay, kv: KV) -> None:
+        pairs = [p for p, d in self.terms.items() if d]
+        df_keys = [K.doc_freq_key(f, t) for f, t in pairs]
+        for (field, _), key, old in zip(pairs, df_keys, kv.multi_get(df_keys)):
+            before = decode_u64(old)
+            after = before + self.terms[(field, _)]
+            acc = self.fields.setdefault(field, [0, 0, 0])
+            if after <= 0:
+                ov.put(key, None)
+                acc[2] -= 1 if before > 0 else 0
+            else:
+                ov.put(key, encode_u64(after))
+                acc[2] += 1 if before == 0 else 0
+        names = list(self.fields)
+        stat_keys = [K.field_stats_key(f) for f in names]
+        for name, key, old in zip(names, stat_keys, kv.multi_get(stat_keys)):
+            docs, total, distinct = decode_field_stats(old)
+            d_docs, d_len, d_distinct = self.fields[name]
+            docs, total, distinct = docs + d_docs, total + d_len, distinct + d_distinct
+            ov.put(key, encode_field_stats(docs, total, distinct) if docs > 0 else None)
+        if self.docs:
+            count = decode_u64(kv.get(K.DOC_COUNT)) + self.docs
+            ov.put(K.DOC_COUNT, encode_u64(count) if count > 0 else None)
+
+
 class ShardIndex:
     def __init__(self, kv: KV):
         self.kv = kv
@@ -66,78 +111,71 @@ class ShardIndex:
             return decode_u64(seen)
         opstamp = self.last_opstamp + 1
         overlay = _Overlay(self.kv)
+        stats = _StatsDelta()
         for doc_id in deletes:
-            self._remove_doc(overlay, doc_id)
+            self._remove_doc(overlay, stats, doc_id)
         for doc in docs:
-            self._remove_doc(overlay, doc.doc_id)
-            self._add_doc(overlay, doc)
+            self._remove_doc(overlay, stats, doc.doc_id)
+            self._add_doc(overlay, stats, doc)
+        stats.write_into(overlay, self.kv)
         overlay.put(K.applied_key(batch_key), encode_u64(opstamp))
         changes = overlay.changes
-        log = {K.change_log_key(opstamp, key): b"" for key in changes}
-        changes.update(log)
+        # One change-log entry per opstamp, naming every data key the batch wrote.
+        changes[K.change_log_key(opstamp, b"")] = encode_key_list(list(changes))
         changes[K.LAST_OPSTAMP] = encode_u64(opstamp)
         self.kv.write(changes)
         self.last_opstamp = opstamp
         return opstamp
 
-    def _remove_doc(self, ov: _Overlay, doc_id: str) -> bool:
+    def _remove_doc(self, ov: _Overlay, stats: "_StatsDelta", doc_id: str) -> bool:
         raw = ov.get(K.doc_terms_key(doc_id))
         if raw is None:
             return False
-        indexed = json.loads(raw)
-        for field, length, terms in indexed:
-            docs, total, distinct = decode_field_stats(ov.get(K.field_stats_key(field)))
+        for field, length, terms in json.loads(raw):
+            stats.field(field, -1, -length)
             for term in terms:
                 ov.put(K.posting_key(field, term, doc_id), None)
-                df_key = K.doc_freq_key(field, term)
-                df = decode_u64(ov.get(df_key)) - 1
-                if df <= 0:
-                    ov.put(df_key, None)
-                    distinct -= 1
-                else:
-                    ov.put(df_key, encode_u64(df))
-            docs, total = docs - 1, total - length
-            ov.put(K.field_stats_key(field), encode_field_stats(docs, total, distinct) if docs > 0 else None)
+                stats.term(field, term, -1)
         ov.put(K.doc_terms_key(doc_id), None)
         ov.put(K.doc_key(doc_id), None)
-        count = decode_u64(ov.get(K.DOC_COUNT)) - 1
-        ov.put(K.DOC_COUNT, encode_u64(count) if count > 0 else None)
+        stats.docs -= 1
         return True
 
-    def _add_doc(self, ov: _Overlay, doc: ShardDoc) -> None:
+    def _add_doc(self, ov: _Overlay, stats: "_StatsDelta", doc: ShardDoc) -> None:
         indexed = []
+        doc_id = doc.doc_id
         for field, length, postings in doc.fields:
-            docs, total, distinct = decode_field_stats(ov.get(K.field_stats_key(field)))
+            stats.field(field, 1, length)
             for term, positions in postings.items():
-                ov.put(K.posting_key(field, term, doc.doc_id), encode_posting(len(positions), length, positions))
-                df_key = K.doc_freq_key(field, term)
-                df = decode_u64(ov.get(df_key))
-                if df == 0:
-                    distinct += 1
-                ov.put(df_key, encode_u64(df + 1))
-            ov.put(K.field_stats_key(field), encode_field_stats(docs + 1, total + length, distinct))
+                ov.put(K.posting_key(field, term, doc_id), encode_posting(len(positions), length, positions))
+                stats.term(field, term, 1)
             indexed.append([field, length, sorted(postings)])
-        ov.put(K.doc_terms_key(doc.doc_id), json.dumps(indexed, separators=(",", ":")).encode())
-        ov.put(K.doc_key(doc.doc_id), doc.stored)
-        ov.put(K.DOC_COUNT, encode_u64(decode_u64(ov.get(K.DOC_COUNT)) + 1))
+        ov.put(K.doc_terms_key(doc_id), json.dumps(indexed, separators=(",", ":")).encode())
+        ov.put(K.doc_key(doc_id), doc.stored)
+        stats.docs += 1
 
     # ---------------------------------------------------------- change log
+    def _log(self):
+        """(log key, opstamp, data keys) of the change log, oldest first."""
+        for log_key, value in self.kv.scan(K.CHANGE_LOG, K.upper_bound(K.CHANGE_LOG)):
+            yield log_key, K.split_change_log_key(log_key)[0], decode_key_list(value)
+
     def collect_changes(self, limit: int) -> tuple[list[tuple[bytes, bytes | None]], list[bytes]]:
-        """Oldest change-log entries (up to `limit`) and the CURRENT value of each
-        key they name, read from the store (never a cache): (entries, log keys).
+        """Oldest change-log entries (whole opstamps, about `limit` keys) and the CURRENT
+        value of each key they name, read from the store (never a cache): (entries, log keys).
 
         A value newer than its log entry is fine: the newer write has its own
         log entry, which will be drained (and written again) later.
         """
         log_keys, data_keys, seen = [], [], set()
-        for log_key, _ in self.kv.scan(K.CHANGE_LOG, K.upper_bound(K.CHANGE_LOG)):
-            if len(log_keys) >= limit:
+        for log_key, _, keys in self._log():
+            if log_keys and len(data_keys) + len(keys) > limit:
                 break
             log_keys.append(log_key)
-            _, data_key = K.split_change_log_key(log_key)
-            if data_key not in seen:
-                seen.add(data_key)
-                data_keys.append(data_key)
+            for key in keys:
+                if key not in seen:
+                    seen.add(key)
+                    data_keys.append(key)
         values = self.kv.multi_get(data_keys)
         return list(zip(data_keys, values)), log_keys
 
@@ -153,7 +191,8 @@ class ShardIndex:
         return self.last_opstamp
 
     def pending_changes(self) -> int:
-        return sum(1 for _ in self.kv.scan(K.CHANGE_LOG, K.upper_bound(K.CHANGE_LOG)))
+        """Keys written but not yet persisted (dirty terms, documents and statistics)."""
+        return sum(len(keys) for _, _, keys in self._log())
 
     def restore(self, entries: Iterable[tuple[bytes, bytes | None]]) -> None:
         """Replay mirrored entries (from MongoDB chunks, oldest first) into the store."""

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from ray import serve
 
 from raysearch.config import Settings
-from raysearch.errors import InvalidRequest, RaySearchError, Unauthorized
+from raysearch.errors import InvalidRequest, PayloadTooLarge, RaySearchError, Unauthorized
 from raysearch.models import SearchRequest
 
 api = FastAPI(title="raysearch", version="0.1.0", description="Full-text search on Ray: bulk indexing, BM25 search.")
@@ -43,8 +43,10 @@ async def _validation_error(_: Request, exc: RequestValidationError):
 
 @api.middleware("http")
 async def _auth(request: Request, call_next):
+    # Read per request from this replica's environment (set from Settings in Ingress.__init__):
+    # module globals are not shared reliably once Serve has pickled the app.
     key = os.environ.get("RAYSEARCH_API_KEY")
-    if key and request.url.path not in ("/healthz",):
+    if key and not request.url.path.endswith("/healthz"):
         given = request.headers.get("authorization", "")
         if not hmac.compare_digest(given.encode(), f"Bearer {key}".encode()):
             return JSONResponse(Unauthorized("missing or wrong 'Authorization: Bearer <key>'").to_json(), status_code=401)
@@ -71,7 +73,10 @@ class Ingress:
     def __init__(self, settings: Optional[dict] = None):
         from raysearch.serve.service import SearchService
 
-        self.service = SearchService(Settings(**(settings or {})) if not isinstance(settings, Settings) else settings)
+        resolved = Settings(**(settings or {})) if not isinstance(settings, Settings) else settings
+        if resolved.api_key:
+            os.environ["RAYSEARCH_API_KEY"] = resolved.api_key
+        self.service = SearchService(resolved)
 
     @api.get("/healthz")
     async def healthz(self):
@@ -128,6 +133,10 @@ class Ingress:
     # bulk
     @api.post("/bulk-indexing/{index}", status_code=202)
     async def bulk(self, index: str, request: Request):
+        declared = request.headers.get("content-length")
+        limit = self.service.settings.max_body_bytes
+        if declared and declared.isdigit() and int(declared) > limit:  # refuse before reading it
+            raise PayloadTooLarge(f"request body is {declared} bytes; the limit is {limit}")
         body = await request.body()
         return await self.service.bulk(index, body, request.headers.get("content-type", ""))
 

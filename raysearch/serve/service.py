@@ -13,10 +13,11 @@ import uuid
 
 import ray
 
+from raysearch import metrics
 from raysearch.actors import registry
 from raysearch.analysis.analyzer import ALL_FIELD, Analyzer
 from raysearch.config import Settings
-from raysearch.errors import AlreadyExists, IndexNotFound, InvalidRequest, NotFound, PayloadTooLarge, Unavailable
+from raysearch.errors import AlreadyExists, IndexNotFound, InvalidRequest, NotFound, Overloaded, PayloadTooLarge
 from raysearch.index import keys as K
 from raysearch.index.batch import encode_payload
 from raysearch.index.encoding import decode_entries
@@ -106,6 +107,9 @@ class SearchService:
         validation.check_index_name(index)
         if len(body) > self.settings.max_body_bytes:
             raise PayloadTooLarge(f"request body is {len(body)} bytes; the limit is {self.settings.max_body_bytes}")
+        pending = await self.tracker.pending_batches.remote()
+        if pending >= self.settings.max_pending_batches:
+            raise Overloaded(f"{pending} batches are waiting to be indexed; retry later")
         raw_docs, webhook = validation.parse_bulk_body(body, content_type)
         if not raw_docs:
             raise InvalidRequest("the request contains no documents")
@@ -222,7 +226,9 @@ class SearchService:
 
                 for hit in hits:
                     hit["highlight"] = highlight(hit["document"], aclauses, analyzer)
-        return {"total": total, "took_ms": round((time.perf_counter() - started) * 1000, 3), "hits": hits}
+        took = time.perf_counter() - started
+        metrics.observe("search_latency", took, index=index)
+        return {"total": total, "took_ms": round(took * 1000, 3), "hits": hits}
 
     async def _plan(self, shards: list, aclauses) -> dict:
         req = stats_request(aclauses)

@@ -1,0 +1,39 @@
+"""RAYSEARCH_API_KEY / Settings.api_key: every endpoint but /healthz needs the bearer token.
+
+Deploys a second copy of the app, with a key, beside the test suite's service."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+from ray import serve
+
+from raysearch.serve.app import Ingress
+
+
+def test_api_key_protects_every_endpoint_but_healthz(service):
+    settings = service.settings.model_copy(update={"api_key": "s3cret-key"})
+    serve.run(Ingress.bind(settings.model_dump()), name="secured", route_prefix="/secured", blocking=False)
+    base = service.url + "/secured"
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            try:
+                if httpx.get(base + "/healthz", timeout=5).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        assert httpx.get(base + "/healthz").status_code == 200
+        for method, path in [("GET", "/readyz"), ("GET", "/indexes"), ("POST", "/bulk-indexing/x"),
+                             ("GET", "/indexes/x/search?q=a"), ("GET", "/stats")]:
+            r = httpx.request(method, base + path, timeout=30)
+            assert r.status_code == 401, (path, r.text)
+            assert r.json()["error"]["type"] == "unauthorized"
+            wrong = httpx.request(method, base + path, headers={"Authorization": "Bearer nope"}, timeout=30)
+            assert wrong.status_code == 401
+        ok = httpx.get(base + "/indexes", headers={"Authorization": "Bearer s3cret-key"}, timeout=30)
+        assert ok.status_code == 200
+    finally:
+        serve.delete("secured")

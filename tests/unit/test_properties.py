@@ -1,0 +1,40 @@
+"""Property tests (hypothesis): no crash on any Unicode, encodings round-trip."""
+
+from hypothesis import given, settings, strategies as st
+
+from raysearch.analysis.analyzer import Analyzer, analyze_document
+from raysearch.index.encoding import decode_entries, decode_posting, encode_entries, encode_posting
+from raysearch.search.query import parse_query
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text())
+def test_analyzer_never_crashes_and_positions_increase(text):
+    tokens = list(Analyzer().tokens(text))
+    positions = [p for _, p in tokens]
+    assert positions == sorted(set(positions))
+    assert all(t and "\x00" not in t for t, _ in tokens)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=300))
+def test_query_parser_is_lenient_on_any_input(text):
+    clauses = parse_query(text, {"title", "body"}.__contains__)
+    assert all(c.text for c in clauses)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(st.text(min_size=1, max_size=10), st.text(max_size=50), max_size=5))
+def test_documents_of_any_strings_analyze(doc):
+    for field in analyze_document(doc, Analyzer()):
+        assert field.length == sum(len(p) for p in field.postings.values())
+
+
+@given(st.integers(1, 2**32 - 1), st.integers(0, 2**32 - 1), st.lists(st.integers(0, 2**32 - 1), max_size=50))
+def test_posting_round_trip(tf, dl, positions):
+    assert decode_posting(encode_posting(tf, dl, positions)) == (tf, dl, positions)
+
+
+@given(st.lists(st.tuples(st.binary(max_size=30), st.one_of(st.none(), st.binary(max_size=30))), max_size=30))
+def test_entries_round_trip(entries):
+    assert decode_entries(encode_entries(entries)) == entries
