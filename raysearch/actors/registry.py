@@ -52,7 +52,9 @@ def persistence(settings: Settings):
 def worker(settings: Settings, i: int):
     from raysearch.actors.index_worker import IndexWorker
 
-    return IndexWorker.options(**_options(worker_name(i), max_task_retries=0)).remote(settings)
+    return IndexWorker.options(**_options(worker_name(i), max_task_retries=0, scheduling_strategy="SPREAD")).remote(
+        settings
+    )
 
 
 def workers(settings: Settings) -> list:
@@ -62,9 +64,8 @@ def workers(settings: Settings) -> list:
 def shard(settings: Settings, index: str, n: int):
     from raysearch.actors.shard_store import ShardStore
 
-    return ShardStore.options(**_options(shard_name(index, n), max_task_retries=3, max_concurrency=16)).remote(
-        settings, index, n
-    )
+    options = _options(shard_name(index, n), max_task_retries=3, max_concurrency=16, scheduling_strategy="SPREAD")
+    return ShardStore.options(**options).remote(settings, index, n)
 
 
 def shards(settings: Settings, index: str, count: int) -> list:

@@ -21,7 +21,10 @@ from raysearch.storage.rocks import RocksKV
 
 
 def shard_path(settings: Settings, index: str, shard: int) -> str:
-    return os.path.join(settings.data_dir, "shards", index, str(shard))
+    root = settings.data_dir
+    if settings.node_local_dirs:  # a node's disk goes away with the node
+        root = os.path.join(root, "node-" + ray.get_runtime_context().get_node_id()[:12])
+    return os.path.join(root, "shards", index, str(shard))
 
 
 @ray.remote
@@ -142,6 +145,9 @@ class ShardStore:
         """Mirrored entries under `prefix` (verify and tests)."""
         stop = K.upper_bound(prefix) if prefix else K.INTERNAL
         return list(self.kv.scan(prefix, stop))
+
+    def node_id(self) -> str:
+        return ray.get_runtime_context().get_node_id()
 
     def pid(self) -> int:
         return os.getpid()
