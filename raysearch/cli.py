@@ -183,15 +183,18 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=cmd_eval)
 
     args = parser.parse_args(argv)
+    from raysearch.client import RaySearchClientError, ServiceUnavailable
+
     try:
         return args.func(args)
-    except Exception as exc:
-        from raysearch.client import ServiceUnavailable
-
-        if isinstance(exc, ServiceUnavailable):
-            print(f"error: {exc}", file=sys.stderr)
-            return 3
-        raise
+    except ServiceUnavailable as exc:
+        print(f"error: cannot reach the service: {exc.reason}", file=sys.stderr)
+        return 3
+    except RaySearchClientError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:  # output piped into `head`
+        return 0
 
 
 if __name__ == "__main__":

@@ -129,18 +129,29 @@ class Client:
             send()
         finals = []
         if wait:
-            for op_id in ops:
-                finals.append(self.wait(op_id))
-                if bar is not None:
-                    bar.total = accepted
-                    bar.n = sum(f["documents"]["indexed"] for f in finals)
-                    bar.refresh()
+            finals = self._wait_all(ops, accepted, bar)
         if bar is not None:
             bar.close()
         status = "completed" if all(f["status"] == "completed" for f in finals) and not errors else (
             "partially_completed" if finals else "indexing")
         return {"index": index, "operations": ops, "status": status, "documents": accepted, "errors": errors,
                 "final": finals}
+
+    def _wait_all(self, ops: list[str], accepted: int, bar) -> list[dict]:
+        """Poll every operation until terminal; the bar shows documents indexed and batches persisted."""
+        if bar is not None:
+            bar.reset(total=accepted)
+        while True:
+            states = [self.operation(op_id) for op_id in ops]
+            if bar is not None:
+                bar.n = sum(s["documents"]["indexed"] for s in states)
+                persisted = sum(s["batches"]["persisted"] for s in states)
+                batches = sum(s["batches"]["total"] for s in states)
+                bar.set_postfix_str(f"persisted {persisted}/{batches} batches", refresh=False)
+                bar.refresh()
+            if all(s["status"] in ("completed", "partially_completed", "failed") for s in states):
+                return states
+            time.sleep(0.5)
 
     def search(self, index: str, q: str, size: int = 10, from_: int = 0, fields: str | None = None,
                operator: str = "or", highlight: bool = False) -> dict:
