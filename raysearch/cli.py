@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from raysearch.config import Settings
+from raysearch.models import to_jsonable
 
 PIDFILE = "raysearch.pid"
 
@@ -94,19 +95,20 @@ def cmd_bulk(args) -> int:
     from raysearch.client import iter_jsonl
 
     op = _client(args).bulk_index(args.index, iter_jsonl(args.file), progress=not args.quiet)
-    print(json.dumps(op, indent=2))
+    print(json.dumps(op, indent=2, default=to_jsonable))
     return 0 if op["status"] == "completed" else 1
 
 
 def cmd_search(args) -> int:
     result = _client(args).search(args.index, args.query, size=args.size, fields=args.fields, operator=args.operator)
-    print(json.dumps(result, indent=2, ensure_ascii=False))
+    print(json.dumps(result, indent=2, ensure_ascii=False, default=to_jsonable))
     return 0
 
 
 def cmd_status(args) -> int:
     client = _client(args)
-    print(json.dumps(client.operation(args.operation_id) if args.operation_id else client.operations(), indent=2))
+    print(json.dumps(client.operation(args.operation_id) if args.operation_id else client.operations(), indent=2,
+                     default=to_jsonable))
     return 0
 
 

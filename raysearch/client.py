@@ -10,6 +10,8 @@ from typing import Iterable, Iterator
 
 import httpx
 
+from raysearch.models import BulkAcceptedResult, Operation, SearchResult
+
 
 class RaySearchClientError(Exception):
     """An error answer from the service; carries its status, type and reason."""
@@ -83,18 +85,18 @@ class Client:
         return self._call("DELETE", f"/indexes/{index}/documents/{doc_id}")
 
     # bulk
-    def bulk(self, index: str, documents: list[dict]) -> dict:
+    def bulk(self, index: str, documents: list[dict]) -> BulkAcceptedResult:
         body = "\n".join(json.dumps(d, ensure_ascii=False) for d in documents).encode()
-        return self._call("POST", f"/bulk-indexing/{index}", content=body,
-                          headers={"Content-Type": "application/x-ndjson"})
+        return BulkAcceptedResult.model_validate(self._call(
+            "POST", f"/bulk-indexing/{index}", content=body, headers={"Content-Type": "application/x-ndjson"}))
 
-    def operation(self, op_id: str) -> dict:
-        return self._call("GET", f"/bulk-operations/{op_id}")
+    def operation(self, op_id: str) -> Operation:
+        return Operation.model_validate(self._call("GET", f"/bulk-operations/{op_id}"))
 
     def operations(self, index: str | None = None) -> dict:
         return self._call("GET", "/bulk-operations", params={"index": index} if index else None)
 
-    def wait(self, op_id: str, timeout_s: float = 3600, poll_s: float = 0.25) -> dict:
+    def wait(self, op_id: str, timeout_s: float = 3600, poll_s: float = 0.25) -> Operation:
         deadline = time.time() + timeout_s
         while True:
             op = self.operation(op_id)
@@ -137,7 +139,7 @@ class Client:
         return {"index": index, "operations": ops, "status": status, "documents": accepted, "errors": errors,
                 "final": finals}
 
-    def _wait_all(self, ops: list[str], accepted: int, bar) -> list[dict]:
+    def _wait_all(self, ops: list[str], accepted: int, bar) -> list[Operation]:
         """Poll every operation until terminal; the bar shows documents indexed and batches persisted."""
         if bar is not None:
             bar.reset(total=accepted)
@@ -154,11 +156,11 @@ class Client:
             time.sleep(0.5)
 
     def search(self, index: str, q: str, size: int = 10, from_: int = 0, fields: str | None = None,
-               operator: str = "or", highlight: bool = False) -> dict:
+               operator: str = "or", highlight: bool = False) -> SearchResult:
         body = {"q": q, "size": size, "from": from_, "operator": operator, "highlight": highlight}
         if fields:
             body["fields"] = fields
-        return self._call("POST", f"/indexes/{index}/search", json=body)
+        return SearchResult.model_validate(self._call("POST", f"/indexes/{index}/search", json=body))
 
     def close(self) -> None:
         self.http.close()

@@ -55,3 +55,76 @@ class BulkAccepted(BaseModel):
     documents: int
     batches: int
     errors: list[BulkError]
+
+
+# ---------------------------------------------------------------- client results
+class Record(BaseModel):
+    """Typed result that also reads like the JSON it came from (`r.total` or `r["total"]`)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    def __getitem__(self, key: str):
+        try:
+            return getattr(self, key)
+        except AttributeError:
+            raise KeyError(key) from None
+
+    def get(self, key: str, default=None):
+        return getattr(self, key, default)
+
+    def __contains__(self, key: str) -> bool:
+        return getattr(self, key, None) is not None
+
+
+class SearchHitResult(Record):
+    id: str
+    score: float
+    document: dict
+    highlight: dict[str, list[str]] | None = None
+
+
+class SearchResult(Record):
+    total: int
+    took_ms: float
+    hits: list[SearchHitResult]
+
+
+class DocumentCounts(Record):
+    total: int
+    indexed: int
+    failed: int
+
+
+class BatchCounts(Record):
+    total: int
+    indexed: int
+    persisted: int
+    failed: int
+
+
+class Operation(Record):
+    operation_id: str
+    index: str
+    status: str
+    documents: DocumentCounts
+    batches: BatchCounts
+    errors: list[dict]
+    created_at: float
+    updated_at: float
+    completed_at: float | None = None
+
+
+class BulkAcceptedResult(Record):
+    operation_id: str
+    index: str
+    status: str
+    documents: int
+    batches: int
+    errors: list[dict]
+
+
+def to_jsonable(value):
+    """json.dumps default= hook for typed results."""
+    if isinstance(value, BaseModel):
+        return value.model_dump(exclude_none=True)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
