@@ -42,9 +42,10 @@ def cmd_serve(args) -> int:
     Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
     service = LocalService(settings, ray_address=args.ray_address)
     stopping = []
-    signal.signal(signal.SIGTERM, lambda *_: stopping.append(1))
     try:
         service.start()
+        # After start: ray.init installs its own SIGTERM handler, which would kill us before cleanup.
+        signal.signal(signal.SIGTERM, lambda *_: stopping.append(1))
         pidfile.write_text(json.dumps({"pid": os.getpid(), "url": service.url}))
         print(f"raysearch listening on {service.url}", flush=True)
         if service.dashboard_url:

@@ -10,6 +10,10 @@ Metrics (pure functions, no Ray, no HTTP):
   gains: DCG = sum_{i=1..k} grade(d_i) / log2(i + 1); the ideal DCG sorts every
   judged grade of the query, whether or not it was retrieved.
 - recall@k: relevant documents in the top k / relevant documents judged.
+- nDCG@k binary: the same with every grade > 0 counted as 1. The anchors of
+  corpora/README.md treat cran's grades (ir_datasets' 1 = minimum interest ...
+  4 = complete answer) as relevant / not relevant: compare cran with
+  `ndcg@10_binary`. On vaswani and cisi (every grade is 1) the two are equal.
 
 Only queries with at least one relevant judgment are evaluated (as trec_eval
 does); a judged query that retrieves nothing scores 0.
@@ -52,8 +56,11 @@ def dcg(gains: Iterable[float]) -> float:
     return sum(g / math.log2(i + 2) for i, g in enumerate(gains))
 
 
-def ndcg_at_k(ranking: Sequence[str], judgments: Mapping[str, float], k: int = 10) -> float:
-    """nDCG@k with linear gains (grade <= 0 gains nothing); 0 when nothing is relevant."""
+def ndcg_at_k(ranking: Sequence[str], judgments: Mapping[str, float], k: int = 10, binary: bool = False) -> float:
+    """nDCG@k with linear gains (grade <= 0 gains nothing; `binary`: every grade > 0
+    gains 1); 0 when nothing is relevant."""
+    if binary:
+        judgments = {d: 1 for d, g in judgments.items() if g > 0}
     ideal = dcg(sorted((g for g in judgments.values() if g > 0), reverse=True)[:k])
     if ideal <= 0:
         return 0.0
@@ -102,7 +109,7 @@ def run_eval(url: str, collection_dir: str, index: str | None = None, fields: st
     service's defaults. Queries go in verbatim: one that errors is listed in
     `errors` and scores 0.
     """
-    from raysearch.client import Client, RaySearchClientError, iter_jsonl
+    from raysearch.client import Client, RaySearchClientError, ServiceUnavailable, iter_jsonl
 
     root = Path(collection_dir)
     name = root.resolve().name
@@ -127,6 +134,7 @@ def run_eval(url: str, collection_dir: str, index: str | None = None, fields: st
                                f"errors {op['errors'][:5]}, operations {[f.get('status') for f in op['final']]}")
 
         per_query: dict[str, dict] = {}
+        sums = {"ndcg@10": 0.0, "ndcg@10_binary": 0.0, "recall@100": 0.0}
         errors: list[dict] = []
         latencies: list[float] = []
         for q in queries:
@@ -135,23 +143,27 @@ def run_eval(url: str, collection_dir: str, index: str | None = None, fields: st
             try:
                 result = client.search(index, q["text"], size=size, fields=fields)
                 ranking = [h["id"] for h in result["hits"]]
+            except ServiceUnavailable:
+                raise
             except RaySearchClientError as exc:
                 errors.append({"query_id": qid, "status": exc.status, "type": exc.type, "reason": exc.reason})
                 ranking = []
             latencies.append((time.perf_counter() - t0) * 1000)
-            per_query[qid] = {
-                "ndcg@10": round(ndcg_at_k(ranking, judged[qid], 10), 6),
-                "recall@100": round(recall_at_k(ranking, judged[qid], 100), 6),
-                "retrieved": len(ranking),
+            scores = {
+                "ndcg@10": ndcg_at_k(ranking, judged[qid], 10),
+                "ndcg@10_binary": ndcg_at_k(ranking, judged[qid], 10, binary=True),
+                "recall@100": recall_at_k(ranking, judged[qid], 100),
             }
+            for metric, value in scores.items():
+                sums[metric] += value
+            per_query[qid] = {**{m: round(v, 6) for m, v in scores.items()}, "retrieved": len(ranking)}
         n = len(per_query)
         report = {
             "collection": name,
             "index": index,
             "documents": op["documents"],
             "queries": n,
-            "ndcg@10": round(sum(p["ndcg@10"] for p in per_query.values()) / n, 4) if n else 0.0,
-            "recall@100": round(sum(p["recall@100"] for p in per_query.values()) / n, 4) if n else 0.0,
+            **{metric: round(total / n, 4) if n else 0.0 for metric, total in sums.items()},
             "index_seconds": round(index_seconds, 2),
             "query_ms_p50": round(statistics.median(latencies), 2) if latencies else 0.0,
             "query_ms_p99": round(percentile(latencies, 0.99), 2),
