@@ -12,7 +12,6 @@ from typing import Iterable
 
 _POSTING_HEAD = struct.Struct("<II")
 _U64 = struct.Struct("<Q")
-_STATS = struct.Struct("<QQQ")
 _ENTRY_HEAD = struct.Struct("<Ii")
 
 
@@ -37,14 +36,6 @@ def encode_u64(n: int) -> bytes:
 
 def decode_u64(value: bytes | None) -> int:
     return _U64.unpack(value)[0] if value else 0
-
-
-def encode_field_stats(docs: int, total_length: int, distinct_terms: int) -> bytes:
-    return _STATS.pack(docs, total_length, distinct_terms)
-
-
-def decode_field_stats(value: bytes | None) -> tuple[int, int, int]:
-    return _STATS.unpack(value) if value else (0, 0, 0)
 
 
 _U32 = struct.Struct("<I")

@@ -4,9 +4,6 @@ Data keys (mirrored to MongoDB, so a shard can be rebuilt from it):
   D<id>                    stored document (JSON)
   T<id>                    what the document indexed: field lengths and terms (JSON)
   P<field>\0<term>\0<id>   posting: tf, field length, positions
-  K<field>\0<term>         document frequency of the term in this shard
-  S<field>                 docs having the field, total field length, distinct terms
-  N                        documents in the shard
   A<batch key>             opstamp at which a batch was applied (idempotent replays)
 Internal keys (never mirrored; they start with '~'):
   ~O<opstamp:8 bytes BE>             change log: the data keys one batch wrote (durable
@@ -14,6 +11,8 @@ Internal keys (never mirrored; they start with '~'):
   ~M                                 last opstamp
 Field names, terms and ids never contain NUL (validated at the ingress), so the
 NUL separators are unambiguous.
+Document frequencies, field statistics and the document count are not stored:
+they are derived from the T entries when a shard opens (shard_index.ShardStats).
 """
 
 from __future__ import annotations
@@ -23,9 +22,6 @@ import struct
 DOC = b"D"
 DOC_TERMS = b"T"
 POSTING = b"P"
-DOC_FREQ = b"K"
-FIELD_STATS = b"S"
-DOC_COUNT = b"N"
 APPLIED = b"A"
 INTERNAL = b"~"
 CHANGE_LOG = b"~O"
@@ -54,18 +50,6 @@ def posting_key(field: str, term: str, doc_id: str) -> bytes:
 def split_posting_key(key: bytes) -> tuple[str, str, str]:
     field, term, doc_id = key[1:].split(SEP, 2)
     return field.decode(), term.decode(), doc_id.decode()
-
-
-def doc_freq_key(field: str, term: str) -> bytes:
-    return DOC_FREQ + field.encode() + SEP + term.encode()
-
-
-def doc_freq_prefix(field: str, term_prefix_: str = "") -> bytes:
-    return DOC_FREQ + field.encode() + SEP + term_prefix_.encode()
-
-
-def field_stats_key(field: str) -> bytes:
-    return FIELD_STATS + field.encode()
 
 
 def applied_key(batch_key: str) -> bytes:

@@ -9,17 +9,20 @@ escape persistence (the change log is drained from this same store).
 
 from __future__ import annotations
 
+import bisect
 import json
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Iterable, Iterator
 
+import numpy as np
+
 from raysearch.index import keys as K
 from raysearch.index.encoding import (
-    decode_field_stats,
     decode_u64,
-    encode_field_stats,
     encode_posting,
     encode_u64,
+    posting_tf_dl,
     decode_key_list,
     encode_key_list,
 )
@@ -51,53 +54,100 @@ class _Overlay:
         self.changes[key] = value
 
 
-class _StatsDelta:
-    """Document-frequency and field-statistics changes of one batch, applied with
-    one multi-get at the end instead of a read-modify-write per posting."""
+class ShardStats:
+    """Document frequencies, field statistics and the document count of one shard.
+
+    Derived data: rebuilt from the per-document `T` entries when the shard opens
+    (so they are never written per posting, and never disagree with the
+    postings), then updated after each applied batch.
+    """
 
     def __init__(self):
-        self.terms: dict[tuple[str, str], int] = {}
-        self.fields: dict[str, list[int]] = {}
+        self.df: dict[tuple[str, str], int] = {}
+        self.fields: dict[str, list[int]] = {}  # field -> [documents having it, total length]
         self.docs = 0
+        self._sorted: dict[str, list[str]] = {}  # field -> sorted terms, built lazily for prefixes
+        # Dense shard-local document numbers, for vectorised scoring. Never reused or
+        # removed: a deleted document simply has no postings left.
+        self.docnum: dict[str, int] = {}
+        self.doc_ids: list[str] = []
 
-    def term(self, field: str, term: str, delta: int) -> None:
-        key = (field, term)
-        self.terms[key] = self.terms.get(key, 0) + delta
+    def number(self, doc_id: str) -> int:
+        n = self.docnum.get(doc_id)
+        if n is None:
+            n = self.docnum[doc_id] = len(self.doc_ids)
+            self.doc_ids.append(doc_id)
+        return n
 
-    def field(self, field: str, docs: int, length: int) -> None:
-        acc = self.fields.setdefault(field, [0, 0, 0])
-        acc[0] += docs
-        acc[1] += length
+    def add(self, indexed: list, sign: int) -> None:
+        """Count one document's `T` entry in (sign=1) or out (sign=-1)."""
+        df = self.df
+        for field, length, terms in indexed:
+            acc = self.fields.setdefault(field, [0, 0])
+            acc[0] += sign
+            acc[1] += sign * length
+            if acc[0] <= 0:
+                del self.fields[field]
+            for term in terms:
+                key = (field, term)
+                n = df.get(key, 0) + sign
+                if n > 0:
+                    df[key] = n
+                else:
+                    df.pop(key, None)
+            self._sorted.pop(field, None)
+        self.docs += sign
 
-    def write_into(self, ov: _Overlay, kv: KV) -> None:
-        pairs = [p for p, d in self.terms.items() if d]
-        df_keys = [K.doc_freq_key(f, t) for f, t in pairs]
-        for (field, _), key, old in zip(pairs, df_keys, kv.multi_get(df_keys)):
-            before = decode_u64(old)
-            after = before + self.terms[(field, _)]
-            acc = self.fields.setdefault(field, [0, 0, 0])
-            if after <= 0:
-                ov.put(key, None)
-                acc[2] -= 1 if before > 0 else 0
-            else:
-                ov.put(key, encode_u64(after))
-                acc[2] += 1 if before == 0 else 0
-        names = list(self.fields)
-        stat_keys = [K.field_stats_key(f) for f in names]
-        for name, key, old in zip(names, stat_keys, kv.multi_get(stat_keys)):
-            docs, total, distinct = decode_field_stats(old)
-            d_docs, d_len, d_distinct = self.fields[name]
-            docs, total, distinct = docs + d_docs, total + d_len, distinct + d_distinct
-            ov.put(key, encode_field_stats(docs, total, distinct) if docs > 0 else None)
-        if self.docs:
-            count = decode_u64(kv.get(K.DOC_COUNT)) + self.docs
-            ov.put(K.DOC_COUNT, encode_u64(count) if count > 0 else None)
+    def sorted_terms(self, field: str) -> list[str]:
+        terms = self._sorted.get(field)
+        if terms is None:
+            terms = self._sorted[field] = sorted(t for f, t in self.df if f == field)
+        return terms
+
+
+class PostingCache:
+    """LRU of posting arrays, bounded by the number of postings held."""
+
+    def __init__(self, max_postings: int = 4_000_000):
+        self.max_postings = max_postings
+        self.size = 0
+        self._items: OrderedDict = OrderedDict()
+
+    def get(self, key):
+        item = self._items.get(key)
+        if item is not None:
+            self._items.move_to_end(key)
+        return item
+
+    def put(self, key, arrays) -> None:
+        self.pop(key)
+        self._items[key] = arrays
+        self.size += len(arrays[0])
+        while self.size > self.max_postings and self._items:
+            _, old = self._items.popitem(last=False)
+            self.size -= len(old[0])
+
+    def pop(self, key, default=None):
+        item = self._items.pop(key, None)
+        if item is not None:
+            self.size -= len(item[0])
+        return item if item is not None else default
 
 
 class ShardIndex:
     def __init__(self, kv: KV):
         self.kv = kv
         self.last_opstamp = decode_u64(kv.get(K.LAST_OPSTAMP))
+        self.stats = self._load_stats()
+        self.cache = PostingCache()
+        self.generation = 0  # bumped by every write: a list read before it is not cached
+
+    def _load_stats(self) -> ShardStats:
+        stats = ShardStats()
+        for key, raw in self.kv.scan(K.DOC_TERMS, K.upper_bound(K.DOC_TERMS)):
+            stats.number(key[1:].decode())
+            stats.add(json.loads(raw), 1)
+        return stats
 
     # ---------------------------------------------------------------- writes
     def apply(self, batch_key: str, docs: Iterable[ShardDoc], deletes: Iterable[str] = ()) -> int:
@@ -111,13 +161,14 @@ class ShardIndex:
             return decode_u64(seen)
         opstamp = self.last_opstamp + 1
         overlay = _Overlay(self.kv)
-        stats = _StatsDelta()
+        removed, added = [], []  # T entries leaving and entering the statistics
         for doc_id in deletes:
-            self._remove_doc(overlay, stats, doc_id)
+            self._remove_doc(overlay, removed, doc_id)
         for doc in docs:
-            self._remove_doc(overlay, stats, doc.doc_id)
-            self._add_doc(overlay, stats, doc)
-        stats.write_into(overlay, self.kv)
+            self._remove_doc(overlay, removed, doc.doc_id)
+            self._add_doc(overlay, added, doc)
+        touched = {(f, t) for indexed in removed for f, _, terms in indexed for t in terms}
+        touched.update((f, t) for _, indexed in added for f, _, terms in indexed for t in terms)
         overlay.put(K.applied_key(batch_key), encode_u64(opstamp))
         changes = overlay.changes
         # One change-log entry per opstamp, naming every data key the batch wrote.
@@ -125,34 +176,40 @@ class ShardIndex:
         changes[K.LAST_OPSTAMP] = encode_u64(opstamp)
         self.kv.write(changes)
         self.last_opstamp = opstamp
+        for indexed in removed:  # only once the batch is durable
+            self.stats.add(indexed, -1)
+        for doc_id, indexed in added:
+            self.stats.number(doc_id)
+            self.stats.add(indexed, 1)
+        self.generation += 1
+        for pair in touched:
+            self.cache.pop(pair, None)
         return opstamp
 
-    def _remove_doc(self, ov: _Overlay, stats: "_StatsDelta", doc_id: str) -> bool:
-        raw = ov.get(K.doc_terms_key(doc_id))
+    def _remove_doc(self, ov: _Overlay, removed: list, doc_id: str) -> bool:
+        key = K.doc_terms_key(doc_id)
+        raw = ov.get(key)
         if raw is None:
             return False
-        for field, length, terms in json.loads(raw):
-            stats.field(field, -1, -length)
+        if key not in ov.changes:  # in the durable statistics (not added earlier in this batch)
+            removed.append(json.loads(raw))
+        for field, _, terms in json.loads(raw):
             for term in terms:
                 ov.put(K.posting_key(field, term, doc_id), None)
-                stats.term(field, term, -1)
-        ov.put(K.doc_terms_key(doc_id), None)
+        ov.put(key, None)
         ov.put(K.doc_key(doc_id), None)
-        stats.docs -= 1
         return True
 
-    def _add_doc(self, ov: _Overlay, stats: "_StatsDelta", doc: ShardDoc) -> None:
+    def _add_doc(self, ov: _Overlay, added: list, doc: ShardDoc) -> None:
         indexed = []
         doc_id = doc.doc_id
         for field, length, postings in doc.fields:
-            stats.field(field, 1, length)
             for term, positions in postings.items():
                 ov.put(K.posting_key(field, term, doc_id), encode_posting(len(positions), length, positions))
-                stats.term(field, term, 1)
             indexed.append([field, length, sorted(postings)])
         ov.put(K.doc_terms_key(doc_id), json.dumps(indexed, separators=(",", ":")).encode())
         ov.put(K.doc_key(doc_id), doc.stored)
-        stats.docs += 1
+        added.append((doc_id, indexed))
 
     # ---------------------------------------------------------- change log
     def _log(self):
@@ -209,6 +266,9 @@ class ShardIndex:
         top = max((decode_u64(v) for _, v in self.kv.scan(K.APPLIED, K.upper_bound(K.APPLIED))), default=0)
         self.last_opstamp = max(self.last_opstamp, top)
         self.kv.write({K.LAST_OPSTAMP: encode_u64(self.last_opstamp)})
+        self.stats = self._load_stats()
+        self.generation += 1
+        self.cache = PostingCache()
 
     def is_empty(self) -> bool:
         for _ in self.kv.scan(b"", K.INTERNAL):
@@ -217,7 +277,7 @@ class ShardIndex:
 
     # ---------------------------------------------------------------- reads
     def doc_count(self) -> int:
-        return decode_u64(self.kv.get(K.DOC_COUNT))
+        return self.stats.docs
 
     def get_document(self, doc_id: str) -> bytes | None:
         return self.kv.get(K.doc_key(doc_id))
@@ -227,22 +287,20 @@ class ShardIndex:
 
     def field_stats(self, fields: list[str]) -> dict[str, tuple[int, int]]:
         """field -> (documents having it, total length)."""
-        values = self.kv.multi_get([K.field_stats_key(f) for f in fields])
-        return {f: decode_field_stats(v)[:2] for f, v in zip(fields, values)}
+        return {f: tuple(self.stats.fields.get(f, (0, 0))) for f in fields}
 
     def doc_freqs(self, pairs: list[tuple[str, str]]) -> list[int]:
-        values = self.kv.multi_get([K.doc_freq_key(f, t) for f, t in pairs])
-        return [decode_u64(v) for v in values]
+        df = self.stats.df
+        return [df.get((f, t), 0) for f, t in pairs]
 
     def expand_prefix(self, field: str, prefix: str, limit: int) -> list[str]:
-        """First `limit` terms of `field` starting with `prefix`, in byte order."""
-        start = K.doc_freq_prefix(field, prefix)
-        head = len(K.doc_freq_prefix(field))
+        """First `limit` terms of `field` starting with `prefix`, in byte (= code point) order."""
+        terms = self.stats.sorted_terms(field)
         out = []
-        for key, _ in self.kv.scan(start, K.upper_bound(start)):
-            out.append(key[head:].decode())
-            if len(out) >= limit:
+        for i in range(bisect.bisect_left(terms, prefix), len(terms)):
+            if not terms[i].startswith(prefix) or len(out) >= limit:
                 break
+            out.append(terms[i])
         return out
 
     def postings(self, field: str, term: str) -> Iterator[tuple[str, bytes]]:
@@ -252,12 +310,31 @@ class ShardIndex:
         for key, value in self.kv.scan(prefix, K.upper_bound(prefix)):
             yield key[head:].decode(), value
 
+    def posting_arrays(self, field: str, term: str):
+        """(doc numbers, tf, dl) numpy arrays of one posting list, from a cache of
+        lists read from RocksDB (the search path only; persistence never reads it)."""
+        key = (field, term)
+        hit = self.cache.get(key)
+        if hit is not None:
+            return hit
+        generation = self.generation
+        numbers, tfs, dls = [], [], []
+        docnum = self.stats.docnum
+        for doc_id, value in self.postings(field, term):
+            tf, dl = posting_tf_dl(value)
+            numbers.append(docnum[doc_id])
+            tfs.append(tf)
+            dls.append(dl)
+        arrays = (np.array(numbers, dtype=np.int64), np.array(tfs, dtype=np.float64), np.array(dls, dtype=np.float64))
+        if generation == self.generation:  # no write happened meanwhile
+            self.cache.put(key, arrays)
+        return arrays
+
     def fields(self) -> list[str]:
-        return [k[1:].decode() for k, _ in self.kv.scan(K.FIELD_STATS, K.upper_bound(K.FIELD_STATS))]
+        return sorted(self.stats.fields)
 
     def terms(self, field: str) -> list[str]:
-        prefix = K.doc_freq_prefix(field)
-        return [k[len(prefix):].decode() for k, _ in self.kv.scan(prefix, K.upper_bound(prefix))]
+        return list(self.stats.sorted_terms(field))
 
     def data_items(self) -> Iterator[tuple[bytes, bytes]]:
         """Every mirrored key and value (for verify)."""

@@ -1,10 +1,17 @@
-"""Shard-side execution of a plan: score the shard's documents, keep the top k."""
+"""Shard-side execution of a plan: score the shard's documents, keep the top k.
+
+Scores are accumulated in dense numpy arrays indexed by shard-local document
+numbers: one vectorised BM25 expression per (field, term) posting list. Each
+document's score is summed in clause order, the same on any number of shards.
+"""
 
 from __future__ import annotations
 
 import heapq
 
-from raysearch.index.encoding import decode_posting, posting_tf_dl
+import numpy as np
+
+from raysearch.index.encoding import decode_posting
 from raysearch.index.shard_index import ShardIndex
 from raysearch.search.bm25 import B, K1
 from raysearch.search.query import MUST, MUST_NOT, PHRASE
@@ -12,31 +19,47 @@ from raysearch.search.query import MUST, MUST_NOT, PHRASE
 
 def execute(shard: ShardIndex, plan: dict, k: int) -> tuple[int, list[tuple[float, str]]]:
     """(number of matching documents, top k as (score, id) by score desc, id asc)."""
+    doc_ids = shard.stats.doc_ids
+    n = len(doc_ids)
     avgdl = plan["avgdl"]
-    must_sets: list[set[str]] = []
-    excluded: set[str] = set()
-    scores: dict[str, float] = {}
-    has_must = any(c["occur"] == MUST for c in plan["clauses"])
+    scores = np.zeros(n)
+    should = np.zeros(n, dtype=bool)
+    must_hits = np.zeros(n, dtype=np.int32)
+    excluded = np.zeros(n, dtype=bool)
+    musts = 0
     for clause in plan["clauses"]:
-        matched = _clause_scores(shard, clause, avgdl)
+        matched, contrib = _clause_scores(shard, clause, avgdl, n)
         if clause["occur"] == MUST_NOT:
-            excluded.update(matched)
+            excluded |= matched
             continue
+        scores += contrib
         if clause["occur"] == MUST:
-            must_sets.append(set(matched))
-        for doc_id, s in matched.items():
-            scores[doc_id] = scores.get(doc_id, 0.0) + s
-    if has_must:
-        keep = set.intersection(*must_sets) if must_sets else set()
-        candidates = keep - excluded
-    else:
-        candidates = scores.keys() - excluded
-    top = heapq.nsmallest(k, ((-scores[d], d) for d in candidates)) if k > 0 else []
-    return len(candidates), [(-neg, d) for neg, d in top]
+            musts += 1
+            must_hits += matched
+        else:
+            should |= matched
+    candidates = (must_hits == musts) if musts else should
+    if musts:
+        candidates &= must_hits > 0
+    candidates &= ~excluded
+    numbers = np.flatnonzero(candidates)
+    total = len(numbers)
+    if k <= 0 or total == 0:
+        return total, []
+    cand_scores = scores[numbers]
+    if total > k:
+        # keep everything tied with the k-th score, then break ties by id
+        kth = np.partition(cand_scores, total - k)[total - k]
+        keep = cand_scores >= kth
+        numbers, cand_scores = numbers[keep], cand_scores[keep]
+    top = heapq.nsmallest(k, ((-float(s), doc_ids[i]) for i, s in zip(numbers.tolist(), cand_scores)))
+    return total, [(-neg, d) for neg, d in top]
 
 
-def _clause_scores(shard: ShardIndex, clause: dict, avgdl: dict[str, float]) -> dict[str, float]:
-    out: dict[str, float] = {}
+def _clause_scores(shard: ShardIndex, clause: dict, avgdl: dict[str, float], n: int):
+    """(matched mask, score contribution) of one clause over the shard's documents."""
+    matched = np.zeros(n, dtype=bool)
+    contrib = np.zeros(n)
     for part in clause["parts"]:
         field = part[0]
         norm_base = K1 * (1.0 - B)
@@ -44,13 +67,16 @@ def _clause_scores(shard: ShardIndex, clause: dict, avgdl: dict[str, float]) -> 
         if clause["kind"] == PHRASE:
             _, terms, offsets, weight = part
             for doc_id, freq, dl in _phrase_matches(shard, field, terms, offsets):
-                out[doc_id] = out.get(doc_id, 0.0) + weight * freq / (freq + norm_base + norm_slope * dl)
+                i = shard.stats.docnum[doc_id]
+                matched[i] = True
+                contrib[i] += weight * freq / (freq + norm_base + norm_slope * dl)
         else:
             for term, weight in part[1]:
-                for doc_id, value in shard.postings(field, term):
-                    tf, dl = posting_tf_dl(value)
-                    out[doc_id] = out.get(doc_id, 0.0) + weight * tf / (tf + norm_base + norm_slope * dl)
-    return out
+                numbers, tf, dl = shard.posting_arrays(field, term)
+                if len(numbers):
+                    matched[numbers] = True
+                    contrib[numbers] += weight * tf / (tf + norm_base + norm_slope * dl)
+    return matched, contrib
 
 
 def _phrase_matches(shard: ShardIndex, field: str, terms: list[str], offsets: list[int]):

@@ -11,6 +11,9 @@ class RocksKV:
     def __init__(self, path: str):
         options = Options(raw_mode=True)
         options.create_if_missing(True)
+        # Modest memtables: a service holds several shards on a small machine.
+        options.set_write_buffer_size(16 << 20)
+        options.set_max_write_buffer_number(2)
         self.path = path
         self._db = Rdict(path, options)
         # sync=True: a batch acknowledged by the shard survives a power cut, not only kill -9.
