@@ -141,6 +141,9 @@ class ShardIndex:
         self.stats = self._load_stats()
         self.cache = PostingCache()
         self.generation = 0  # bumped by every write: a list read before it is not cached
+        # opstamp -> keys it logged, for the change-log entries not yet drained; kept in
+        # memory so watermarks and backlog sizes never need a scan of the log.
+        self._log_sizes: dict[int, int] = {op: len(keys) for _, op, keys in self._log()}
 
     def _load_stats(self) -> ShardStats:
         stats = ShardStats()
@@ -172,9 +175,17 @@ class ShardIndex:
         overlay.put(K.applied_key(batch_key), encode_u64(opstamp))
         changes = overlay.changes
         # One change-log entry per opstamp, naming every data key the batch wrote.
-        changes[K.change_log_key(opstamp, b"")] = encode_key_list(list(changes))
+        logged = list(changes)
+        changes[K.change_log_key(opstamp, b"")] = encode_key_list(logged)
         changes[K.LAST_OPSTAMP] = encode_u64(opstamp)
-        self.kv.write(changes)
+        # Registered before the write and before last_opstamp moves, so a concurrent
+        # persisted_upto() can never count this batch as persisted.
+        self._log_sizes[opstamp] = len(logged)
+        try:
+            self.kv.write(changes)
+        except BaseException:
+            self._log_sizes.pop(opstamp, None)
+            raise
         self.last_opstamp = opstamp
         for indexed in removed:  # only once the batch is durable
             self.stats.add(indexed, -1)
@@ -240,16 +251,17 @@ class ShardIndex:
         """Clear exactly the drained log entries; a key dirtied again since keeps its newer entry."""
         if log_keys:
             self.kv.write({key: None for key in log_keys})
+            for key in log_keys:
+                self._log_sizes.pop(K.split_change_log_key(key)[0], None)
 
     def persisted_upto(self) -> int:
         """Highest opstamp whose every change is persisted."""
-        for log_key, _ in self.kv.scan(K.CHANGE_LOG, K.upper_bound(K.CHANGE_LOG)):
-            return K.split_change_log_key(log_key)[0] - 1
-        return self.last_opstamp
+        stamps = list(self._log_sizes)  # a copy: applies on other threads add entries
+        return min(stamps) - 1 if stamps else self.last_opstamp
 
     def pending_changes(self) -> int:
-        """Keys written but not yet persisted (dirty terms, documents and statistics)."""
-        return sum(len(keys) for _, _, keys in self._log())
+        """Keys written but not yet persisted (dirty terms and documents)."""
+        return sum(list(self._log_sizes.values()))
 
     def restore(self, entries: Iterable[tuple[bytes, bytes | None]]) -> None:
         """Replay mirrored entries (from MongoDB chunks, oldest first) into the store."""

@@ -37,3 +37,25 @@ def test_api_key_protects_every_endpoint_but_healthz(service):
         assert ok.status_code == 200
     finally:
         serve.delete("secured")
+
+
+def test_saturated_cluster_answers_429_with_retry_after(service):
+    """Backpressure: past max_pending_batches a bulk is refused with 429 + Retry-After, nothing queued."""
+    settings = service.settings.model_copy(update={"max_pending_batches": 0})
+    serve.run(Ingress.bind(settings.model_dump()), name="throttled", route_prefix="/throttled", blocking=False)
+    base = service.url + "/throttled"
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            try:
+                if httpx.get(base + "/healthz", timeout=5).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        r = httpx.post(base + "/bulk-indexing/throttled-index", json=[{"id": "a", "title": "x"}], timeout=30)
+        assert r.status_code == 429, r.text
+        assert int(r.headers["Retry-After"]) >= 1 and "retry" in r.json()["error"]["reason"]
+        assert httpx.get(base + "/indexes/throttled-index", timeout=30).status_code == 404  # nothing accepted
+    finally:
+        serve.delete("throttled")

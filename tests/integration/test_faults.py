@@ -222,3 +222,48 @@ def test_restore_command_rebuilds_from_mongodb_and_reruns_unpersisted(http, serv
     verify = subprocess.run([sys.executable, "-m", "raysearch.cli", "verify", index, "--url", service.url],
                             capture_output=True, text=True, timeout=300)
     assert verify.returncode == 0 and json.loads(verify.stdout)["ok"]
+
+
+def test_whole_ray_side_restarted_mid_bulk_resumes_from_intake(http, service, corpora):
+    """Ack means durable: Serve and every actor gone mid-bulk (MongoDB stays); on start the
+    tracker resumes the operation from its checkpoint and the intake log, exactly."""
+    index = "ray-restart"
+    docs = load_jsonl(corpora / "vaswani" / "docs.jsonl", limit=6000)
+    r = http.post(f"/bulk-indexing/{index}", json=docs)
+    op_id = r.json()["operation_id"]
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        op = http.get(f"/bulk-operations/{op_id}").json()
+        if op["batches"]["indexed"] >= 3:
+            break
+        time.sleep(0.05)
+    assert op["status"] == "indexing", f"bulk ended before the restart, test proves nothing: {op}"
+    service.stop_ray()
+    service.start()
+    final = wait_operation(http, op_id, timeout_s=600)
+    assert final["status"] == "completed", final
+    assert final["documents"] == {"total": len(docs), "indexed": len({d["id"] for d in docs}), "failed": 0}
+    _assert_index_equals_oracle(http, service, index, docs, queries=10)
+
+
+def test_verify_reports_a_mismatch_and_the_cli_exits_1(http, service, corpora):
+    import subprocess
+    import sys
+
+    from pymongo import MongoClient
+
+    index = "corrupted"
+    docs = load_jsonl(corpora / "cran" / "docs.jsonl", limit=300)
+    wait_operation(http, http.post(f"/bulk-indexing/{index}", json=docs).json()["operation_id"])
+    assert http.post(f"/indexes/{index}/verify").json()["ok"]
+    client = MongoClient(service.settings.mongo_uri)
+    try:  # lose one chunk document in MongoDB
+        chunk = client["raysearch"]["chunks"].find_one({"index": index}, sort=[("seq", 1)])
+        client["raysearch"]["chunks"].delete_one({"_id": chunk["_id"]})
+    finally:
+        client.close()
+    report = http.post(f"/indexes/{index}/verify").json()
+    assert not report["ok"] and report["mismatches"]
+    out = subprocess.run([sys.executable, "-m", "raysearch.cli", "verify", index, "--url", service.url],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 1
