@@ -71,7 +71,7 @@ class ShardStore:
 
     # ------------------------------------------------------------ writes
     def apply(self, batch_key: str, docs: list[tuple], deletes: list[str]) -> int:
-        shard_docs = [ShardDoc(d[0], d[1], d[2]) for d in docs]
+        shard_docs = [ShardDoc(*d) for d in docs]
         with self._write_lock:
             return self.index.apply(batch_key, shard_docs, deletes)
 

@@ -20,7 +20,6 @@ import numpy as np
 from raysearch.index import keys as K
 from raysearch.index.encoding import (
     decode_u64,
-    encode_posting,
     encode_u64,
     posting_tf_dl,
     decode_key_list,
@@ -31,11 +30,12 @@ from raysearch.storage.kv import KV
 
 @dataclass
 class ShardDoc:
-    """A document as the shard receives it from an IndexWorker."""
+    """A document as the shard receives it from an IndexWorker (index.batch.encode_shard_doc)."""
 
     doc_id: str
     stored: bytes  # JSON of the whole document
-    fields: list[tuple[str, int, dict[str, list[int]]]]  # (field, length, term -> positions)
+    terms: bytes  # the T entry: JSON [[field, length, [terms...]], ...]
+    postings: list[tuple[bytes, bytes]]  # (posting key, encoded posting)
 
 
 class _Overlay:
@@ -212,15 +212,10 @@ class ShardIndex:
         return True
 
     def _add_doc(self, ov: _Overlay, added: list, doc: ShardDoc) -> None:
-        indexed = []
-        doc_id = doc.doc_id
-        for field, length, postings in doc.fields:
-            for term, positions in postings.items():
-                ov.put(K.posting_key(field, term, doc_id), encode_posting(len(positions), length, positions))
-            indexed.append([field, length, sorted(postings)])
-        ov.put(K.doc_terms_key(doc_id), json.dumps(indexed, separators=(",", ":")).encode())
-        ov.put(K.doc_key(doc_id), doc.stored)
-        added.append((doc_id, indexed))
+        ov.changes.update(doc.postings)
+        ov.put(K.doc_terms_key(doc.doc_id), doc.terms)
+        ov.put(K.doc_key(doc.doc_id), doc.stored)
+        added.append((doc.doc_id, json.loads(doc.terms)))
 
     # ---------------------------------------------------------- change log
     def _log(self):
