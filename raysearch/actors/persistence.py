@@ -19,7 +19,6 @@ import ray
 
 from raysearch.actors import registry
 from raysearch.config import Settings
-from raysearch.index.encoding import chunk_entries, encode_entries
 from raysearch.storage.mongo import MongoStore
 
 log = logging.getLogger("raysearch.persistence")
@@ -68,19 +67,19 @@ class PersistenceActor:
 
     def _drain_shard(self, index: str, n: int, tracker) -> int:
         shard = registry.shard(self.settings, index, n)
-        entries, log_keys = ray.get(shard.collect_changes.remote(self.settings.drain_limit), timeout=120)
-        if entries:
-            blobs = [(len(c), encode_entries(c)) for c in chunk_entries(entries, self.settings.chunk_postings)]
+        blobs, log_keys = ray.get(shard.collect_changes.remote(self.settings.drain_limit), timeout=120)
+        entries = sum(count for count, _ in blobs)
+        if blobs:
             key = (index, n)
             if key not in self._next_seq:
                 self._next_seq[key] = self.mongo.next_chunk_seq(index, n)
             self._write_with_retries(index, n, self._next_seq[key], blobs)
             self._next_seq[key] += len(blobs)
-            self.entries_written += len(entries)
+            self.entries_written += entries
             self.chunks_written += len(blobs)
         upto = ray.get(shard.ack_changes.remote(log_keys), timeout=120)
         self._report(tracker, index, n, upto)
-        return len(entries)
+        return entries
 
     def _write_with_retries(self, index: str, n: int, seq: int, blobs) -> None:
         attempts = self.settings.persist_attempts

@@ -6,8 +6,9 @@ Data keys (mirrored to MongoDB, so a shard can be rebuilt from it):
   P<field>\0<term>\0<id>   posting: tf, field length, positions
   A<batch key>             opstamp at which a batch was applied (idempotent replays)
 Internal keys (never mirrored; they start with '~'):
-  ~O<opstamp:8 bytes BE>             change log: the data keys one batch wrote (durable
-                                     dirty marks), drained by persistence, oldest first
+  ~O<opstamp:8 bytes BE>             change log: every key and value one batch wrote
+                                     (columnar, = a MongoDB chunk payload); the durable
+                                     dirty marks, drained by persistence oldest first
   ~M                                 last opstamp
 Field names, terms and ids never contain NUL (validated at the ingress), so the
 NUL separators are unambiguous.

@@ -19,11 +19,13 @@ import numpy as np
 
 from raysearch.index import keys as K
 from raysearch.index.encoding import (
+    columnar_count,
+    decode_entries,
+    encode_columns,
+    split_columnar,
     decode_u64,
     encode_u64,
     posting_tf_dl,
-    decode_key_list,
-    encode_key_list,
 )
 from raysearch.storage.kv import KV
 
@@ -143,7 +145,7 @@ class ShardIndex:
         self.generation = 0  # bumped by every write: a list read before it is not cached
         # opstamp -> keys it logged, for the change-log entries not yet drained; kept in
         # memory so watermarks and backlog sizes never need a scan of the log.
-        self._log_sizes: dict[int, int] = {op: len(keys) for _, op, keys in self._log()}
+        self._log_sizes: dict[int, int] = {op: columnar_count(blob) for _, op, blob in self._log()}
 
     def _load_stats(self) -> ShardStats:
         stats = ShardStats()
@@ -175,8 +177,10 @@ class ShardIndex:
         overlay.put(K.applied_key(batch_key), encode_u64(opstamp))
         changes = overlay.changes
         # One change-log entry per opstamp, naming every data key the batch wrote.
+        # The change-log entry holds the batch's keys AND values, columnar: it is the
+        # MongoDB chunk payload already, so draining never re-reads the keys it names.
         logged = list(changes)
-        changes[K.change_log_key(opstamp, b"")] = encode_key_list(logged)
+        changes[K.change_log_key(opstamp, b"")] = encode_columns(logged, [changes[k] for k in logged])
         changes[K.LAST_OPSTAMP] = encode_u64(opstamp)
         # Registered before the write and before last_opstamp moves, so a concurrent
         # persisted_upto() can never count this batch as persisted.
@@ -218,29 +222,33 @@ class ShardIndex:
         added.append((doc.doc_id, json.loads(doc.terms)))
 
     # ---------------------------------------------------------- change log
-    def _log(self):
-        """(log key, opstamp, data keys) of the change log, oldest first."""
+    def _log(self, limit_entries: int | None = None):
+        """(log key, opstamp, columnar blob) of the change log, oldest first."""
         for log_key, value in self.kv.scan(K.CHANGE_LOG, K.upper_bound(K.CHANGE_LOG)):
-            yield log_key, K.split_change_log_key(log_key)[0], decode_key_list(value)
+            yield log_key, K.split_change_log_key(log_key)[0], value
 
-    def collect_changes(self, limit: int) -> tuple[list[tuple[bytes, bytes | None]], list[bytes]]:
-        """Oldest change-log entries (whole opstamps, about `limit` keys) and the CURRENT
-        value of each key they name, read from the store (never a cache): (entries, log keys).
-
-        A value newer than its log entry is fine: the newer write has its own
-        log entry, which will be drained (and written again) later.
-        """
-        log_keys, data_keys, seen = [], [], set()
-        for log_key, _, keys in self._log():
-            if log_keys and len(data_keys) + len(keys) > limit:
+    def _oldest_log(self, limit: int) -> tuple[list[bytes], list[bytes]]:
+        """(log keys, blobs) of the oldest whole opstamps, about `limit` entries."""
+        log_keys, blobs, count = [], [], 0
+        for log_key, _, blob in self._log():
+            n = columnar_count(blob)
+            if log_keys and count + n > limit:
                 break
             log_keys.append(log_key)
-            for key in keys:
-                if key not in seen:
-                    seen.add(key)
-                    data_keys.append(key)
-        values = self.kv.multi_get(data_keys)
-        return list(zip(data_keys, values)), log_keys
+            blobs.append(blob)
+            count += n
+        return log_keys, blobs
+
+    def collect_changes(self, limit: int) -> tuple[list[tuple[bytes, bytes | None]], list[bytes]]:
+        """The oldest change-log entries (whole opstamps, about `limit` keys) as
+        (key, value) pairs in write order, read from the store: (entries, log keys)."""
+        log_keys, blobs = self._oldest_log(limit)
+        return [e for blob in blobs for e in decode_entries(blob)], log_keys
+
+    def collect_chunks(self, limit: int, chunk_entries_max: int) -> tuple[list[tuple[int, bytes]], list[bytes]]:
+        """Like collect_changes, but as MongoDB chunk payloads, cut from the log entries as they are."""
+        log_keys, blobs = self._oldest_log(limit)
+        return [c for blob in blobs for c in split_columnar(blob, chunk_entries_max)], log_keys
 
     def ack_changes(self, log_keys: list[bytes]) -> None:
         """Clear exactly the drained log entries; a key dirtied again since keeps its newer entry."""
