@@ -37,6 +37,9 @@ class TrackerActor:
         self._drivers: dict[str, asyncio.Task] = {}
         self._pool: asyncio.Queue | None = None
         self._waiters: dict[str, list[asyncio.Event]] = {}
+        self._dirty: set[str] = set()  # operations changed but not yet checkpointed
+        self._flusher: asyncio.Task | None = None
+        self._intake_to_drop: dict[str, list[int]] = {}
 
     # ------------------------------------------------------------ driving
     def _ensure_started(self) -> None:
@@ -65,26 +68,27 @@ class TrackerActor:
         attempt, last_error = 0, None
         while attempt < attempts:
             worker = await self._pool.get()
+            result = None
             try:
                 result = await worker.index_batch.remote(op["index"], op["operation_id"], batch)
             except MongoUnavailable as exc:  # not the batch's fault: wait, do not use up an attempt
                 last_error = exc
-                await asyncio.sleep(self.settings.backoff_base_s * 4)
-                continue
             except Exception as exc:  # worker or shard died...
                 last_error = exc
-                log.warning("batch %s:%d attempt %d failed: %s", op["operation_id"], batch, attempt + 1, exc)
-            else:
+                attempt += 1
+                log.warning("batch %s:%d attempt %d failed: %s", op["operation_id"], batch, attempt, exc)
+            finally:
+                self._pool.put_nowait(worker)  # free the worker before any bookkeeping
+            if result is not None:
                 if book.batch_indexed(op, batch, result["opstamps"], result["indexed"], result["failed"]):
                     metrics.count("docs_indexed", result["indexed"], index=op["index"])
                     metrics.count("batches_indexed", 1, index=op["index"])
-                    await self._checkpoint(op)
+                    # Not waited for: losing this mark in a crash only re-runs the batch (idempotent).
+                    await self._checkpoint(op, durable=False)
                 return
-            finally:
-                self._pool.put_nowait(worker)
-            attempt += 1
             if attempt < attempts:
-                await asyncio.sleep(self.settings.backoff_base_s * 2 ** (attempt - 1))
+                delay = 4 if isinstance(last_error, MongoUnavailable) else 2 ** max(attempt - 1, 0)
+                await asyncio.sleep(self.settings.backoff_base_s * delay)
         reason = f"indexing failed after {attempts} attempts: {type(last_error).__name__}: {last_error}"
         metrics.count("batches_failed", 1, index=op["index"])
         book.batch_failed(op, batch, reason[:2000], await self._batch_ids(op, batch))
@@ -100,24 +104,22 @@ class TrackerActor:
         except Exception:
             return []
 
-    async def _checkpoint(self, op: dict) -> None:
-        """Save the operation; waits out a MongoDB outage (nothing is acknowledged before it is saved)."""
+    async def _checkpoint(self, op: dict, durable: bool = True) -> None:
+        """Update derived state and save the operation. `durable=False` leaves the save to
+        the flusher (coalesced, every 0.2 s): for facts that are re-derived after a crash
+        (indexed marks: batches re-run idempotently; persisted marks: watermarks are
+        reported again)."""
         persisted = book.apply_watermarks(op, self.watermarks.get(op["index"], {}))
+        if persisted:  # intake payloads are kept until their batch's persisted mark is saved
+            self._intake_to_drop.setdefault(op["operation_id"], []).extend(persisted)
         was_terminal = op.get("_notified", False)
         book.refresh_status(op, {})
-        delay = self.settings.backoff_base_s
-        while True:
-            try:
-                await asyncio.to_thread(self.mongo.save_operation, op)
-                if persisted:  # intake payloads are kept until their batch is persisted
-                    await asyncio.to_thread(self.mongo.delete_batches, op["operation_id"], persisted)
-                break
-            except Exception as exc:
-                if not is_unavailable(exc):
-                    raise
-                log.warning("checkpoint of %s waits for MongoDB: %s", op["operation_id"], exc)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+        if durable:
+            await self._save(op)
+        else:
+            self._dirty.add(op["operation_id"])
+            if self._flusher is None or self._flusher.done():
+                self._flusher = asyncio.get_running_loop().create_task(self._flush_loop())
         if op["status"] in book.TERMINAL_STATUSES or op["status"] == "persisting":
             for event in self._waiters.pop(op["operation_id"], []):
                 event.set()
@@ -125,6 +127,32 @@ class TrackerActor:
         if op["status"] in book.TERMINAL_STATUSES and op.get("webhook") and not was_terminal:
             op["_notified"] = True
             asyncio.get_running_loop().create_task(self._notify(op))
+
+    async def _flush_loop(self) -> None:
+        while self._dirty:
+            await asyncio.sleep(0.2)
+            for op_id in list(self._dirty):
+                self._dirty.discard(op_id)
+                await self._save(self.ops[op_id])
+
+    async def _save(self, op: dict) -> None:
+        """Write the checkpoint, then drop intake payloads of persisted batches; waits out a
+        MongoDB outage (nothing is acknowledged before it is saved)."""
+        op_id = op["operation_id"]
+        delay = self.settings.backoff_base_s
+        while True:
+            try:
+                await asyncio.to_thread(self.mongo.save_operation, op)
+                drop = self._intake_to_drop.pop(op_id, [])
+                if drop:
+                    await asyncio.to_thread(self.mongo.delete_batches, op_id, drop)
+                return
+            except Exception as exc:
+                if not is_unavailable(exc):
+                    raise
+                log.warning("checkpoint of %s waits for MongoDB: %s", op_id, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
 
     async def _notify(self, op: dict) -> None:
         """POST the final operation to its webhook, retrying with exponential backoff."""
@@ -176,7 +204,7 @@ class TrackerActor:
         marks[str(shard)] = upto
         for op in self.ops.values():
             if op["index"] == index and any(s == book.INDEXED for s in op["batch_state"]):
-                await self._checkpoint(op)
+                await self._checkpoint(op, durable=False)
 
     async def shard_started_empty(self, index: str, shard: int) -> None:
         """A shard came up without its RocksDB (deleted, or its node lost) and was rebuilt
