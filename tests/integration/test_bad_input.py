@@ -78,3 +78,27 @@ def test_health_and_readiness(http):
     assert http.get("/healthz").status_code == 200
     r = http.get("/readyz")
     assert r.status_code == 200, r.text
+
+
+def test_per_document_limits_name_the_problem(http):
+    deep = {"id": "deep"}
+    node = deep
+    for _ in range(21):
+        node["n"] = {}
+        node = node["n"]
+    docs = [
+        {"id": "x" * 513, "title": "id too long"},
+        {"id": "", "title": "empty id"},
+        {"id": "dotted", "a.b": "field with a dot"},
+        {"id": "longname", "f" * 257: "field name too long"},
+        deep,
+        {"id": "huge", "body": "w " * 600_000},
+        {"id": "fine", "title": "the only valid one", "text": "$where sleep(1000)"},
+    ]
+    r = http.post("/bulk-indexing/limits", json=docs)
+    assert r.status_code == 202, r.text
+    reasons = {e["position"]: e["reason"] for e in r.json()["errors"]}
+    assert set(reasons) == {0, 1, 2, 3, 4, 5}
+    assert "512" in reasons[0] and "1-512" in reasons[1] and "." in reasons[2]
+    assert "256" in reasons[3] and "deeper than 20" in reasons[4] and "limit" in reasons[5]
+    assert r.json()["documents"] == 1
