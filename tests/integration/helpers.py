@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import random
 import re
+import time
+from contextlib import contextmanager
 
 import ray
 from pymongo import MongoClient
@@ -64,3 +66,26 @@ def draw_queries(docs: list[dict], count: int, seed: int = 7) -> list[str]:
         if words:
             queries.append(" ".join(rng.choice(words) for _ in range(rng.randint(1, 3))))
     return queries
+
+
+@contextmanager
+def deployed_beside(service, app, name: str):
+    """Deploy a second Serve application at /<name> beside the suite's service; yields its base URL
+    once /<name>/healthz answers, and deletes it afterwards."""
+    import httpx
+    from ray import serve
+
+    serve.run(app, name=name, route_prefix=f"/{name}", blocking=False)
+    base = f"{service.url}/{name}"
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            try:
+                if httpx.get(base + "/healthz", timeout=5).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        yield base
+    finally:
+        serve.delete(name)

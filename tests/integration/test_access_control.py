@@ -4,27 +4,15 @@ Deploys a second copy of the app, with a key, beside the test suite's service.""
 
 from __future__ import annotations
 
-import time
-
 import httpx
-from ray import serve
 
 from raysearch.serve.app import Ingress
+from tests.integration.helpers import deployed_beside
 
 
 def test_api_key_protects_every_endpoint_but_healthz(service):
     settings = service.settings.model_copy(update={"api_key": "s3cret-key"})
-    serve.run(Ingress.bind(settings.model_dump()), name="secured", route_prefix="/secured", blocking=False)
-    base = service.url + "/secured"
-    try:
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            try:
-                if httpx.get(base + "/healthz", timeout=5).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
+    with deployed_beside(service, Ingress.bind(settings.model_dump()), "secured") as base:
         assert httpx.get(base + "/healthz").status_code == 200
         for method, path in [("GET", "/readyz"), ("GET", "/indexes"), ("POST", "/bulk-indexing/x"),
                              ("GET", "/indexes/x/search?q=a"), ("GET", "/stats")]:
@@ -35,27 +23,13 @@ def test_api_key_protects_every_endpoint_but_healthz(service):
             assert wrong.status_code == 401
         ok = httpx.get(base + "/indexes", headers={"Authorization": "Bearer s3cret-key"}, timeout=30)
         assert ok.status_code == 200
-    finally:
-        serve.delete("secured")
 
 
 def test_saturated_cluster_answers_429_with_retry_after(service):
     """Backpressure: past max_pending_batches a bulk is refused with 429 + Retry-After, nothing queued."""
     settings = service.settings.model_copy(update={"max_pending_batches": 0})
-    serve.run(Ingress.bind(settings.model_dump()), name="throttled", route_prefix="/throttled", blocking=False)
-    base = service.url + "/throttled"
-    try:
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            try:
-                if httpx.get(base + "/healthz", timeout=5).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
+    with deployed_beside(service, Ingress.bind(settings.model_dump()), "throttled") as base:
         r = httpx.post(base + "/bulk-indexing/throttled-index", json=[{"id": "a", "title": "x"}], timeout=30)
         assert r.status_code == 429, r.text
         assert int(r.headers["Retry-After"]) >= 1 and "retry" in r.json()["error"]["reason"]
         assert httpx.get(base + "/indexes/throttled-index", timeout=30).status_code == 404  # nothing accepted
-    finally:
-        serve.delete("throttled")

@@ -10,7 +10,7 @@ import httpx
 import yaml
 
 from tests.conftest import load_jsonl, wait_operation
-from tests.integration.helpers import draw_queries
+from tests.integration.helpers import deployed_beside, draw_queries
 
 
 def test_bulk_of_20k_while_8_clients_search(http, service, corpora):
@@ -53,24 +53,14 @@ def test_serve_config_yaml_deploys(service):
     """serve_config.yaml's import path and args build the app; deploy it beside the suite's."""
     from pathlib import Path
 
-    from ray import serve
-
     from raysearch.serve.app import build_app
 
     config = yaml.safe_load((Path(__file__).parents[2] / "serve_config.yaml").read_text())
     app_config = config["applications"][0]
     args = dict(app_config["args"], mongo_uri=service.settings.mongo_uri, data_dir=service.settings.data_dir,
                 workers=service.settings.workers)
-    serve.run(build_app(args), name="from-config", route_prefix="/from-config", blocking=False)
-    try:
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            try:
-                if httpx.get(service.url + "/from-config/readyz", timeout=30).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
+    with deployed_beside(service, build_app(args), "from-config") as base:
+        deadline = time.time() + 60
+        while httpx.get(base + "/readyz", timeout=30).status_code != 200 and time.time() < deadline:
             time.sleep(1)
-        assert httpx.get(service.url + "/from-config/readyz", timeout=30).status_code == 200
-    finally:
-        serve.delete("from-config")
+        assert httpx.get(base + "/readyz", timeout=30).status_code == 200
