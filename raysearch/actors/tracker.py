@@ -113,7 +113,10 @@ class TrackerActor:
         if persisted:  # intake payloads are kept until their batch's persisted mark is saved
             self._intake_to_drop.setdefault(op["operation_id"], []).extend(persisted)
         was_terminal = op.get("_notified", False)
+        before = op["status"]
         book.refresh_status(op, {})
+        if op["status"] != before and op["status"] in book.TERMINAL_STATUSES:
+            durable = True  # a final status is saved before anyone can read it
         if durable:
             await self._save(op)
         else:
