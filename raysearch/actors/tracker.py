@@ -116,7 +116,7 @@ class TrackerActor:
         before = op["status"]
         book.refresh_status(op, {})
         if op["status"] != before and op["status"] in book.TERMINAL_STATUSES:
-            durable = True  # a final status is saved before anyone can read it
+            durable = True  # a final status is checkpointed at once, not coalesced
         if durable:
             await self._save(op)
         else:
