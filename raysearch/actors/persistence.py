@@ -1,11 +1,11 @@
 """PersistenceActor: the single writer of posting chunks to MongoDB.
 
-A drain cycle, per shard: read the oldest change-log entries and the current
-values of the keys they name FROM ROCKSDB (via the shard, the DB's only
-owner), write them as chunk documents (<= chunk_postings entries each, keyed
-by _id so a replay is idempotent), and only then clear exactly those log
-entries. A key written again meanwhile keeps its newer log entry. Then the
-shard's persisted watermark goes to the tracker.
+A drain cycle, per shard: read the oldest change-log entries FROM ROCKSDB (via
+the shard, the DB's only owner; each entry holds one batch's keys and values,
+written in the same WriteBatch as the data), write them as chunk documents
+(<= chunk_postings entries each, keyed by _id so a replay is idempotent), and
+only then clear exactly those log entries. Then the shard's persisted watermark
+goes to the tracker.
 """
 
 from __future__ import annotations
