@@ -185,6 +185,8 @@ class ShardIndex:
         # Registered before the write and before last_opstamp moves, so a concurrent
         # persisted_upto() can never count this batch as persisted.
         self._log_sizes[opstamp] = len(logged)
+        for doc_id, _ in added:  # numbered before their postings become visible to searches
+            self.stats.number(doc_id)
         try:
             self.kv.write(changes)
         except BaseException:
@@ -193,8 +195,7 @@ class ShardIndex:
         self.last_opstamp = opstamp
         for indexed in removed:  # only once the batch is durable
             self.stats.add(indexed, -1)
-        for doc_id, indexed in added:
-            self.stats.number(doc_id)
+        for _, indexed in added:
             self.stats.add(indexed, 1)
         self.generation += 1
         for pair in touched:

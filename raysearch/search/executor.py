@@ -67,12 +67,17 @@ def _clause_scores(shard: ShardIndex, clause: dict, avgdl: dict[str, float], n: 
         if clause["kind"] == PHRASE:
             _, terms, offsets, weight = part
             for doc_id, freq, dl in _phrase_matches(shard, field, terms, offsets):
-                i = shard.stats.docnum[doc_id]
+                i = shard.stats.docnum.get(doc_id, n)
+                if i >= n:  # indexed after this query started
+                    continue
                 matched[i] = True
                 contrib[i] += weight * freq / (freq + norm_base + norm_slope * dl)
         else:
             for term, weight in part[1]:
                 numbers, tf, dl = shard.posting_arrays(field, term)
+                if len(numbers) and numbers.max() >= n:  # documents indexed after this query started
+                    keep = numbers < n
+                    numbers, tf, dl = numbers[keep], tf[keep], dl[keep]
                 if len(numbers):
                     matched[numbers] = True
                     contrib[numbers] += weight * tf / (tf + norm_base + norm_slope * dl)
