@@ -22,7 +22,6 @@ class Settings(BaseModel):
     workers: int = Field(default=12, description="IndexWorker pool size")
     shards: int = Field(default=4, description="default shards per new index")
     batch_size: int = Field(default=150, description="documents per indexing batch")
-    max_in_flight: int = Field(default=12, description="batches being indexed at once, per operation")
     index_attempts: int = 3
     persist_attempts: int = 5
     backoff_base_s: float = 0.5

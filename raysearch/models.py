@@ -29,34 +29,6 @@ class SearchRequest(BaseModel):
     highlight: bool = False
 
 
-class Hit(BaseModel):
-    id: str
-    score: float
-    document: dict
-    highlight: dict[str, list[str]] | None = None
-
-
-class SearchResponse(BaseModel):
-    total: int
-    took_ms: float
-    hits: list[Hit]
-
-
-class BulkError(BaseModel):
-    position: int
-    id: str | None
-    reason: str
-
-
-class BulkAccepted(BaseModel):
-    operation_id: str
-    index: str
-    status: str
-    documents: int
-    batches: int
-    errors: list[BulkError]
-
-
 # ---------------------------------------------------------------- client results
 class Record(BaseModel):
     """Typed result that also reads like the JSON it came from (`r.total` or `r["total"]`)."""

@@ -101,17 +101,3 @@ def split_columnar(blob: bytes, max_entries: int, max_bytes: int = 8 << 20) -> l
         ))))
         start = stop
     return chunks
-
-
-def chunk_entries(entries: list[tuple[bytes, bytes | None]], max_entries: int, max_bytes: int = 8 << 20):
-    """Split (key, value) entries into lists of at most `max_entries` and about `max_bytes`."""
-    chunk, chunk_bytes = [], 0
-    for key, value in entries:
-        size = len(key) + (len(value) if value else 0) + 8
-        if chunk and (len(chunk) >= max_entries or chunk_bytes + size > max_bytes):
-            yield chunk
-            chunk, chunk_bytes = [], 0
-        chunk.append((key, value))
-        chunk_bytes += size
-    if chunk:
-        yield chunk

@@ -122,7 +122,7 @@ def refresh_status(op: dict, watermarks: dict[str, int]) -> str:
     return status
 
 
-def public_view(op: dict) -> dict:  # noqa: C901
+def public_view(op: dict) -> dict:
     """The API shape of an operation (API.md)."""
     states = op["batch_state"]
     failed_batch_docs = sum(n for n, s in zip(op["batch_docs"], states) if s == FAILED)

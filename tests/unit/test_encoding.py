@@ -1,5 +1,5 @@
 from raysearch.index import keys as K
-from raysearch.index.encoding import (chunk_entries, decode_entries, decode_posting, encode_entries,
+from raysearch.index.encoding import (decode_entries, decode_posting, encode_entries,
                                       encode_posting)
 
 
@@ -10,13 +10,6 @@ def test_posting_round_trip(no_ray):
 def test_entries_round_trip_with_deletes(no_ray):
     entries = [(b"Pa\x00b\x00c", b"\x01\x02"), (b"Dx", None), (b"N", b"")]
     assert decode_entries(encode_entries(entries)) == entries
-
-
-def test_chunking_bounds_entries(no_ray):
-    entries = [(f"k{i}".encode(), b"v") for i in range(12_001)]
-    chunks = list(chunk_entries(entries, 5000))
-    assert [len(c) for c in chunks] == [5000, 5000, 2001]
-    assert [e for c in chunks for e in c] == entries
 
 
 def test_keys_sort_and_split(no_ray):
