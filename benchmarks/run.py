@@ -848,7 +848,7 @@ def main(argv: list[str] | None = None) -> int:
         "smoke": args.smoke,
         "environment": env,
         "settings": {"workers": s.workers, "shards": s.shards, "batch_size": s.batch_size,
-                     "max_in_flight": s.max_in_flight, "persist_interval_s": s.persist_interval_s},
+                     "persist_interval_s": s.persist_interval_s},
         "corpus": str(DEBIAN.relative_to(DEBIAN.parents[2])),
         "results": results,
         "loadavg_end": [round(x, 2) for x in os.getloadavg()],
