@@ -50,7 +50,7 @@ class IndexWorker:
         analyzer, shards = self._index(index)
         per_shard, indexed, failed = split_batch(docs, deletes, len(shards), analyzer, self.poison_field)
         batch_key = f"{op_id}:{batch}"
-        refs = {n: shards[n].apply.remote(batch_key, part[0], part[1]) for n, part in per_shard.items()}
+        refs = {n: shards[n].apply.remote(batch_key, part) for n, part in per_shard.items()}
         opstamps = dict(zip(refs, ray.get(list(refs.values()), timeout=300)))
         return {"opstamps": opstamps, "indexed": indexed, "failed": failed}
 

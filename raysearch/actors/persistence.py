@@ -3,7 +3,7 @@
 A drain cycle, per shard: read the oldest change-log entries FROM ROCKSDB (via
 the shard, the DB's only owner; each entry holds one batch's keys and values,
 written in the same WriteBatch as the data), write them as chunk documents
-(<= chunk_postings entries each, keyed by _id so a replay is idempotent), and
+(<= chunk_postings postings each, keyed by _id so a replay is idempotent), and
 only then clear exactly those log entries. Then the shard's persisted watermark
 goes to the tracker.
 """
@@ -68,7 +68,7 @@ class PersistenceActor:
     def _drain_shard(self, index: str, n: int, tracker) -> int:
         shard = registry.shard(self.settings, index, n)
         blobs, log_keys = ray.get(shard.collect_changes.remote(self.settings.drain_limit), timeout=120)
-        entries = sum(count for count, _ in blobs)
+        entries = sum(count for count, _, _ in blobs)
         if blobs:
             key = (index, n)
             if key not in self._next_seq:

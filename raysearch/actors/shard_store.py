@@ -15,7 +15,8 @@ from raysearch.actors import registry
 from raysearch.config import Settings
 from raysearch.index import keys as K
 from raysearch.index.encoding import decode_entries
-from raysearch.index.shard_index import ShardDoc, ShardIndex
+from raysearch.index.batch import ShardBatch
+from raysearch.index.shard_index import ShardIndex
 from raysearch.search.executor import execute
 from raysearch.storage.rocks import RocksKV
 
@@ -70,10 +71,9 @@ class ShardStore:
             mongo.close()
 
     # ------------------------------------------------------------ writes
-    def apply(self, batch_key: str, docs: list[tuple], deletes: list[str]) -> int:
-        shard_docs = [ShardDoc(*d) for d in docs]
+    def apply(self, batch_key: str, batch: ShardBatch) -> int:
         with self._write_lock:
-            return self.index.apply(batch_key, shard_docs, deletes)
+            return self.index.apply(batch_key, batch)
 
     # Draining does not take the write lock: batches are atomic in RocksDB, log entries
     # are read before the values they name, and the drain deletes only its own entries.

@@ -73,14 +73,20 @@ class Analyzer:
             self._cache[token] = out
         return out
 
+    def normalized(self, text: str) -> list[str | None]:
+        """The term of every raw token of `text`, None for stop words (index = position)."""
+        cache, normalize = self._cache, self._normalize
+        out = []
+        for token in _WORD.findall(text):
+            term = cache.get(token, False)
+            out.append(normalize(token) if term is False else term)
+        return out
+
     def tokens(self, text: str, start: int = 0) -> Iterator[tuple[str, int]]:
         """Yields (term, position); positions start at `start`."""
-        position = start
-        for match in _WORD.finditer(text):
-            term = self._normalize(match.group())
+        for position, term in enumerate(self.normalized(text), start):
             if term is not None:
                 yield term, position
-            position += 1
 
     def terms(self, text: str) -> list[str]:
         return [t for t, _ in self.tokens(text)]
@@ -119,19 +125,37 @@ def _iter_value(path: str, value) -> Iterator[tuple[str, str]]:
 
 
 def analyze_document(doc: dict, analyzer: Analyzer) -> list[AnalyzedField]:
-    """Every string field under its own name and under `_all`, with positions."""
+    """Every string field under its own name and under `_all`, with positions.
+
+    Each value is tokenised once; its positions are then shifted into the field
+    and into `_all` (whose values follow one another, POSITION_GAP apart)."""
     fields: dict[str, AnalyzedField] = {}
     next_pos: dict[str, int] = {}
     for name, text in iter_text_fields(doc):
+        relative: dict[str, list[int]] = {}
+        last = -1  # relative position of the last indexed token
+        for i, term in enumerate(analyzer.normalized(text)):
+            if term is not None:
+                positions = relative.get(term)
+                if positions is None:
+                    relative[term] = [i]
+                else:
+                    positions.append(i)
+                last = i
+        length = sum(map(len, relative.values()))
         for fname in (name, ALL_FIELD):
             field = fields.get(fname)
             if field is None:
                 field = fields[fname] = AnalyzedField(fname, 0, {})
             start = next_pos.get(fname, 0)
-            last = start - 1
-            for term, pos in analyzer.tokens(text, start):
-                field.postings.setdefault(term, []).append(pos)
-                field.length += 1
-                last = pos
-            next_pos[fname] = max(start, last + 1) + POSITION_GAP
+            postings = field.postings
+            for term, positions in relative.items():
+                shifted = [p + start for p in positions] if start else list(positions)
+                existing = postings.get(term)
+                if existing is None:
+                    postings[term] = shifted
+                else:
+                    existing.extend(shifted)
+            field.length += length
+            next_pos[fname] = max(start, start + last + 1) + POSITION_GAP
     return [f for f in fields.values() if f.length > 0]

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections import defaultdict
+from array import array
+from dataclasses import dataclass, field
 
 from raysearch.analysis.analyzer import Analyzer, analyze_document
 from raysearch.index import keys as K
-from raysearch.index.encoding import encode_posting
+from raysearch.index.encoding import encode_block
 from raysearch.index.routing import shard_for
 
 
@@ -20,13 +21,57 @@ def decode_payload(raw: bytes) -> tuple[list[dict], list[str]]:
     return data["docs"], data["deletes"]
 
 
+@dataclass
+class ShardBatch:
+    """One shard's part of a batch, as flat lists of bytes (cheap to pickle between actors).
+
+    Documents are numbered 0..n-1 in list order; the posting blocks use those numbers,
+    and the shard adds its base doc number (keys.py)."""
+
+    doc_ids: list[str] = field(default_factory=list)
+    stored: list[bytes] = field(default_factory=list)  # JSON of each whole document
+    terms: list[bytes] = field(default_factory=list)  # JSON [[field, length, [terms...]], ...]
+    block_prefixes: list[bytes] = field(default_factory=list)  # keys.term_prefix(field, term)
+    blocks: list[bytes] = field(default_factory=list)  # encoding.encode_block
+    deletes: list[str] = field(default_factory=list)
+
+
+class _BlockBuilder:
+    """Accumulates one shard's postings per (field, term) across the batch's documents."""
+
+    def __init__(self):
+        self.fields: dict[str, dict[str, tuple[array, array, array, array]]] = {}
+
+    def add(self, local: int, fields) -> None:
+        for f in fields:
+            by_term = self.fields.get(f.name)
+            if by_term is None:
+                by_term = self.fields[f.name] = {}
+            length = f.length
+            for term, positions in f.postings.items():
+                cols = by_term.get(term)
+                if cols is None:
+                    cols = by_term[term] = (array("I"), array("I"), array("I"), array("I"))
+                cols[0].append(local)
+                cols[1].append(len(positions))
+                cols[2].append(length)
+                cols[3].extend(positions)
+
+    def emit(self, out: ShardBatch) -> None:
+        for name, by_term in self.fields.items():
+            for term, cols in by_term.items():
+                out.block_prefixes.append(K.term_prefix(name, term))
+                out.blocks.append(encode_block(*cols))
+
+
 def split_batch(docs: list[dict], deletes: list[str], shards: int, analyzer: Analyzer, poison_field: str | None = None):
-    """-> ({shard: (docs as tuples, delete ids)}, indexed count, failed [{id, reason}]).
+    """-> ({shard: ShardBatch}, indexed count, failed [{id, reason}]).
 
     A document that cannot be analysed fails alone; its neighbours proceed.
     Within a batch the last occurrence of an id wins (like a sequence of PUTs).
     """
-    per_shard: dict[int, tuple[list, list]] = defaultdict(lambda: ([], []))
+    per_shard: dict[int, ShardBatch] = {}
+    builders: dict[int, _BlockBuilder] = {}
     failed = []
     latest = {}
     for doc in docs:
@@ -39,25 +84,26 @@ def split_batch(docs: list[dict], deletes: list[str], shards: int, analyzer: Ana
                 raise ValueError(f"poisoned document (test setting: field {poison_field!r})")
             fields = analyze_document(doc, analyzer)
             stored = json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode()
+            terms = json.dumps([[f.name, f.length, sorted(f.postings)] for f in fields],
+                               ensure_ascii=False, separators=(",", ":")).encode()
         except Exception as exc:  # one bad document must not fail its batch
             failed.append({"id": doc_id, "reason": f"analysis failed: {exc}"})
             continue
-        per_shard[shard_for(doc_id, shards)][0].append(encode_shard_doc(doc_id, stored, fields))
+        n = shard_for(doc_id, shards)
+        part = per_shard.get(n)
+        if part is None:
+            part = per_shard[n] = ShardBatch()
+            builders[n] = _BlockBuilder()
+        builders[n].add(len(part.doc_ids), fields)
+        part.doc_ids.append(doc_id)
+        part.stored.append(stored)
+        part.terms.append(terms)
+    for n, builder in builders.items():
+        builder.emit(per_shard[n])
     for doc_id in deletes:
-        per_shard[shard_for(doc_id, shards)][1].append(doc_id)
-    return dict(per_shard), len(latest) - len(failed), failed
-
-
-def encode_shard_doc(doc_id: str, stored: bytes, fields) -> tuple:
-    """A document as flat bytes for its shard: (id, stored JSON, T entry JSON,
-    [(posting key, posting value)]). Encoding here, in the worker, keeps the
-    single-writer shard's work to one RocksDB write (and cheap deserialisation)."""
-    indexed, postings = [], []
-    for f in fields:
-        for term, positions in f.postings.items():
-            postings.append((K.posting_key(f.name, term, doc_id), encode_posting(len(positions), f.length, positions)))
-        indexed.append([f.name, f.length, sorted(f.postings)])
-    return doc_id, stored, json.dumps(indexed, separators=(",", ":")).encode(), postings
+        n = shard_for(doc_id, shards)
+        per_shard.setdefault(n, ShardBatch()).deletes.append(doc_id)
+    return per_shard, len(latest) - len(failed), failed
 
 
 def _fail_batch_if_poisoned(docs, poison_field: str) -> None:

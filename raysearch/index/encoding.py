@@ -12,23 +12,50 @@ from typing import Iterable
 
 import numpy as np
 
-_POSTING_HEAD = struct.Struct("<II")
 _U64 = struct.Struct("<Q")
+_U32 = struct.Struct("<I")
 
 
-def encode_posting(tf: int, field_length: int, positions: Iterable[int]) -> bytes:
-    return _POSTING_HEAD.pack(tf, field_length) + array("I", positions).tobytes()
+def encode_block(local: array, tfs: array, lengths: array, positions: array) -> bytes:
+    """A posting block: n, then n doc numbers (relative to the batch's base), n term
+    frequencies, n field lengths, and all positions (each document's tf of them, in order).
+    Columns of u32 so that search reads them with np.frombuffer, without a Python loop."""
+    return b"".join((_U32.pack(len(local)), local.tobytes(), tfs.tobytes(), lengths.tobytes(), positions.tobytes()))
 
 
-def decode_posting(value: bytes) -> tuple[int, int, list[int]]:
-    tf, dl = _POSTING_HEAD.unpack_from(value)
-    positions = array("I")
-    positions.frombytes(value[_POSTING_HEAD.size :])
-    return tf, dl, positions.tolist()
+def block_columns(value: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(relative doc numbers, tfs, field lengths, positions) of a block, as u32 views."""
+    (n,) = _U32.unpack_from(value, 0)
+    cols = np.frombuffer(value, dtype="<u4", offset=4)
+    return cols[:n], cols[n : 2 * n], cols[2 * n : 3 * n], cols[3 * n :]
 
 
-def posting_tf_dl(value: bytes) -> tuple[int, int]:
-    return _POSTING_HEAD.unpack_from(value)
+def block_size(value: bytes) -> int:
+    return _U32.unpack_from(value, 0)[0]
+
+
+def block_without(value: bytes, local: int) -> bytes | None:
+    """The block minus one document (None when it held only that one)."""
+    docs, tfs, lengths, positions = block_columns(value)
+    keep = docs != local
+    if keep.all():
+        return value
+    if not keep.any():
+        return None
+    pos_keep = np.repeat(keep, tfs.astype(np.int64))
+    return b"".join((_U32.pack(int(keep.sum())), docs[keep].tobytes(), tfs[keep].tobytes(),
+                     lengths[keep].tobytes(), positions[pos_keep].tobytes()))
+
+
+def block_postings(value: bytes, base: int) -> list[tuple[int, int, int, list[int]]]:
+    """(doc number, tf, field length, positions) per document of a block (phrases, tests)."""
+    docs, tfs, lengths, positions = block_columns(value)
+    out, start = [], 0
+    all_positions = positions.tolist()
+    for doc, tf, length in zip(docs.tolist(), tfs.tolist(), lengths.tolist()):
+        out.append((base + doc, tf, length, all_positions[start : start + tf]))
+        start += tf
+    return out
 
 
 def encode_u64(n: int) -> bytes:
@@ -39,7 +66,6 @@ def decode_u64(value: bytes | None) -> int:
     return _U64.unpack(value)[0] if value else 0
 
 
-_U32 = struct.Struct("<I")
 
 
 def encode_columns(keys: list[bytes], values: list[bytes | None]) -> bytes:
@@ -77,12 +103,35 @@ def columnar_count(blob: bytes) -> int:
     return _U32.unpack_from(blob, 0)[0]
 
 
-def split_columnar(blob: bytes, max_entries: int, max_bytes: int = 8 << 20) -> list[tuple[int, bytes]]:
-    """Re-cut one columnar blob into chunks of at most `max_entries` entries and about
-    `max_bytes`, slicing its arrays and byte runs (no per-entry Python work)."""
+def columnar_weights(blob: bytes, heavy_prefix: int) -> np.ndarray:
+    """Per entry of a columnar blob: the block size (its leading u32) for entries whose key
+    starts with the byte `heavy_prefix` and whose value has one, else 1. Vectorised."""
     (n,) = _U32.unpack_from(blob, 0)
-    if n <= max_entries and len(blob) <= max_bytes:
-        return [(n, blob)] if n else []
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    key_lens = np.frombuffer(blob, dtype="<u4", count=n, offset=4)
+    val_lens = np.frombuffer(blob, dtype="<i4", count=n, offset=4 + 4 * n)
+    k_off = np.concatenate(([0], np.cumsum(key_lens[:-1], dtype=np.int64))) + (4 + 8 * n)
+    v_off = np.concatenate(([0], np.cumsum(np.maximum(val_lens[:-1], 0), dtype=np.int64)))
+    v_off += int(4 + 8 * n + key_lens.sum(dtype=np.int64))
+    raw = np.frombuffer(blob, dtype=np.uint8)
+    heavy = (raw[k_off] == heavy_prefix) & (val_lens >= 4)
+    at = np.where(heavy, v_off, 0)
+    sizes = (raw[at].astype(np.int64) | raw[at + 1].astype(np.int64) << 8
+             | raw[at + 2].astype(np.int64) << 16 | raw[at + 3].astype(np.int64) << 24)
+    return np.where(heavy, sizes, 1)
+
+
+def split_columnar(blob: bytes, max_entries: int, max_bytes: int = 8 << 20,
+                   weights: np.ndarray | None = None) -> list[tuple[int, int, bytes]]:
+    """Re-cut one columnar blob into chunks (entries, weight, blob) of at most `max_entries`
+    in weight (default: 1 per entry; an entry heavier than that alone forms a chunk) and
+    about `max_bytes`, slicing its arrays and byte runs (no per-entry Python work)."""
+    (n,) = _U32.unpack_from(blob, 0)
+    weights = np.ones(n, dtype=np.int64) if weights is None else weights
+    total_weight = int(weights.sum())
+    if total_weight <= max_entries and len(blob) <= max_bytes:
+        return [(n, total_weight, blob)] if n else []
     key_lens = np.frombuffer(blob, dtype="<u4", count=n, offset=4)
     val_lens = np.frombuffer(blob, dtype="<i4", count=n, offset=4 + 4 * n)
     k_off = np.concatenate(([0], np.cumsum(key_lens, dtype=np.int64))) + (4 + 8 * n)
@@ -92,10 +141,12 @@ def split_columnar(blob: bytes, max_entries: int, max_bytes: int = 8 << 20) -> l
     while start < n:
         stop = min(start + max_entries, n)
         total = np.cumsum(sizes[start:stop])
-        if total[-1] > max_bytes:
-            stop = start + max(1, int(np.searchsorted(total, max_bytes, side="right")))
+        weight = np.cumsum(weights[start:stop])
+        fit = min(int(np.searchsorted(total, max_bytes, side="right")),
+                  int(np.searchsorted(weight, max_entries, side="right")))
+        stop = start + max(1, min(fit, stop - start))
         m = stop - start
-        chunks.append((m, b"".join((
+        chunks.append((m, int(weights[start:stop].sum()), b"".join((
             _U32.pack(m), key_lens[start:stop].tobytes(), val_lens[start:stop].tobytes(),
             blob[k_off[start]:k_off[stop]], blob[v_off[start]:v_off[stop]],
         ))))

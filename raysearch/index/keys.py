@@ -1,10 +1,16 @@
 """RocksDB key layout of one shard (all keys and values are bytes).
 
 Data keys (mirrored to MongoDB, so a shard can be rebuilt from it):
-  D<id>                    stored document (JSON)
-  T<id>                    what the document indexed: field lengths and terms (JSON)
-  P<field>\0<term>\0<id>   posting: tf, field length, positions
-  A<batch key>             opstamp at which a batch was applied (idempotent replays)
+  D<id>                          stored document (JSON)
+  T<id>                          doc number, opstamp of its batch (8 + 8 bytes BE), then what
+                                 the document indexed: field lengths and terms (JSON)
+  P<field>\0<term>\0<opstamp:8>  posting block: the term's postings in the documents one batch
+                                 added (numbers relative to that batch's base; encoding.py)
+  B<opstamp:8>                   base doc number and document count of one batch
+  A<batch key>                   opstamp at which a batch was applied (idempotent replays)
+Postings are grouped per (term, batch) like a tiny Lucene segment, so a batch
+writes one key per distinct term instead of one per (term, document); removing
+a document rewrites the blocks its T entry names.
 Internal keys (never mirrored; they start with '~'):
   ~O<opstamp:8 bytes BE>             change log: every key and value one batch wrote
                                      (columnar, = a MongoDB chunk payload); the durable
@@ -23,6 +29,7 @@ import struct
 DOC = b"D"
 DOC_TERMS = b"T"
 POSTING = b"P"
+BATCH_BASE = b"B"
 APPLIED = b"A"
 INTERNAL = b"~"
 CHANGE_LOG = b"~O"
@@ -44,13 +51,26 @@ def term_prefix(field: str, term: str) -> bytes:
     return POSTING + field.encode() + SEP + term.encode() + SEP
 
 
-def posting_key(field: str, term: str, doc_id: str) -> bytes:
-    return term_prefix(field, term) + doc_id.encode()
+def block_key(term_prefix_bytes: bytes, opstamp: int) -> bytes:
+    return term_prefix_bytes + _U64.pack(opstamp)
 
 
-def split_posting_key(key: bytes) -> tuple[str, str, str]:
-    field, term, doc_id = key[1:].split(SEP, 2)
-    return field.decode(), term.decode(), doc_id.decode()
+def split_block_key(key: bytes) -> tuple[str, str, int]:
+    """-> (field, term, opstamp) of a P key."""
+    field, term = key[1:-9].split(SEP, 1)
+    return field.decode(), term.decode(), _U64.unpack(key[-8:])[0]
+
+
+def batch_base_key(opstamp: int) -> bytes:
+    return BATCH_BASE + _U64.pack(opstamp)
+
+
+def opstamp_bytes(opstamp: int) -> bytes:
+    return _U64.pack(opstamp)
+
+
+def unpack_u64(raw: bytes, offset: int = 0) -> int:
+    return _U64.unpack_from(raw, offset)[0]
 
 
 def applied_key(batch_key: str) -> bytes:

@@ -12,32 +12,25 @@ from __future__ import annotations
 import bisect
 import json
 from collections import OrderedDict
-from dataclasses import dataclass
 from typing import Iterable, Iterator
 
 import numpy as np
 
 from raysearch.index import keys as K
+from raysearch.index.batch import ShardBatch
 from raysearch.index.encoding import (
+    block_columns,
+    block_postings,
+    block_without,
     columnar_count,
+    columnar_weights,
     decode_entries,
-    encode_columns,
-    split_columnar,
     decode_u64,
+    encode_columns,
     encode_u64,
-    posting_tf_dl,
+    split_columnar,
 )
 from raysearch.storage.kv import KV
-
-
-@dataclass
-class ShardDoc:
-    """A document as the shard receives it from an IndexWorker (index.batch.encode_shard_doc)."""
-
-    doc_id: str
-    stored: bytes  # JSON of the whole document
-    terms: bytes  # the T entry: JSON [[field, length, [terms...]], ...]
-    postings: list[tuple[bytes, bytes]]  # (posting key, encoded posting)
 
 
 class _Overlay:
@@ -69,17 +62,15 @@ class ShardStats:
         self.fields: dict[str, list[int]] = {}  # field -> [documents having it, total length]
         self.docs = 0
         self._sorted: dict[str, list[str]] = {}  # field -> sorted terms, built lazily for prefixes
-        # Dense shard-local document numbers, for vectorised scoring. Never reused or
-        # removed: a deleted document simply has no postings left.
-        self.docnum: dict[str, int] = {}
-        self.doc_ids: list[str] = []
+        # Dense shard-local document numbers (stored in the T entries, assigned per batch
+        # from its base), for vectorised scoring. A removed document's number simply has
+        # no postings left; doc_ids[number] is None for numbers never held.
+        self.doc_ids: list[str | None] = []
 
-    def number(self, doc_id: str) -> int:
-        n = self.docnum.get(doc_id)
-        if n is None:
-            n = self.docnum[doc_id] = len(self.doc_ids)
-            self.doc_ids.append(doc_id)
-        return n
+    def number(self, doc_id: str, docnum: int) -> None:
+        if docnum >= len(self.doc_ids):
+            self.doc_ids.extend([None] * (docnum + 1 - len(self.doc_ids)))
+        self.doc_ids[docnum] = doc_id
 
     def add(self, indexed: list, sign: int) -> None:
         """Count one document's `T` entry in (sign=1) or out (sign=-1)."""
@@ -136,27 +127,37 @@ class PostingCache:
         return item if item is not None else default
 
 
+_DOC_HEAD = 16  # a T value starts with the doc number and the opstamp of its batch (u64 BE each)
+
+
 class ShardIndex:
     def __init__(self, kv: KV):
         self.kv = kv
         self.last_opstamp = decode_u64(kv.get(K.LAST_OPSTAMP))
-        self.stats = self._load_stats()
+        self._load()
         self.cache = PostingCache()
         self.generation = 0  # bumped by every write: a list read before it is not cached
         # opstamp -> keys it logged, for the change-log entries not yet drained; kept in
         # memory so watermarks and backlog sizes never need a scan of the log.
         self._log_sizes: dict[int, int] = {op: columnar_count(blob) for _, op, blob in self._log()}
 
-    def _load_stats(self) -> ShardStats:
+    def _load(self) -> None:
+        """Derive the statistics, doc numbers and batch bases from the stored entries."""
         stats = ShardStats()
         for key, raw in self.kv.scan(K.DOC_TERMS, K.upper_bound(K.DOC_TERMS)):
-            stats.number(key[1:].decode())
-            stats.add(json.loads(raw), 1)
-        return stats
+            stats.number(key[1:].decode(), K.unpack_u64(raw))
+            stats.add(json.loads(raw[_DOC_HEAD:]), 1)
+        self.bases: dict[int, int] = {}  # opstamp -> base doc number of its batch
+        self.next_docnum = 0
+        for key, raw in self.kv.scan(K.BATCH_BASE, K.upper_bound(K.BATCH_BASE)):
+            base, count = K.unpack_u64(raw), K.unpack_u64(raw, 8)
+            self.bases[K.unpack_u64(key, 1)] = base
+            self.next_docnum = max(self.next_docnum, base + count)
+        self.stats = stats
 
     # ---------------------------------------------------------------- writes
-    def apply(self, batch_key: str, docs: Iterable[ShardDoc], deletes: Iterable[str] = ()) -> int:
-        """Index `docs` (replacing same ids) and delete `deletes`, atomically.
+    def apply(self, batch_key: str, batch: ShardBatch) -> int:
+        """Index the batch's documents (replacing same ids) and delete its deletes, atomically.
 
         Idempotent: a batch key seen before is not applied again, and the
         opstamp of its first application is returned.
@@ -165,62 +166,78 @@ class ShardIndex:
         if seen is not None:
             return decode_u64(seen)
         opstamp = self.last_opstamp + 1
+        stamp = K.opstamp_bytes(opstamp)
         overlay = _Overlay(self.kv)
-        removed, added = [], []  # T entries leaving and entering the statistics
-        for doc_id in deletes:
-            self._remove_doc(overlay, removed, doc_id)
-        for doc in docs:
-            self._remove_doc(overlay, removed, doc.doc_id)
-            self._add_doc(overlay, added, doc)
-        touched = {(f, t) for indexed in removed for f, _, terms in indexed for t in terms}
-        touched.update((f, t) for _, indexed in added for f, _, terms in indexed for t in terms)
-        overlay.put(K.applied_key(batch_key), encode_u64(opstamp))
+        removed: list = []  # T entries leaving the statistics
+        touched: set[bytes] = set(batch.block_prefixes)  # term prefixes whose cached lists go stale
+        for doc_id in batch.deletes:
+            self._remove_doc(overlay, removed, touched, doc_id)
+        for doc_id in batch.doc_ids:
+            self._remove_doc(overlay, removed, touched, doc_id)
+        base = self.next_docnum
         changes = overlay.changes
+        added = []
+        for i, (doc_id, stored, terms) in enumerate(zip(batch.doc_ids, batch.stored, batch.terms)):
+            changes[K.doc_terms_key(doc_id)] = K.opstamp_bytes(base + i) + stamp + terms
+            changes[K.doc_key(doc_id)] = stored
+            added.append(json.loads(terms))
+        for prefix, block in zip(batch.block_prefixes, batch.blocks):
+            changes[prefix + stamp] = block
+        if batch.doc_ids:
+            changes[K.batch_base_key(opstamp)] = K.opstamp_bytes(base) + K.opstamp_bytes(len(batch.doc_ids))
+        changes[K.applied_key(batch_key)] = encode_u64(opstamp)
         # One change-log entry per opstamp, naming every data key the batch wrote.
         # The change-log entry holds the batch's keys AND values, columnar: it is the
         # MongoDB chunk payload already, so draining never re-reads the keys it names.
         logged = list(changes)
-        changes[K.change_log_key(opstamp, b"")] = encode_columns(logged, [changes[k] for k in logged])
+        changes[K.change_log_key(opstamp, b"")] = encode_columns(logged, list(changes.values()))
         changes[K.LAST_OPSTAMP] = encode_u64(opstamp)
         # Registered before the write and before last_opstamp moves, so a concurrent
         # persisted_upto() can never count this batch as persisted.
         self._log_sizes[opstamp] = len(logged)
-        for doc_id, _ in added:  # numbered before their postings become visible to searches
-            self.stats.number(doc_id)
+        # Numbered before their postings become visible to searches (a query ignores
+        # numbers beyond those it saw when it started).
+        self.bases[opstamp] = base
+        for i, doc_id in enumerate(batch.doc_ids):
+            self.stats.number(doc_id, base + i)
         try:
             self.kv.write(changes)
         except BaseException:
             self._log_sizes.pop(opstamp, None)
             raise
         self.last_opstamp = opstamp
+        self.next_docnum = base + len(batch.doc_ids)
         for indexed in removed:  # only once the batch is durable
             self.stats.add(indexed, -1)
-        for _, indexed in added:
+        for indexed in added:
             self.stats.add(indexed, 1)
         self.generation += 1
-        for pair in touched:
-            self.cache.pop(pair, None)
+        for prefix in touched:
+            self.cache.pop(prefix, None)
         return opstamp
 
-    def _remove_doc(self, ov: _Overlay, removed: list, doc_id: str) -> bool:
+    def _remove_doc(self, ov: _Overlay, removed: list, touched: set, doc_id: str) -> bool:
+        """Take a stored document out of the blocks its T entry names."""
         key = K.doc_terms_key(doc_id)
         raw = ov.get(key)
         if raw is None:
             return False
-        if key not in ov.changes:  # in the durable statistics (not added earlier in this batch)
-            removed.append(json.loads(raw))
-        for field, _, terms in json.loads(raw):
+        docnum, opstamp = K.unpack_u64(raw), K.unpack_u64(raw, 8)
+        local = docnum - self.bases[opstamp]
+        stamp = K.opstamp_bytes(opstamp)
+        indexed = json.loads(raw[_DOC_HEAD:])
+        removed.append(indexed)
+        for field, _, terms in indexed:
             for term in terms:
-                ov.put(K.posting_key(field, term, doc_id), None)
+                prefix = K.term_prefix(field, term)
+                block_key = prefix + stamp
+                block = ov.get(block_key)
+                if block is not None:
+                    ov.put(block_key, block_without(block, local))
+                touched.add(prefix)
         ov.put(key, None)
         ov.put(K.doc_key(doc_id), None)
         return True
-
-    def _add_doc(self, ov: _Overlay, added: list, doc: ShardDoc) -> None:
-        ov.changes.update(doc.postings)
-        ov.put(K.doc_terms_key(doc.doc_id), doc.terms)
-        ov.put(K.doc_key(doc.doc_id), doc.stored)
-        added.append((doc.doc_id, json.loads(doc.terms)))
 
     # ---------------------------------------------------------- change log
     def _log(self, limit_entries: int | None = None):
@@ -246,10 +263,14 @@ class ShardIndex:
         log_keys, blobs = self._oldest_log(limit)
         return [e for blob in blobs for e in decode_entries(blob)], log_keys
 
-    def collect_chunks(self, limit: int, chunk_entries_max: int) -> tuple[list[tuple[int, bytes]], list[bytes]]:
-        """Like collect_changes, but as MongoDB chunk payloads, cut from the log entries as they are."""
+    def collect_chunks(self, limit: int, chunk_entries_max: int) -> tuple[list[tuple[int, int, bytes]], list[bytes]]:
+        """Like collect_changes, but as MongoDB chunk payloads (entries, postings, blob), cut
+        from the log entries as they are: at most `chunk_entries_max` postings each (a
+        posting block counts its postings, any other entry 1)."""
         log_keys, blobs = self._oldest_log(limit)
-        return [c for blob in blobs for c in split_columnar(blob, chunk_entries_max)], log_keys
+        chunks = [c for blob in blobs
+                  for c in split_columnar(blob, chunk_entries_max, weights=columnar_weights(blob, K.POSTING[0]))]
+        return chunks, log_keys
 
     def ack_changes(self, log_keys: list[bytes]) -> None:
         """Clear exactly the drained log entries; a key dirtied again since keeps its newer entry."""
@@ -282,7 +303,7 @@ class ShardIndex:
         top = max((decode_u64(v) for _, v in self.kv.scan(K.APPLIED, K.upper_bound(K.APPLIED))), default=0)
         self.last_opstamp = max(self.last_opstamp, top)
         self.kv.write({K.LAST_OPSTAMP: encode_u64(self.last_opstamp)})
-        self.stats = self._load_stats()
+        self._load()
         self.generation += 1
         self.cache = PostingCache()
 
@@ -319,31 +340,41 @@ class ShardIndex:
             out.append(terms[i])
         return out
 
-    def postings(self, field: str, term: str) -> Iterator[tuple[str, bytes]]:
-        """(doc id, encoded posting) for one term, in doc-id byte order."""
-        prefix = K.term_prefix(field, term)
-        head = len(prefix)
+    def _blocks(self, prefix: bytes) -> Iterator[tuple[int, bytes]]:
+        """(base doc number, block) of one term's posting blocks, oldest batch first."""
+        bases = self.bases
         for key, value in self.kv.scan(prefix, K.upper_bound(prefix)):
-            yield key[head:].decode(), value
+            yield bases[K.unpack_u64(key, len(key) - 8)], value
+
+    def postings(self, field: str, term: str) -> dict[int, tuple[int, int, list[int]]]:
+        """doc number -> (tf, field length, positions) for one term (phrase matching)."""
+        out = {}
+        for base, block in self._blocks(K.term_prefix(field, term)):
+            for docnum, tf, length, positions in block_postings(block, base):
+                out[docnum] = (tf, length, positions)
+        return out
 
     def posting_arrays(self, field: str, term: str):
         """(doc numbers, tf, dl) numpy arrays of one posting list, from a cache of
         lists read from RocksDB (the search path only; persistence never reads it)."""
-        key = (field, term)
-        hit = self.cache.get(key)
+        prefix = K.term_prefix(field, term)
+        hit = self.cache.get(prefix)
         if hit is not None:
             return hit
         generation = self.generation
         numbers, tfs, dls = [], [], []
-        docnum = self.stats.docnum
-        for doc_id, value in self.postings(field, term):
-            tf, dl = posting_tf_dl(value)
-            numbers.append(docnum[doc_id])
+        for base, block in self._blocks(prefix):
+            docs, tf, dl, _ = block_columns(block)
+            numbers.append(docs.astype(np.int64) + base)
             tfs.append(tf)
             dls.append(dl)
-        arrays = (np.array(numbers, dtype=np.int64), np.array(tfs, dtype=np.float64), np.array(dls, dtype=np.float64))
+        if numbers:
+            arrays = (np.concatenate(numbers), np.concatenate(tfs).astype(np.float64),
+                      np.concatenate(dls).astype(np.float64))
+        else:
+            arrays = (np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0))
         if generation == self.generation:  # no write happened meanwhile
-            self.cache.put(key, arrays)
+            self.cache.put(prefix, arrays)
         return arrays
 
     def fields(self) -> list[str]:
@@ -355,3 +386,21 @@ class ShardIndex:
     def data_items(self) -> Iterator[tuple[bytes, bytes]]:
         """Every mirrored key and value (for verify)."""
         yield from self.kv.scan(b"", K.INTERNAL)
+
+
+def posting_lists(items: Iterable[tuple[bytes, bytes]]) -> dict[tuple[str, str], dict[str, tuple]]:
+    """(field, term) -> {doc id: (tf, field length, positions)} from a shard's mirrored
+    entries (RocksDB's or MongoDB's replayed chunks): how verify-style checks and tests
+    compare posting lists without depending on how postings are grouped into blocks."""
+    items = list(items)
+    ids = {K.unpack_u64(v): k[1:].decode() for k, v in items if k[:1] == K.DOC_TERMS}
+    bases = {K.unpack_u64(k, 1): K.unpack_u64(v) for k, v in items if k[:1] == K.BATCH_BASE}
+    out: dict[tuple[str, str], dict[str, tuple]] = {}
+    for key, value in items:
+        if key[:1] != K.POSTING:
+            continue
+        field, term, opstamp = K.split_block_key(key)
+        lists = out.setdefault((field, term), {})
+        for docnum, tf, length, positions in block_postings(value, bases[opstamp]):
+            lists[ids[docnum]] = (tf, length, positions)
+    return out

@@ -11,7 +11,6 @@ import heapq
 
 import numpy as np
 
-from raysearch.index.encoding import decode_posting
 from raysearch.index.shard_index import ShardIndex
 from raysearch.search.bm25 import B, K1
 from raysearch.search.query import MUST, MUST_NOT, PHRASE
@@ -66,8 +65,7 @@ def _clause_scores(shard: ShardIndex, clause: dict, avgdl: dict[str, float], n: 
         norm_slope = K1 * B / avgdl[field]
         if clause["kind"] == PHRASE:
             _, terms, offsets, weight = part
-            for doc_id, freq, dl in _phrase_matches(shard, field, terms, offsets):
-                i = shard.stats.docnum.get(doc_id, n)
+            for i, freq, dl in _phrase_matches(shard, field, terms, offsets):
                 if i >= n:  # indexed after this query started
                     continue
                 matched[i] = True
@@ -85,21 +83,18 @@ def _clause_scores(shard: ShardIndex, clause: dict, avgdl: dict[str, float], n: 
 
 
 def _phrase_matches(shard: ShardIndex, field: str, terms: list[str], offsets: list[int]):
-    """(doc id, phrase frequency, field length) for docs where the terms occur at the offsets."""
+    """(doc number, phrase frequency, field length) for docs where the terms occur at the offsets."""
     # Start from the rarest term to keep the candidate set small.
-    lists = []
-    for term, offset in zip(terms, offsets):
-        lists.append((dict(shard.postings(field, term)), offset))
-    lists.sort(key=lambda item: len(item[0]))
+    lists = sorted(((shard.postings(field, term), offset) for term, offset in zip(terms, offsets)),
+                   key=lambda item: len(item[0]))
     base, base_offset = lists[0]
-    for doc_id, value in base.items():
-        if not all(doc_id in other for other, _ in lists[1:]):
+    for docnum, (_, dl, positions) in base.items():
+        if not all(docnum in other for other, _ in lists[1:]):
             continue
-        tf, dl, positions = decode_posting(value)
         starts = {p - base_offset for p in positions}
         for other, offset in lists[1:]:
-            starts &= {p - offset for p in decode_posting(other[doc_id])[2]}
+            starts &= {p - offset for p in other[docnum][2]}
             if not starts:
                 break
         if starts:
-            yield doc_id, len(starts), dl
+            yield docnum, len(starts), dl

@@ -315,7 +315,7 @@ class SearchService:
             for key in rocks.keys() | mongo.keys():
                 same = rocks.get(key) == mongo.get(key)
                 if key[:1] == K.POSTING:
-                    field, term, _ = K.split_posting_key(key)
+                    field, term, _ = K.split_block_key(key)
                     lists[(field, term)] = lists.get((field, term), True) and same
                 elif not same:
                     mismatches.append({"shard": n, "key": key.decode(errors="replace")[:200]})

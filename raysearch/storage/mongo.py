@@ -5,8 +5,9 @@ or binary payloads, never as keys or operators.
   indexes          {_id: name, settings, shards, created_at}
   intake           {_id: "<op>:<batch>", op, index, batch, payload: JSON bytes}  until persisted
   bulk_operations  tracker checkpoints, {_id: op id, ...}
-  chunks           {_id: "<index>:<shard>:<seq>", index, shard, seq, entries, data}
-                   a segment of mirrored shard entries (<= 5,000), replayed in seq order
+  chunks           {_id: "<index>:<shard>:<seq>", index, shard, seq, entries, postings, data}
+                   a segment of mirrored shard entries (<= 5,000 postings: a posting block
+                   counts its postings, any other entry 1), replayed in seq order
 """
 
 from __future__ import annotations
@@ -95,15 +96,16 @@ class MongoStore:
         last = self.chunks.find_one({"index": index, "shard": shard}, sort=[("seq", DESCENDING)], projection={"seq": 1})
         return last["seq"] + 1 if last else 0
 
-    def write_chunks(self, index: str, shard: int, first_seq: int, blobs: list[tuple[int, bytes]]) -> None:
+    def write_chunks(self, index: str, shard: int, first_seq: int, blobs: list[tuple[int, int, bytes]]) -> None:
         """Idempotent: chunks are keyed by _id, so a replay after a crash rewrites the same documents."""
         ops = [
             ReplaceOne(
                 {"_id": f"{index}:{shard}:{first_seq + i:012d}"},
-                {"index": index, "shard": shard, "seq": first_seq + i, "entries": n, "data": Binary(blob)},
+                {"index": index, "shard": shard, "seq": first_seq + i, "entries": n, "postings": postings,
+                 "data": Binary(blob)},
                 upsert=True,
             )
-            for i, (n, blob) in enumerate(blobs)
+            for i, (n, postings, blob) in enumerate(blobs)
         ]
         if ops:
             self.chunks.bulk_write(ops, ordered=True)

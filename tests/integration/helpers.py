@@ -12,8 +12,8 @@ from pymongo import MongoClient
 
 from raysearch.actors import registry
 from raysearch.config import NAMESPACE
-from raysearch.index import keys as K
-from raysearch.index.encoding import decode_entries, decode_posting
+from raysearch.index.encoding import decode_entries
+from raysearch.index.shard_index import posting_lists
 
 
 def shard_handle(index: str, n: int):
@@ -24,9 +24,9 @@ def rocks_posting_lists(index: str, shards: int) -> dict[tuple[int, str, str], d
     """(shard, field, term) -> {doc id: (tf, dl, positions)} read from every shard's RocksDB."""
     out: dict = {}
     for n in range(shards):
-        for key, value in ray.get(shard_handle(index, n).export.remote(K.POSTING), timeout=300):
-            field, term, doc_id = K.split_posting_key(key)
-            out.setdefault((n, field, term), {})[doc_id] = decode_posting(value)
+        items = ray.get(shard_handle(index, n).export.remote(), timeout=300)
+        for (field, term), lists in posting_lists(items).items():
+            out[(n, field, term)] = lists
     return out
 
 
@@ -38,16 +38,14 @@ def mongo_posting_lists(uri: str, index: str, shards: int, db: str = "raysearch"
         for n in range(shards):
             state: dict[bytes, bytes] = {}
             for chunk in client[db]["chunks"].find({"index": index, "shard": n}).sort("seq", 1):
-                assert chunk["entries"] <= 5000
+                assert chunk["postings"] <= 5000 and chunk["entries"] <= 5000
                 for key, value in decode_entries(bytes(chunk["data"])):
                     if value is None:
                         state.pop(key, None)
                     else:
                         state[key] = value
-            for key, value in state.items():
-                if key[:1] == K.POSTING:
-                    field, term, doc_id = K.split_posting_key(key)
-                    out.setdefault((n, field, term), {})[doc_id] = decode_posting(value)
+            for (field, term), lists in posting_lists(state.items()).items():
+                out[(n, field, term)] = lists
     finally:
         client.close()
     return out

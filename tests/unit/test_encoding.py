@@ -1,10 +1,36 @@
+from array import array
+
 from raysearch.index import keys as K
-from raysearch.index.encoding import (decode_entries, decode_posting, encode_entries,
-                                      encode_posting)
+
+from raysearch.index.encoding import (block_postings, block_size, block_without, columnar_weights,
+                                      decode_entries, encode_block, encode_columns, encode_entries,
+                                      split_columnar)
 
 
-def test_posting_round_trip(no_ray):
-    assert decode_posting(encode_posting(3, 17, [0, 5, 9])) == (3, 17, [0, 5, 9])
+def _block(rows):
+    """rows: [(relative doc number, field length, positions)]."""
+    return encode_block(array("I", [r[0] for r in rows]), array("I", [len(r[2]) for r in rows]),
+                        array("I", [r[1] for r in rows]), array("I", [p for r in rows for p in r[2]]))
+
+
+def test_block_round_trip_and_removal(no_ray):
+    block = _block([(0, 17, [0, 5, 9]), (2, 4, [1]), (3, 8, [2, 3])])
+    assert block_size(block) == 3
+    assert block_postings(block, 10) == [(10, 3, 17, [0, 5, 9]), (12, 1, 4, [1]), (13, 2, 8, [2, 3])]
+    assert block_postings(block_without(block, 2), 10) == [(10, 3, 17, [0, 5, 9]), (13, 2, 8, [2, 3])]
+    assert block_without(block, 7) == block
+    assert block_without(_block([(5, 1, [0])]), 5) is None
+
+
+def test_chunks_count_postings_of_blocks(no_ray):
+    keys = [b"P" + bytes([i]) for i in range(6)] + [b"Dx", b"Tx"]
+    values = [_block([(d, 1, [0]) for d in range(1000)])] * 6 + [b"{}", None]
+    blob = encode_columns(keys, values)
+    weights = columnar_weights(blob, ord("P"))
+    assert weights.tolist() == [1000] * 6 + [1, 1]
+    chunks = split_columnar(blob, 5000, weights=weights)
+    assert [(n, w) for n, w, _ in chunks] == [(5, 5000), (3, 1002)]
+    assert [e for _, _, c in chunks for e in decode_entries(c)] == list(zip(keys, values))
 
 
 def test_entries_round_trip_with_deletes(no_ray):
@@ -13,22 +39,22 @@ def test_entries_round_trip_with_deletes(no_ray):
 
 
 def test_keys_sort_and_split(no_ray):
-    key = K.posting_key("title", "ray", "doc-1")
+    key = K.block_key(K.term_prefix("title", "ray"), 256)  # an opstamp with a NUL byte in it
     assert key.startswith(K.term_prefix("title", "ray"))
-    assert K.split_posting_key(key) == ("title", "ray", "doc-1")
+    assert K.split_block_key(key) == ("title", "ray", 256)
     assert K.upper_bound(K.term_prefix("title", "ray")) > key
+    assert not K.block_key(K.term_prefix("title", "ra"), 1).startswith(K.term_prefix("title", "ray"))
+    assert K.block_key(K.term_prefix("t", "x"), 2) < K.block_key(K.term_prefix("t", "x"), 10)
     assert K.split_change_log_key(K.change_log_key(7, b"Dx")) == (7, b"Dx")
     assert K.change_log_key(2, b"z") < K.change_log_key(10, b"a")
 
 
 def test_columnar_chunks_round_trip_and_bounds(no_ray):
-    from raysearch.index.encoding import encode_columns, split_columnar
-
     keys = [f"k{i}".encode() for i in range(12_001)]
     values = [None if i % 7 == 0 else b"v" * (i % 50) for i in range(12_001)]
     chunks = split_columnar(encode_columns(keys, values), 5000)
-    assert [n for n, _ in chunks] == [5000, 5000, 2001]
-    assert [e for _, blob in chunks for e in decode_entries(blob)] == list(zip(keys, values))
+    assert [(n, w) for n, w, _ in chunks] == [(5000, 5000), (5000, 5000), (2001, 2001)]
+    assert [e for _, _, blob in chunks for e in decode_entries(blob)] == list(zip(keys, values))
     big = split_columnar(encode_columns([b"a", b"b", b"c"], [b"x" * 600, b"y" * 600, b"z"]), 5000, max_bytes=1000)
-    assert [n for n, _ in big] == [1, 2]
-    assert [e for _, blob in big for e in decode_entries(blob)] == [(b"a", b"x" * 600), (b"b", b"y" * 600), (b"c", b"z")]
+    assert [n for n, _, _ in big] == [1, 2]
+    assert [e for _, _, blob in big for e in decode_entries(blob)] == [(b"a", b"x" * 600), (b"b", b"y" * 600), (b"c", b"z")]

@@ -1,9 +1,12 @@
 """Property tests (hypothesis): no crash on any Unicode, encodings round-trip."""
 
+from array import array
+
 from hypothesis import given, settings, strategies as st
 
 from raysearch.analysis.analyzer import Analyzer, analyze_document
-from raysearch.index.encoding import decode_entries, decode_posting, encode_entries, encode_posting
+
+from raysearch.index.encoding import block_postings, decode_entries, encode_block, encode_entries
 from raysearch.search.query import parse_query
 
 
@@ -30,9 +33,12 @@ def test_documents_of_any_strings_analyze(doc):
         assert field.length == sum(len(p) for p in field.postings.values())
 
 
-@given(st.integers(1, 2**32 - 1), st.integers(0, 2**32 - 1), st.lists(st.integers(0, 2**32 - 1), max_size=50))
-def test_posting_round_trip(tf, dl, positions):
-    assert decode_posting(encode_posting(tf, dl, positions)) == (tf, dl, positions)
+@given(st.lists(st.tuples(st.integers(0, 2**32 - 1), st.lists(st.integers(0, 2**32 - 1), min_size=1, max_size=20)),
+                max_size=30))
+def test_block_round_trip(rows):
+    block = encode_block(array("I", range(len(rows))), array("I", [len(p) for _, p in rows]),
+                         array("I", [dl for dl, _ in rows]), array("I", [x for _, p in rows for x in p]))
+    assert block_postings(block, 7) == [(7 + i, len(p), dl, p) for i, (dl, p) in enumerate(rows)]
 
 
 @given(st.lists(st.tuples(st.binary(max_size=30), st.one_of(st.none(), st.binary(max_size=30))), max_size=30))

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from raysearch.analysis.analyzer import Analyzer
 from raysearch.index.batch import split_batch
-from raysearch.index.shard_index import ShardDoc, ShardIndex
+from raysearch.index.shard_index import ShardIndex
 from raysearch.search.executor import execute
 from raysearch.search.plan import GlobalStats, analyze_clauses, build_plan, stats_request
 from raysearch.search.query import parse_query
@@ -22,8 +22,8 @@ def test_scores_match_the_bruteforce_oracle_on_two_shards(no_ray):
     analyzer = Analyzer()
     shards = [ShardIndex(MemoryKV()), ShardIndex(MemoryKV())]
     per_shard, _, _ = split_batch(docs, [], 2, analyzer)
-    for n, (shard_docs, _) in per_shard.items():
-        shards[n].apply("b", [ShardDoc(*d) for d in shard_docs])
+    for n, part in per_shard.items():
+        shards[n].apply("b", part)
     oracle = Oracle(docs, analyzer)
     for q in draw_queries(docs, 40, seed=1):
         clauses = analyze_clauses(parse_query(q, lambda f: False), analyzer, [("_all", 1.0)])
