@@ -21,7 +21,10 @@ class Settings(BaseModel):
     port: int = 8000
     workers: int = Field(default=12, description="IndexWorker pool size")
     shards: int = Field(default=4, description="default shards per new index")
-    batch_size: int = Field(default=150, description="documents per indexing batch")
+    batch_size: int = Field(
+        default=500, ge=1, le=5000,
+        description="documents per indexing batch (<= 5,000: one posting block then fits a MongoDB chunk)",
+    )
     index_attempts: int = 3
     persist_attempts: int = 5
     backoff_base_s: float = 0.5

@@ -2,6 +2,9 @@
 
 Flat bytes, not nested Python objects, because unpickling nested dicts costs
 more than the work itself between actors (DESIGN.md, measured facts).
+
+numpy is imported inside the functions that read: the 12 IndexWorkers only
+write blocks (with `array`), and not loading numpy saves ~20 MB in each.
 """
 
 from __future__ import annotations
@@ -10,7 +13,6 @@ import struct
 from array import array
 from typing import Iterable
 
-import numpy as np
 
 _U64 = struct.Struct("<Q")
 _U32 = struct.Struct("<I")
@@ -23,8 +25,9 @@ def encode_block(local: array, tfs: array, lengths: array, positions: array) -> 
     return b"".join((_U32.pack(len(local)), local.tobytes(), tfs.tobytes(), lengths.tobytes(), positions.tobytes()))
 
 
-def block_columns(value: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def block_columns(value: bytes) -> tuple:
     """(relative doc numbers, tfs, field lengths, positions) of a block, as u32 views."""
+    import numpy as np
     (n,) = _U32.unpack_from(value, 0)
     cols = np.frombuffer(value, dtype="<u4", offset=4)
     return cols[:n], cols[n : 2 * n], cols[2 * n : 3 * n], cols[3 * n :]
@@ -36,6 +39,7 @@ def block_size(value: bytes) -> int:
 
 def block_without(value: bytes, local: int) -> bytes | None:
     """The block minus one document (None when it held only that one)."""
+    import numpy as np
     docs, tfs, lengths, positions = block_columns(value)
     keep = docs != local
     if keep.all():
@@ -71,6 +75,7 @@ def decode_u64(value: bytes | None) -> int:
 def encode_columns(keys: list[bytes], values: list[bytes | None]) -> bytes:
     """Entries as one columnar blob: n, key lengths, value lengths (-1 = delete),
     all keys, all values. Built with C-level joins, no per-entry struct packing."""
+    import numpy as np
     key_lens = np.fromiter(map(len, keys), dtype="<u4", count=len(keys))
     val_lens = np.fromiter((-1 if v is None else len(v) for v in values), dtype="<i4", count=len(values))
     return b"".join((
@@ -86,6 +91,7 @@ def encode_entries(entries: Iterable[tuple[bytes, bytes | None]]) -> bytes:
 
 
 def decode_entries(blob: bytes) -> list[tuple[bytes, bytes | None]]:
+    import numpy as np
     (n,) = _U32.unpack_from(blob, 0)
     key_lens = np.frombuffer(blob, dtype="<u4", count=n, offset=4)
     val_lens = np.frombuffer(blob, dtype="<i4", count=n, offset=4 + 4 * n)
@@ -103,9 +109,10 @@ def columnar_count(blob: bytes) -> int:
     return _U32.unpack_from(blob, 0)[0]
 
 
-def columnar_weights(blob: bytes, heavy_prefix: int) -> np.ndarray:
+def columnar_weights(blob: bytes, heavy_prefix: int) -> "np.ndarray":
     """Per entry of a columnar blob: the block size (its leading u32) for entries whose key
     starts with the byte `heavy_prefix` and whose value has one, else 1. Vectorised."""
+    import numpy as np
     (n,) = _U32.unpack_from(blob, 0)
     if n == 0:
         return np.zeros(0, dtype=np.int64)
@@ -123,10 +130,11 @@ def columnar_weights(blob: bytes, heavy_prefix: int) -> np.ndarray:
 
 
 def split_columnar(blob: bytes, max_entries: int, max_bytes: int = 8 << 20,
-                   weights: np.ndarray | None = None) -> list[tuple[int, int, bytes]]:
+                   weights: "np.ndarray | None" = None) -> list[tuple[int, int, bytes]]:
     """Re-cut one columnar blob into chunks (entries, weight, blob) of at most `max_entries`
     in weight (default: 1 per entry; an entry heavier than that alone forms a chunk) and
     about `max_bytes`, slicing its arrays and byte runs (no per-entry Python work)."""
+    import numpy as np
     (n,) = _U32.unpack_from(blob, 0)
     weights = np.ones(n, dtype=np.int64) if weights is None else weights
     total_weight = int(weights.sum())
