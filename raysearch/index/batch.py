@@ -65,17 +65,20 @@ class _BlockBuilder:
 
 
 def split_batch(docs: list[dict], deletes: list[str], shards: int, analyzer: Analyzer, poison_field: str | None = None):
-    """-> ({shard: ShardBatch}, indexed count, failed [{id, reason}]).
+    """-> ({shard: ShardBatch}, indexed records, failed [{id, reason}]).
 
     A document that cannot be analysed fails alone; its neighbours proceed.
-    Within a batch the last occurrence of an id wins (like a sequence of PUTs).
+    Within a batch the last occurrence of an id wins (like a sequence of PUTs);
+    every record of it counts as indexed, as each line of an Elasticsearch
+    `_bulk` does, so that indexed + failed = the records sent.
     """
     per_shard: dict[int, ShardBatch] = {}
     builders: dict[int, _BlockBuilder] = {}
     failed = []
-    latest = {}
+    latest, records = {}, {}
     for doc in docs:
         latest[doc["id"]] = doc
+        records[doc["id"]] = records.get(doc["id"], 0) + 1
     if poison_field:
         _fail_batch_if_poisoned(latest.values(), poison_field)
     for doc_id, doc in latest.items():
@@ -103,7 +106,7 @@ def split_batch(docs: list[dict], deletes: list[str], shards: int, analyzer: Ana
     for doc_id in deletes:
         n = shard_for(doc_id, shards)
         per_shard.setdefault(n, ShardBatch()).deletes.append(doc_id)
-    return per_shard, len(latest) - len(failed), failed
+    return per_shard, len(docs) - sum(records[f["id"]] for f in failed), failed
 
 
 def _fail_batch_if_poisoned(docs, poison_field: str) -> None:

@@ -72,7 +72,8 @@ def test_kill9_of_every_actor_kind_during_a_20k_bulk(http, service, corpora):
     final = wait_operation(http, op_id, timeout_s=900)
     assert final["status"] == "completed", final
     distinct = len({d["id"] for d in docs})
-    assert final["documents"] == {"total": len(docs), "indexed": distinct, "failed": 0}
+    assert final["documents"] == {"total": len(docs), "indexed": len(docs), "failed": 0}
+    assert distinct < len(docs)  # the slice repeats ids: the index counts them once (checked below)
     assert final["batches"]["persisted"] == final["batches"]["total"] == total_batches
     for name, old_pid in killed:  # every victim really died and came back
         assert _actor_pid(name) != old_pid, name
@@ -242,7 +243,7 @@ def test_whole_ray_side_restarted_mid_bulk_resumes_from_intake(http, service, co
     service.start()
     final = wait_operation(http, op_id, timeout_s=600)
     assert final["status"] == "completed", final
-    assert final["documents"] == {"total": len(docs), "indexed": len({d["id"] for d in docs}), "failed": 0}
+    assert final["documents"] == {"total": len(docs), "indexed": len(docs), "failed": 0}
     _assert_index_equals_oracle(http, service, index, docs, queries=10)
 
 
