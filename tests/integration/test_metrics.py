@@ -18,16 +18,21 @@ def test_metrics_are_exported_in_prometheus_format(http):
     port = ray._private.worker.global_worker.node.metrics_export_port
     wanted = ["raysearch_documents_indexed", "raysearch_batches_indexed", "raysearch_search_latency_seconds",
               "raysearch_dirty_keys", "raysearch_batches_in_flight", "raysearch_persistence_lag_seconds"]
+    def indexed_lines(text):
+        return [line for line in text.splitlines()
+                if line.startswith("ray_raysearch_documents_indexed") and 'index="metrics"' in line]
+
+    # Ray exports metrics every few seconds, and earlier tests may already have exported
+    # every name: wait for this index's own counter too.
     deadline, text = time.time() + 90, ""
     while time.time() < deadline:
         text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
-        if all(name in text for name in wanted):
+        if all(name in text for name in wanted) and indexed_lines(text):
             break
         time.sleep(2)
     missing = [name for name in wanted if name not in text]
     assert not missing, missing
-    indexed = [line for line in text.splitlines()
-               if line.startswith("ray_raysearch_documents_indexed") and 'index="metrics"' in line]
+    indexed = indexed_lines(text)
     assert indexed and float(indexed[0].rsplit(" ", 1)[1]) >= 300
 
 
