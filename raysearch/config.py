@@ -20,7 +20,10 @@ class Settings(BaseModel):
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = Field(default=12, description="IndexWorker pool size")
-    shards: int = Field(default=4, description="default shards per new index")
+    # Shards are the unit of write parallelism, and every search fans out to all of them
+    # (twice: statistics, then scoring) at ~3.4 ms per round to 4 actors on a 2-core machine.
+    # 2 measured best there (benchmarks/README.md); a cluster sets more per index.
+    shards: int = Field(default=2, ge=1, description="default shards per new index")
     batch_size: int = Field(
         default=500, ge=1, le=5000,
         description="documents per indexing batch (<= 5,000: one posting block then fits a MongoDB chunk)",

@@ -57,6 +57,7 @@ def service(tmp_path_factory, mongo_server):
         mongo_uri=mongo_server.uri,
         port=free_port(),
         workers=int(os.environ.get("RAYSEARCH_TEST_WORKERS", "4")),
+        shards=4,  # more than the default 2: every test spreads its documents over 4 shards
         backoff_base_s=0.1,
         test_poison_field=POISON_FIELD,
     )

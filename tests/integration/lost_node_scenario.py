@@ -49,7 +49,7 @@ def main(mongo_uri, data_dir, corpus_dir):
     workers = [cluster.add_node(num_cpus=1) for _ in range(2)]
     cluster.wait_for_nodes()
     ray.init(address=cluster.address, namespace=NAMESPACE, log_to_driver=False)
-    settings = Settings(data_dir=data_dir, mongo_uri=mongo_uri, mongo_db="lostnode", workers=3,
+    settings = Settings(data_dir=data_dir, mongo_uri=mongo_uri, mongo_db="lostnode", workers=3, shards=4,
                         node_local_dirs=True, backoff_base_s=0.1)
     client = InClusterClient(settings)
     index = "lost-node"
