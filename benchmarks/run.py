@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import gzip
 import json
 import os
@@ -605,6 +606,11 @@ def run_benchmarks(service_url: str, *, settings=None, sizes: list[int], n_queri
         result["queries"] = {"count": len(queries), "seed": SEED, "index": index, "documents": len(docs),
                              "examples": queries[:5]}
 
+        # This driver holds the whole corpus (for the baselines): without a freeze, the
+        # cyclic GC's full passes over those millions of objects land in the timings of
+        # the in-cluster API (which runs in this process) and of the HTTP client.
+        gc.collect()
+        gc.freeze()
         log(f"search: {len(queries)} queries over HTTP, sequential ...")
         seconds, http_ids = http_latency(service_url, index, queries, warm)
         result["search"]["http"] = latency_summary(seconds)
