@@ -106,3 +106,20 @@ def test_blocks_hold_each_posting_once_across_reindex_and_delete(no_ray):
     reopened = ShardIndex(shard.kv)
     assert _search(reopened, "red apple") == _search(shard, "red apple")
     assert reopened.next_docnum == shard.next_docnum == 4
+
+
+def test_drain_reads_pending_opstamps_in_order_and_stops_at_one_not_written(no_ray):
+    """collect_changes reads the pending opstamps by key, oldest first, and stops at an
+    opstamp an apply has registered but not yet written (so chunks keep opstamp order)."""
+    shard = ShardIndex(MemoryKV())
+    shard.apply("b1", _docs([{"id": "a", "title": "one"}]))
+    shard._log_sizes[2] = 1  # as ShardIndex.apply registers it just before its write
+    entries, log = shard.collect_changes(limit=10_000)
+    assert len(log) == 1 and shard.persisted_upto() == 0
+    shard._log_sizes.pop(2)
+    shard.apply("b2", _docs([{"id": "b", "title": "two"}]))
+    shard.ack_changes(log)
+    entries, log = shard.collect_changes(limit=10_000)
+    assert [k for k, _ in entries if k[:1] == b"D"] == [b"Db"] and shard.persisted_upto() == 1
+    shard.ack_changes(log)
+    assert shard.collect_changes(limit=10_000) == ([], []) and shard.persisted_upto() == 2
