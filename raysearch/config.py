@@ -21,8 +21,8 @@ class Settings(BaseModel):
     port: int = 8000
     workers: int = Field(default=12, description="IndexWorker pool size")
     # Shards are the unit of write parallelism, and every search fans out to all of them
-    # (twice: statistics, then scoring) at ~3.4 ms per round to 4 actors on a 2-core machine.
-    # 2 measured best there (benchmarks/README.md); a cluster sets more per index.
+    # twice (statistics, then scoring; benchmarks/search_round_trips.py times the rounds).
+    # On a 2-core machine 2 measured best (benchmarks/README.md); a cluster sets more per index.
     shards: int = Field(default=2, ge=1, description="default shards per new index")
     batch_size: int = Field(
         default=500, ge=1, le=5000,

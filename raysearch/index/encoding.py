@@ -91,39 +91,36 @@ def encode_entries(entries: Iterable[tuple[bytes, bytes | None]]) -> bytes:
 
 
 def decode_entries(blob: bytes) -> list[tuple[bytes, bytes | None]]:
-    import numpy as np
-    (n,) = _U32.unpack_from(blob, 0)
-    key_lens = np.frombuffer(blob, dtype="<u4", count=n, offset=4)
-    val_lens = np.frombuffer(blob, dtype="<i4", count=n, offset=4 + 4 * n)
-    key_end = np.cumsum(key_lens, dtype=np.int64) + (4 + 8 * n)
-    val_end = np.cumsum(np.maximum(val_lens, 0), dtype=np.int64) + int(key_end[-1] if n else 4 + 8 * n)
-    entries, k_start, v_start = [], 4 + 8 * n, int(key_end[-1]) if n else 4 + 8 * n
-    for k_stop, v_stop, v_len in zip(key_end.tolist(), val_end.tolist(), val_lens.tolist()):
-        key = blob[k_start:k_stop]
-        entries.append((key, None if v_len < 0 else blob[v_start:v_stop]))
-        k_start, v_start = k_stop, v_stop
-    return entries
+    _, _, val_lens, k_off, v_off = _columnar_layout(blob)
+    k, v = k_off.tolist(), v_off.tolist()
+    return [(blob[k[i]:k[i + 1]], None if length < 0 else blob[v[i]:v[i + 1]])
+            for i, length in enumerate(val_lens.tolist())]
 
 
 def columnar_count(blob: bytes) -> int:
     return _U32.unpack_from(blob, 0)[0]
 
 
+def _columnar_layout(blob: bytes):
+    """(n, key lengths, value lengths, key offsets, value offsets) of a columnar blob;
+    the offsets have n + 1 items (the last is the end of the keys / of the values)."""
+    import numpy as np
+    (n,) = _U32.unpack_from(blob, 0)
+    key_lens = np.frombuffer(blob, dtype="<u4", count=n, offset=4)
+    val_lens = np.frombuffer(blob, dtype="<i4", count=n, offset=4 + 4 * n)
+    k_off = np.concatenate(([0], np.cumsum(key_lens, dtype=np.int64))) + (4 + 8 * n)
+    v_off = np.concatenate(([0], np.cumsum(np.maximum(val_lens, 0), dtype=np.int64))) + int(k_off[-1])
+    return n, key_lens, val_lens, k_off, v_off
+
+
 def columnar_weights(blob: bytes, heavy_prefix: int) -> "np.ndarray":
     """Per entry of a columnar blob: the block size (its leading u32) for entries whose key
     starts with the byte `heavy_prefix` and whose value has one, else 1. Vectorised."""
     import numpy as np
-    (n,) = _U32.unpack_from(blob, 0)
-    if n == 0:
-        return np.zeros(0, dtype=np.int64)
-    key_lens = np.frombuffer(blob, dtype="<u4", count=n, offset=4)
-    val_lens = np.frombuffer(blob, dtype="<i4", count=n, offset=4 + 4 * n)
-    k_off = np.concatenate(([0], np.cumsum(key_lens[:-1], dtype=np.int64))) + (4 + 8 * n)
-    v_off = np.concatenate(([0], np.cumsum(np.maximum(val_lens[:-1], 0), dtype=np.int64)))
-    v_off += int(4 + 8 * n + key_lens.sum(dtype=np.int64))
+    n, _, val_lens, k_off, v_off = _columnar_layout(blob)
     raw = np.frombuffer(blob, dtype=np.uint8)
-    heavy = (raw[k_off] == heavy_prefix) & (val_lens >= 4)
-    at = np.where(heavy, v_off, 0)
+    heavy = (raw[k_off[:n]] == heavy_prefix) & (val_lens >= 4)
+    at = np.where(heavy, v_off[:n], 0)
     sizes = (raw[at].astype(np.int64) | raw[at + 1].astype(np.int64) << 8
              | raw[at + 2].astype(np.int64) << 16 | raw[at + 3].astype(np.int64) << 24)
     return np.where(heavy, sizes, 1)
@@ -140,10 +137,7 @@ def split_columnar(blob: bytes, max_entries: int, max_bytes: int = 8 << 20,
     total_weight = int(weights.sum())
     if total_weight <= max_entries and len(blob) <= max_bytes:
         return [(n, total_weight, blob)] if n else []
-    key_lens = np.frombuffer(blob, dtype="<u4", count=n, offset=4)
-    val_lens = np.frombuffer(blob, dtype="<i4", count=n, offset=4 + 4 * n)
-    k_off = np.concatenate(([0], np.cumsum(key_lens, dtype=np.int64))) + (4 + 8 * n)
-    v_off = np.concatenate(([0], np.cumsum(np.maximum(val_lens, 0), dtype=np.int64))) + int(k_off[-1])
+    n, key_lens, val_lens, k_off, v_off = _columnar_layout(blob)
     sizes = key_lens.astype(np.int64) + np.maximum(val_lens, 0) + 8
     chunks, start = [], 0
     while start < n:

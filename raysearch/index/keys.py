@@ -51,8 +51,18 @@ def term_prefix(field: str, term: str) -> bytes:
     return POSTING + field.encode() + SEP + term.encode() + SEP
 
 
-def block_key(term_prefix_bytes: bytes, opstamp: int) -> bytes:
-    return term_prefix_bytes + _U64.pack(opstamp)
+def opstamp_bytes(opstamp: int) -> bytes:
+    """An opstamp as it appears in keys and values (8 bytes, big-endian: sorts by number)."""
+    return _U64.pack(opstamp)
+
+
+def unpack_u64(raw: bytes, offset: int = 0) -> int:
+    return _U64.unpack_from(raw, offset)[0]
+
+
+def block_key(term_prefix_bytes: bytes, stamp: bytes) -> bytes:
+    """P key of one batch's block of a term; `stamp` = opstamp_bytes(opstamp), packed once per batch."""
+    return term_prefix_bytes + stamp
 
 
 def split_block_key(key: bytes) -> tuple[str, str, int]:
@@ -61,16 +71,27 @@ def split_block_key(key: bytes) -> tuple[str, str, int]:
     return field.decode(), term.decode(), _U64.unpack(key[-8:])[0]
 
 
+def doc_terms_value(docnum: int, stamp: bytes, terms_json: bytes) -> bytes:
+    """T value: doc number, opstamp of the batch that added the document, term-list JSON."""
+    return _U64.pack(docnum) + stamp + terms_json
+
+
+def split_doc_terms_value(raw: bytes) -> tuple[int, int, bytes]:
+    """-> (doc number, opstamp, term-list JSON) of a T value."""
+    return _U64.unpack_from(raw, 0)[0], _U64.unpack_from(raw, 8)[0], raw[16:]
+
+
 def batch_base_key(opstamp: int) -> bytes:
     return BATCH_BASE + _U64.pack(opstamp)
 
 
-def opstamp_bytes(opstamp: int) -> bytes:
-    return _U64.pack(opstamp)
+def batch_base_value(base: int, count: int) -> bytes:
+    return _U64.pack(base) + _U64.pack(count)
 
 
-def unpack_u64(raw: bytes, offset: int = 0) -> int:
-    return _U64.unpack_from(raw, offset)[0]
+def split_batch_base(key: bytes, raw: bytes) -> tuple[int, int, int]:
+    """-> (opstamp, base doc number, document count) of a B entry."""
+    return _U64.unpack_from(key, 1)[0], _U64.unpack_from(raw, 0)[0], _U64.unpack_from(raw, 8)[0]
 
 
 def applied_key(batch_key: str) -> bytes:

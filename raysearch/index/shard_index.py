@@ -127,9 +127,6 @@ class PostingCache:
         return item if item is not None else default
 
 
-_DOC_HEAD = 16  # a T value starts with the doc number and the opstamp of its batch (u64 BE each)
-
-
 class ShardIndex:
     def __init__(self, kv: KV):
         self.kv = kv
@@ -145,13 +142,14 @@ class ShardIndex:
         """Derive the statistics, doc numbers and batch bases from the stored entries."""
         stats = ShardStats()
         for key, raw in self.kv.scan(K.DOC_TERMS, K.upper_bound(K.DOC_TERMS)):
-            stats.number(key[1:].decode(), K.unpack_u64(raw))
-            stats.add(json.loads(raw[_DOC_HEAD:]), 1)
+            docnum, _, terms = K.split_doc_terms_value(raw)
+            stats.number(key[1:].decode(), docnum)
+            stats.add(json.loads(terms), 1)
         self.bases: dict[int, int] = {}  # opstamp -> base doc number of its batch
         self.next_docnum = 0
         for key, raw in self.kv.scan(K.BATCH_BASE, K.upper_bound(K.BATCH_BASE)):
-            base, count = K.unpack_u64(raw), K.unpack_u64(raw, 8)
-            self.bases[K.unpack_u64(key, 1)] = base
+            opstamp, base, count = K.split_batch_base(key, raw)
+            self.bases[opstamp] = base
             self.next_docnum = max(self.next_docnum, base + count)
         self.stats = stats
 
@@ -178,13 +176,13 @@ class ShardIndex:
         changes = overlay.changes
         added = []
         for i, (doc_id, stored, terms) in enumerate(zip(batch.doc_ids, batch.stored, batch.terms)):
-            changes[K.doc_terms_key(doc_id)] = K.opstamp_bytes(base + i) + stamp + terms
+            changes[K.doc_terms_key(doc_id)] = K.doc_terms_value(base + i, stamp, terms)
             changes[K.doc_key(doc_id)] = stored
             added.append(json.loads(terms))
         for prefix, block in zip(batch.block_prefixes, batch.blocks):
-            changes[prefix + stamp] = block
+            changes[K.block_key(prefix, stamp)] = block
         if batch.doc_ids:
-            changes[K.batch_base_key(opstamp)] = K.opstamp_bytes(base) + K.opstamp_bytes(len(batch.doc_ids))
+            changes[K.batch_base_key(opstamp)] = K.batch_base_value(base, len(batch.doc_ids))
         changes[K.applied_key(batch_key)] = encode_u64(opstamp)
         # One change-log entry per opstamp, naming every data key the batch wrote.
         # The change-log entry holds the batch's keys AND values, columnar: it is the
@@ -222,15 +220,15 @@ class ShardIndex:
         raw = ov.get(key)
         if raw is None:
             return False
-        docnum, opstamp = K.unpack_u64(raw), K.unpack_u64(raw, 8)
+        docnum, opstamp, terms_json = K.split_doc_terms_value(raw)
         local = docnum - self.bases[opstamp]
         stamp = K.opstamp_bytes(opstamp)
-        indexed = json.loads(raw[_DOC_HEAD:])
+        indexed = json.loads(terms_json)
         removed.append(indexed)
         for field, _, terms in indexed:
             for term in terms:
                 prefix = K.term_prefix(field, term)
-                block_key = prefix + stamp
+                block_key = K.block_key(prefix, stamp)
                 block = ov.get(block_key)
                 if block is not None:
                     ov.put(block_key, block_without(block, local))
@@ -240,7 +238,7 @@ class ShardIndex:
         return True
 
     # ---------------------------------------------------------- change log
-    def _log(self, limit_entries: int | None = None):
+    def _log(self):
         """(log key, opstamp, columnar blob) of the change log, oldest first."""
         for log_key, value in self.kv.scan(K.CHANGE_LOG, K.upper_bound(K.CHANGE_LOG)):
             yield log_key, K.split_change_log_key(log_key)[0], value
@@ -401,8 +399,8 @@ def posting_lists(items: Iterable[tuple[bytes, bytes]]) -> dict[tuple[str, str],
     entries (RocksDB's or MongoDB's replayed chunks): how verify-style checks and tests
     compare posting lists without depending on how postings are grouped into blocks."""
     items = list(items)
-    ids = {K.unpack_u64(v): k[1:].decode() for k, v in items if k[:1] == K.DOC_TERMS}
-    bases = {K.unpack_u64(k, 1): K.unpack_u64(v) for k, v in items if k[:1] == K.BATCH_BASE}
+    ids = {K.split_doc_terms_value(v)[0]: k[1:].decode() for k, v in items if k[:1] == K.DOC_TERMS}
+    bases = dict(K.split_batch_base(k, v)[:2] for k, v in items if k[:1] == K.BATCH_BASE)
     out: dict[tuple[str, str], dict[str, tuple]] = {}
     for key, value in items:
         if key[:1] != K.POSTING:

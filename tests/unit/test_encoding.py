@@ -39,12 +39,12 @@ def test_entries_round_trip_with_deletes(no_ray):
 
 
 def test_keys_sort_and_split(no_ray):
-    key = K.block_key(K.term_prefix("title", "ray"), 256)  # an opstamp with a NUL byte in it
+    key = K.block_key(K.term_prefix("title", "ray"), K.opstamp_bytes(256))  # an opstamp with a NUL byte in it
     assert key.startswith(K.term_prefix("title", "ray"))
     assert K.split_block_key(key) == ("title", "ray", 256)
     assert K.upper_bound(K.term_prefix("title", "ray")) > key
-    assert not K.block_key(K.term_prefix("title", "ra"), 1).startswith(K.term_prefix("title", "ray"))
-    assert K.block_key(K.term_prefix("t", "x"), 2) < K.block_key(K.term_prefix("t", "x"), 10)
+    assert not K.block_key(K.term_prefix("title", "ra"), K.opstamp_bytes(1)).startswith(K.term_prefix("title", "ray"))
+    assert K.block_key(K.term_prefix("t", "x"), K.opstamp_bytes(2)) < K.block_key(K.term_prefix("t", "x"), K.opstamp_bytes(10))
     assert K.split_change_log_key(K.change_log_key(7, b"Dx")) == (7, b"Dx")
     assert K.change_log_key(2, b"z") < K.change_log_key(10, b"a")
 
