@@ -181,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=cmd_restore)
 
     p = with_url(sub.add_parser("eval", help="index a judged collection and print nDCG@10 and recall@100"))
-    p.add_argument("--collection", required=True, help="e.g. ../shared/corpora/cran")
+    p.add_argument("--collection", required=True, help="a directory with docs.jsonl[.gz], queries.jsonl and qrels.tsv, e.g. tests/data/corpora/cran")
     p.add_argument("--index", default=None)
     p.set_defaults(func=cmd_eval)
 

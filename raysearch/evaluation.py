@@ -1,7 +1,7 @@
 """Relevance evaluation on a judged collection, through the real HTTP service.
 
-A collection is a directory with `docs.jsonl` ({"id", "title", "body", ...} per
-line), `queries.jsonl` ({"id", "text"}) and `qrels.tsv`
+A collection is a directory with `docs.jsonl.gz` or `docs.jsonl` ({"id",
+"title", "body", ...} per line), `queries.jsonl` ({"id", "text"}) and `qrels.tsv`
 (query_id TAB doc_id TAB grade; grade > 0 = relevant).
 
 Metrics (pure functions, no Ray, no HTTP):
@@ -11,7 +11,7 @@ Metrics (pure functions, no Ray, no HTTP):
   judged grade of the query, whether or not it was retrieved.
 - recall@k: relevant documents in the top k / relevant documents judged.
 - nDCG@k binary: the same with every grade > 0 counted as 1. The anchors of
-  corpora/README.md treat cran's grades (ir_datasets' 1 = minimum interest ...
+  tests/data/corpora/README.md treat cran's grades (ir_datasets' 1 = minimum interest ...
   4 = complete answer) as relevant / not relevant: compare cran with
   `ndcg@10_binary`. On vaswani and cisi (every grade is 1) the two are equal.
 
@@ -89,6 +89,13 @@ def load_queries(path: str | Path) -> list[dict]:
         return [json.loads(line) for line in f if line.strip()]
 
 
+def docs_path(collection_dir: str | Path) -> Path:
+    """The collection's documents: `docs.jsonl.gz`, else `docs.jsonl`."""
+    root = Path(collection_dir)
+    gz = root / "docs.jsonl.gz"
+    return gz if gz.exists() else root / "docs.jsonl"
+
+
 def percentile(values: Sequence[float], q: float) -> float:
     if not values:
         return 0.0
@@ -127,7 +134,7 @@ def run_eval(url: str, collection_dir: str, index: str | None = None, fields: st
                 raise
         client.create_index(index, settings or {})
         started = time.perf_counter()
-        op = client.bulk_index(index, iter_jsonl(root / "docs.jsonl"))
+        op = client.bulk_index(index, iter_jsonl(docs_path(root)))
         index_seconds = time.perf_counter() - started
         if op["status"] != "completed":
             raise RuntimeError(f"indexing {name} did not complete: status {op['status']}, "
