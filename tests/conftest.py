@@ -13,7 +13,7 @@ import pytest
 
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # local tests: no Ray token auth
 
-CORPORA = Path(__file__).resolve().parents[1].parent / "shared" / "corpora"
+CORPORA = Path(__file__).resolve().parent / "data" / "corpora"  # see its README.md
 TERMINAL = ("completed", "partially_completed", "failed")
 POISON_FIELD = "__poison__"  # test-only setting: see raysearch/index/batch.py
 
@@ -29,10 +29,31 @@ def load_jsonl(path: Path, limit: int | None = None) -> list[dict]:
     return out
 
 
+DEBIAN_SAMPLE = CORPORA / "debian-sample" / "docs.jsonl.gz"
+_debian_sample: list[dict] = []
+
+
+def debian_docs(start: int, stop: int) -> list[dict]:
+    """Records start..stop of an endless sequence made of the 12,000-record
+    Debian sample (distinct ids): position i is sample record i % 12,000, its id
+    suffixed `~k` (k = i // 12,000) from the second round on, so distinct
+    positions keep distinct ids. Each call returns fresh dicts."""
+    if not _debian_sample:
+        _debian_sample.extend(load_jsonl(DEBIAN_SAMPLE))
+    n = len(_debian_sample)
+    out = []
+    for i in range(start, stop):
+        doc, k = dict(_debian_sample[i % n]), i // n
+        if k:
+            doc["id"] = f"{doc['id']}~{k}"
+        out.append(doc)
+    return out
+
+
 @pytest.fixture(scope="session")
 def corpora() -> Path:
     if not CORPORA.exists():
-        pytest.fail(f"corpora not found at {CORPORA}: ../shared must sit beside the repository")
+        pytest.fail(f"corpora not found at {CORPORA}")
     return CORPORA
 
 

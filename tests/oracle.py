@@ -1,5 +1,5 @@
 """Brute-force BM25 oracle, written independently of the engine's search code:
-it scans every document for every query. Same analyzer, same formula (DESIGN.md)."""
+it scans every document for every query. Same analyzer, same formula (docs/design.md)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Binary encodings of values: postings, counters, and MongoDB chunk payloads.
 
 Flat bytes, not nested Python objects, because unpickling nested dicts costs
-more than the work itself between actors (DESIGN.md, measured facts).
+more than the work itself between actors (docs/design.md, measured facts).
 
 numpy is imported inside the functions that read: the 12 IndexWorkers only
 write blocks (with `array`), and not loading numpy saves ~20 MB in each.

@@ -55,7 +55,7 @@ def main(mongo_uri, data_dir, corpus_dir):
     index = "lost-node"
     from pathlib import Path
 
-    docs = load_jsonl(Path(corpus_dir) / "cisi" / "docs.jsonl")
+    docs = load_jsonl(Path(corpus_dir) / "cisi" / "docs.jsonl.gz")
     first, second = docs[:900], docs[900:]
     op = wait(client, client.bulk(index, first)["operation_id"])
     assert op["status"] == "completed", op

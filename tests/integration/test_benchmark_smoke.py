@@ -38,7 +38,8 @@ def test_benchmark_smoke_measures_everything(tmp_path, corpora):
     out = tmp_path / "results"
     env = dict(os.environ, RAY_AUTH_MODE="disabled")
     proc = subprocess.run(
-        [sys.executable, str(REPO / "benchmarks" / "run.py"), "--smoke", "--out", str(out)],
+        [sys.executable, str(REPO / "benchmarks" / "run.py"), "--smoke", "--out", str(out),
+         "--corpus", str(corpora / "debian-sample" / "docs.jsonl.gz")],  # the repo's sample: no network
         cwd=REPO, env=env, capture_output=True, text=True, timeout=840,
     )
     assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"

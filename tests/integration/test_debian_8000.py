@@ -9,7 +9,7 @@ from __future__ import annotations
 import ray
 
 from raysearch.analysis.analyzer import Analyzer
-from tests.conftest import load_jsonl, wait_operation
+from tests.conftest import debian_docs, wait_operation
 from tests.integration.helpers import draw_queries, mongo_posting_lists, rocks_posting_lists
 from tests.oracle import Oracle, assert_same_ranking
 
@@ -20,8 +20,8 @@ N_DOCS = 8000
 
 
 @pytest.fixture(scope="module")
-def debian(corpora):
-    return load_jsonl(corpora / "debian" / "docs.jsonl.gz", limit=N_DOCS)
+def debian():
+    return debian_docs(0, N_DOCS)
 
 
 @pytest.fixture(scope="module")

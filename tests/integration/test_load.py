@@ -9,13 +9,13 @@ import time
 import httpx
 import yaml
 
-from tests.conftest import load_jsonl, wait_operation
+from tests.conftest import debian_docs, wait_operation
 from tests.integration.helpers import deployed_beside, draw_queries
 
 
-def test_bulk_of_20k_while_8_clients_search(http, service, corpora):
+def test_bulk_of_20k_while_8_clients_search(http, service):
     index = "load20k"
-    docs = load_jsonl(corpora / "debian" / "docs.jsonl.gz", limit=52000)[32000:52000]
+    docs = debian_docs(32000, 52000)
     seed = docs[:500]
     wait_operation(http, http.post(f"/bulk-indexing/{index}", json=seed).json()["operation_id"])
     queries = draw_queries(docs, 200, seed=21)

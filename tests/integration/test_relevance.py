@@ -2,7 +2,7 @@
 bulk-index through HTTP, wait for `completed`, run every judged query verbatim
 through the search endpoint (size 100), score nDCG@10 and recall@100.
 
-Floors are the anchors of corpora/README.md (tantivy / bm25s + stop words +
+Floors are the anchors of tests/data/corpora/README.md (tantivy / bm25s + stop words +
 Snowball, same BM25). cran's anchors treat its grades as relevant / not
 relevant, so cran is held to its binary nDCG@10; its graded nDCG@10 (0.377
 with the defaults) is only checked not to regress.

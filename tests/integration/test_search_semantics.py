@@ -14,7 +14,7 @@ def _index(http, name, docs, settings=None):
 
 
 def test_results_do_not_depend_on_the_number_of_shards(http, corpora):
-    docs = load_jsonl(corpora / "cisi" / "docs.jsonl", limit=700)
+    docs = load_jsonl(corpora / "cisi" / "docs.jsonl.gz", limit=700)
     _index(http, "one-shard", docs, {"shards": 1})
     _index(http, "four-shards", docs, {"shards": 4})
     assert http.get("/indexes/one-shard").json()["shards"] == 1

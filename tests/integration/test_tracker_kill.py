@@ -12,13 +12,13 @@ import ray
 
 from raysearch.actors import registry
 from raysearch.config import NAMESPACE
-from tests.conftest import load_jsonl, wait_operation
+from tests.conftest import debian_docs, wait_operation
 
 INDEX = "tracker-kill"
 
 
-def test_tracker_killed_mid_bulk(http, corpora):
-    docs = load_jsonl(corpora / "debian" / "docs.jsonl.gz", limit=12000)[8000:12000]
+def test_tracker_killed_mid_bulk(http):
+    docs = debian_docs(8000, 12000)
     distinct = len({d["id"] for d in docs})
     tracker = ray.get_actor(registry.TRACKER, namespace=NAMESPACE)
     old_pid = ray.get(tracker.pid.remote(), timeout=60)

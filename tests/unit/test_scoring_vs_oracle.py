@@ -1,8 +1,6 @@
 """Shard scoring (ShardIndex + executor, no Ray, in-memory KV) against the independent
 brute-force BM25 in tests/oracle.py: every score within 1e-6 relative, same totals."""
 
-import json
-from pathlib import Path
 
 from raysearch.analysis.analyzer import Analyzer
 from raysearch.index.batch import split_batch
@@ -11,14 +9,15 @@ from raysearch.search.executor import execute
 from raysearch.search.plan import GlobalStats, analyze_clauses, build_plan, stats_request
 from raysearch.search.query import parse_query
 from raysearch.storage.kv import MemoryKV
+from tests.conftest import CORPORA, load_jsonl
 from tests.integration.helpers import draw_queries
 from tests.oracle import Oracle, assert_same_ranking
 
-CRAN = Path(__file__).resolve().parents[3] / "shared" / "corpora" / "cran" / "docs.jsonl"
+CRAN = CORPORA / "cran" / "docs.jsonl.gz"
 
 
 def test_scores_match_the_bruteforce_oracle_on_two_shards(no_ray):
-    docs = [json.loads(line) for line in CRAN.open()][:400]
+    docs = load_jsonl(CRAN, limit=400)
     analyzer = Analyzer()
     shards = [ShardIndex(MemoryKV()), ShardIndex(MemoryKV())]
     per_shard, _, _ = split_batch(docs, [], 2, analyzer)
