@@ -3,6 +3,7 @@
 Public entry points:
 - ``raysearch.Client``  -- HTTP client (``raysearch.client``)
 - ``raysearch serve``   -- command line (``raysearch.cli``)
+- ``raysearch.RaySearchDatasink`` -- Ray Data sink (``raysearch.datasink``)
 """
 
 __version__ = "0.1.0"
@@ -17,4 +18,8 @@ def __getattr__(name):  # lazy: importing raysearch must not pull in httpx or Ra
         from raysearch.incluster import connect
 
         return connect
+    if name == "RaySearchDatasink":
+        from raysearch.datasink import RaySearchDatasink
+
+        return RaySearchDatasink
     raise AttributeError(name)

@@ -56,3 +56,17 @@ class MongoUnavailable(Unavailable):
     """MongoDB cannot be reached; callers wait and retry rather than fail work."""
 
     type = "mongodb_unavailable"
+
+
+class DatasinkError(RaySearchError):
+    """Rows of a Ray Data write were rejected or failed (`raysearch.RaySearchDatasink`).
+    `failures` lists them: {"id", "reason"} (plus "operation_id", and "batch" or "position")."""
+
+    type = "datasink_error"
+
+    def __init__(self, reason: str, failures: list[dict] | None = None):
+        super().__init__(reason)
+        self.failures = list(failures or [])
+
+    def __reduce__(self):  # keep `failures` across pickling (Ray ships exceptions between processes)
+        return (type(self), (self.reason, self.failures))

@@ -103,7 +103,9 @@ class SearchService:
         return {"acknowledged": True, "index": name}
 
     # -------------------------------------------------------------- bulk
-    async def bulk(self, index: str, body: bytes, content_type: str) -> dict:
+    async def bulk(self, index: str, body: bytes, content_type: str, operation_id: str | None = None) -> dict:
+        """`operation_id` (in-cluster callers only, e.g. the Ray Data sink): a caller-chosen id;
+        submitting it again is a no-op that returns the existing operation (idempotent retries)."""
         validation.check_index_name(index)
         if len(body) > self.settings.max_body_bytes:
             raise PayloadTooLarge(f"request body is {len(body)} bytes; the limit is {self.settings.max_body_bytes}")
@@ -122,12 +124,17 @@ class SearchService:
                 docs.append(doc)
         if index not in self._indexes and self.mongo.get_index_meta(index) is None:
             self.create_index(index, None, must_be_new=False)
-        return await self._submit(index, docs, [], errors, webhook)
+        return await self._submit(index, docs, [], errors, webhook, operation_id=operation_id)
 
     async def _submit(self, index: str, docs: list[dict], deletes: list[str], errors: list[dict],
-                      webhook: str | None = None, kind: str = "bulk") -> dict:
+                      webhook: str | None = None, kind: str = "bulk", operation_id: str | None = None) -> dict:
         self._index(index)
-        op_id = uuid.uuid4().hex
+        op_id = operation_id or uuid.uuid4().hex
+        if operation_id and (existing := await self.tracker.get.remote(operation_id)) is not None:
+            rejected = [e for e in existing["errors"] if "position" in e]
+            return {"operation_id": op_id, "index": existing["index"], "status": existing["status"],
+                    "documents": existing["documents"]["total"] - len(rejected),
+                    "batches": existing["batches"]["total"], "errors": rejected, "existing": True}
         size = self.settings.batch_size
         batches = [docs[i : i + size] for i in range(0, len(docs), size)]
         payloads = [encode_payload(b) for b in batches]

@@ -63,14 +63,18 @@ class MongoStore:
 
     # -------------------------------------------------------------- intake
     def put_batches(self, op_id: str, index: str, payloads: list[bytes]) -> None:
-        if payloads:
-            self.intake.insert_many(
-                [
-                    {"_id": f"{op_id}:{i}", "op": op_id, "index": index, "batch": i, "payload": Binary(p)}
-                    for i, p in enumerate(payloads)
-                ],
-                ordered=True,
-            )
+        """Idempotent for a caller-given op id: a repeat (a retried writer that stopped between
+        this and the tracker's checkpoint) replaces the same documents."""
+        docs = [{"_id": f"{op_id}:{i}", "op": op_id, "index": index, "batch": i, "payload": Binary(p)}
+                for i, p in enumerate(payloads)]
+        if not docs:
+            return
+        try:
+            self.intake.insert_many(docs, ordered=True)
+        except pymongo.errors.BulkWriteError as exc:
+            if any(e.get("code") != 11000 for e in exc.details.get("writeErrors", [])):
+                raise
+            self.intake.bulk_write([ReplaceOne({"_id": d["_id"]}, d, upsert=True) for d in docs], ordered=True)
 
     def get_batch(self, op_id: str, batch_no: int) -> bytes | None:
         doc = self.intake.find_one({"_id": f"{op_id}:{batch_no}"})
