@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Where bulk-indexing time goes: py-spy on the actor processes during a bulk.
 
-    python benchmarks/profile_indexing.py [--docs 16000] [--rate 10] [--profile-workers 3] [--out DIR]
+    python benchmarks/profile_indexing.py [--docs 16000] [--rate 10] [--profile-workers 3] [--out DIR] [--corpus PATH]
 
 Starts a fresh local service (as benchmarks/run.py does), creates an index,
 attaches `py-spy record` (sampling wall-clock stacks, --nonblocking) to every
@@ -163,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=str(run.DEFAULT_OUT))
     p.add_argument("--workers", type=int, default=None)
     p.add_argument("--top", type=int, default=15)
+    p.add_argument("--corpus", default=None, metavar="PATH", help="as in run.py (default: the Debian corpus, built when missing)")
     p.add_argument("--no-native", dest="native", action="store_false",
                    help="do not record shard 0 with --native (C/C++ frames; pauses it at each sample)")
     args = p.parse_args(argv)
@@ -178,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out) / "profile"
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
-    docs = run.load_docs(args.docs)
+    docs = run.load_docs(args.docs, args.corpus)
     data_dir = tempfile.mkdtemp(prefix="raysearch-profile-")
     overrides = {"workers": args.workers} if args.workers else {}
     settings = Settings.from_env(data_dir=data_dir, port=free_port(), **overrides)

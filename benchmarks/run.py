@@ -2,11 +2,12 @@
 """raysearch benchmark: bulk indexing, search latency and throughput, memory,
 side by side with tantivy and SQLite FTS5 on the same documents and queries.
 
-    python benchmarks/run.py [--docs 16000,all] [--queries 1000] [--out DIR] [--smoke]
+    python benchmarks/run.py [--docs 16000,all] [--queries 1000] [--out DIR] [--smoke] [--corpus PATH]
 
 Starts a fresh local service (raysearch.runner.LocalService: its own local
 MongoDB server, Ray and Serve, a temporary data directory, a free port), then
-measures on ../shared/corpora/debian/docs.jsonl.gz:
+measures on the Debian corpus (benchmarks/data/debian/docs.jsonl.gz, built by
+scripts/build_debian_corpus.py on first use; --corpus PATH reads another file):
 
 - bulk indexing through the Python client over HTTP, each size into a fresh
   index: seconds and docs/s until every document is searchable (every batch
@@ -58,8 +59,8 @@ from pathlib import Path
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # a local, throwaway cluster
 
 REPO = Path(__file__).resolve().parents[1]
-CORPORA = Path(__file__).resolve().parents[2] / "shared" / "corpora"
-DEBIAN = CORPORA / "debian" / "docs.jsonl.gz"
+DEFAULT_CORPUS = REPO / "benchmarks" / "data" / "debian" / "docs.jsonl.gz"  # git-ignored, built on first use
+BUILD_CORPUS = REPO / "scripts" / "build_debian_corpus.py"
 DEFAULT_OUT = REPO / "benchmarks" / "results"
 SEED = 7
 WARMUP = 20  # queries run before timing, drawn apart from the timed ones
@@ -68,9 +69,25 @@ SMOKE_WORKERS = 4  # smoke mode: a light service (CI runs it beside the test sui
 # ---------------------------------------------------------------- corpus
 
 
-def load_docs(limit: int | None = None, path: Path = DEBIAN) -> list[dict]:
+def corpus_path(path: str | Path | None = None) -> Path:
+    """The corpus file to read: `path` (FileNotFoundError if missing), else
+    DEFAULT_CORPUS, which scripts/build_debian_corpus.py builds when it is
+    missing (apt-get update of Debian bookworm main into a private directory)."""
+    if path is not None:
+        if not Path(path).exists():
+            raise FileNotFoundError(f"corpus not found: {path}")
+        return Path(path)
+    if not DEFAULT_CORPUS.exists():
+        print(f"{DEFAULT_CORPUS.relative_to(REPO)} is missing: building it with "
+              f"{BUILD_CORPUS.relative_to(REPO)} (downloads Debian's package lists) ...", file=sys.stderr, flush=True)
+        subprocess.run([sys.executable, str(BUILD_CORPUS), "--out", str(DEFAULT_CORPUS)], check=True)
+    return DEFAULT_CORPUS
+
+
+def load_docs(limit: int | None = None, path: str | Path | None = None) -> list[dict]:
+    """The first `limit` records of the corpus (corpus_path(path))."""
     out: list[dict] = []
-    with gzip.open(path, "rt", encoding="utf-8") as f:
+    with gzip.open(corpus_path(path), "rt", encoding="utf-8") as f:
         for line in f:
             if limit is not None and len(out) >= limit:
                 break
@@ -748,8 +765,8 @@ def markdown(report: dict) -> str:
     for name, x in r["ratios"].items():
         lines.append(f"| {b[name]['engine']} | {x['build_docs_per_s']:.4f} (1/{1 / x['build_docs_per_s']:,.0f}) | "
                      f"{x['http_p50']:,.1f}× | {x['http_p99']:,.1f}× | {x['api_p50']:,.1f}× | {x['api_p99']:,.1f}× |")
-    lines += ["", "Notes: docs/s counts input records (the corpus repeats 51 ids; each engine ends with the distinct "
-              "ids). RSS sums every process of the service (driver, raylet, gcs_server, Ray workers and actors, "
+    lines += ["", f"Notes: docs/s counts input records (they repeat {a['documents'] - a['distinct_ids']:,} ids; "
+              "each engine ends with the distinct ids). RSS sums every process of the service (driver, raylet, gcs_server, Ray workers and actors, "
               "the MongoDB server), so pages shared between them count more than once; PSS divides them. "
               "Baselines run in the driver process, one thread, after the raysearch measurements; their "
               "build time includes the Python Analyzer (shown separately). SQLite ranks with its own bm25(); "
@@ -798,12 +815,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--request-docs", type=int, default=5000, help="documents per bulk HTTP request")
     p.add_argument("--threads", type=int, default=8, help="concurrent HTTP clients for throughput")
     p.add_argument("--keep-data", action="store_true", help="keep the temporary data directory")
+    p.add_argument("--corpus", default=None, metavar="PATH",
+                   help=f"documents, gzipped JSON lines (default {DEFAULT_CORPUS.relative_to(REPO)}, built when missing)")
     args = p.parse_args(argv)
 
     sizes = parse_sizes(args.docs or ("500,1500" if args.smoke else "16000,all"))
     n_queries = args.queries or (50 if args.smoke else 1000)
-    if not DEBIAN.exists():
-        print(f"corpus not found: {DEBIAN} (../shared must sit beside the repository)", file=sys.stderr)
+    try:
+        corpus_file = corpus_path(args.corpus)
+    except (FileNotFoundError, subprocess.CalledProcessError) as exc:
+        print(f"no corpus: {exc}", file=sys.stderr)
         return 2
 
     from raysearch.config import Settings
@@ -811,7 +832,7 @@ def main(argv: list[str] | None = None) -> int:
     from raysearch.storage.local_mongo import free_port
 
     limit = None if None in sizes else max(sizes)
-    corpus = load_docs(limit)
+    corpus = load_docs(limit, corpus_file)
     sizes_n = [len(corpus) if n is None else min(n, len(corpus)) for n in sizes]
     started_at = time.strftime("%Y-%m-%d %H:%M:%S %Z")
     env = environment()
@@ -855,7 +876,8 @@ def main(argv: list[str] | None = None) -> int:
         "environment": env,
         "settings": {"workers": s.workers, "shards": s.shards, "batch_size": s.batch_size,
                      "persist_interval_s": s.persist_interval_s},
-        "corpus": str(DEBIAN.relative_to(DEBIAN.parents[2])),
+        "corpus": str(corpus_file.resolve().relative_to(REPO) if corpus_file.resolve().is_relative_to(REPO)
+                      else corpus_file),
         "results": results,
         "loadavg_end": [round(x, 2) for x in os.getloadavg()],
     }

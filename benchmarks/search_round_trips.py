@@ -1,9 +1,10 @@
 #!/usr/bin/env python
 """Where a search's time goes: actor round trips versus work, from a driver.
 
-    python benchmarks/search_round_trips.py [--docs 64000] [--queries 600]
+    python benchmarks/search_round_trips.py [--docs 64000] [--queries 600] [--corpus PATH]
 
-Starts a fresh local service (as run.py does), bulk-indexes --docs Debian documents,
+Starts a fresh local service (as run.py does), bulk-indexes --docs Debian documents
+(run.py's corpus: benchmarks/data/debian/docs.jsonl.gz, built when missing),
 then from this driver (through SearchService, the in-cluster API) times, per query:
 one asyncio.gather of `ping` to every shard (the bare fan-out), the statistics round,
 the scoring round, and a whole search. It also times the persistence drain's calls on
@@ -80,6 +81,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--docs", type=int, default=64_000)
     p.add_argument("--queries", type=int, default=600)
+    p.add_argument("--corpus", default=None, metavar="PATH", help="as in run.py (default: the Debian corpus, built when missing)")
     args = p.parse_args()
 
     from raysearch.client import Client
@@ -88,10 +90,11 @@ def main() -> None:
     from raysearch.runner import LocalService
     from raysearch.storage.local_mongo import free_port
 
+    corpus = run.corpus_path(args.corpus)  # before the service starts: building it takes a while
     data_dir = tempfile.mkdtemp(prefix="raysearch-rt-")
     service = LocalService(Settings.from_env(data_dir=data_dir, port=free_port()), dashboard=False).start()
     try:
-        docs = run.load_docs(args.docs)
+        docs = run.load_docs(args.docs, corpus)
         Client(service.url).bulk_index("rt", docs, wait=True)
         rng = random.Random(7)
         words = [w for d in docs[:2000] for w in d.get("title", "").split() if w.isalpha()]
