@@ -1,6 +1,5 @@
 #!/usr/bin/env bash
 # Set up and run the whole test suite (unit, integration, end-to-end).
-# Needs ../shared/corpora beside the repository.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
