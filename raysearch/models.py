@@ -1,4 +1,4 @@
-"""pydantic models of the HTTP API (API.md) and of index settings."""
+"""pydantic models of the HTTP API (docs/api.md) and of index settings."""
 
 from __future__ import annotations
 

@@ -123,7 +123,7 @@ def refresh_status(op: dict, watermarks: dict[str, int]) -> str:
 
 
 def public_view(op: dict) -> dict:
-    """The API shape of an operation (API.md)."""
+    """The API shape of an operation (docs/api.md)."""
     states = op["batch_state"]
     failed_batch_docs = sum(n for n, s in zip(op["batch_docs"], states) if s == FAILED)
     view = {

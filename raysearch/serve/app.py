@@ -1,4 +1,4 @@
-"""The HTTP API (API.md) as a FastAPI app inside a Ray Serve deployment."""
+"""The HTTP API (docs/api.md) as a FastAPI app inside a Ray Serve deployment."""
 
 
 import hmac
