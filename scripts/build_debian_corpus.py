@@ -82,12 +82,13 @@ def find_list(lists: Path, marker: str) -> Path:
 
 def cat_file(path: Path) -> Iterator[str]:
     """Lines of an apt list file, whatever its compression."""
-    proc = subprocess.Popen([APT_HELPER, "cat-file", str(path)], stdout=subprocess.PIPE,
-                            encoding="utf-8", errors="replace")
-    assert proc.stdout is not None
-    yield from proc.stdout
-    if proc.wait() != 0:
-        raise SystemExit(f"{APT_HELPER} cat-file {path} failed (exit {proc.returncode})")
+    # leaving early (--sample) closes the pipe and waits for apt-helper
+    with subprocess.Popen([APT_HELPER, "cat-file", str(path)], stdout=subprocess.PIPE,
+                          encoding="utf-8", errors="replace") as proc:
+        assert proc.stdout is not None
+        yield from proc.stdout
+        if proc.wait() != 0:
+            raise SystemExit(f"{APT_HELPER} cat-file {path} failed (exit {proc.returncode})")
 
 
 def stanzas(lines: Iterator[str]) -> Iterator[dict[str, str]]:
