@@ -44,12 +44,15 @@ class Settings(BaseModel):
     api_key: str | None = Field(default=None, description="if set, every endpoint but /healthz needs Bearer auth")
     max_pending_batches: int = Field(default=4000, description="accepted but unindexed batches before 429")
     webhook_attempts: int = 5
+    webhook_allowed_hosts: str = Field(
+        default="",
+        description="comma-separated host names or fnmatch patterns (e.g. 'hooks.example.com,*.corp.example') "
+        "a bulk's webhook may point to; '*' allows any host; empty (the default) refuses every webhook, "
+        "since a webhook is a request the server makes to a URL its client chose",
+    )
     node_local_dirs: bool = Field(
         default=False,
         description="keep each node's shards under data_dir/node-<id>/ (simulated multi-node clusters on one disk)",
-    )
-    test_poison_field: str | None = Field(
-        default=None, description="TEST ONLY: documents having this field make the analyzer raise"
     )
 
     @classmethod

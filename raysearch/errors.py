@@ -18,6 +18,12 @@ class InvalidRequest(RaySearchError):
     type = "invalid_request"
 
 
+class InvalidJSON(InvalidRequest):
+    """A body the JSON decoder refuses (serve/decoding.py)."""
+
+    type = "invalid_json"
+
+
 class Unauthorized(RaySearchError):
     status = 401
     type = "unauthorized"

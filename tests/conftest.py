@@ -15,7 +15,6 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # local tests: no Ray token 
 
 CORPORA = Path(__file__).resolve().parent / "data" / "corpora"  # see its README.md
 TERMINAL = ("completed", "partially_completed", "failed")
-POISON_FIELD = "__poison__"  # test-only setting: see raysearch/index/batch.py
 
 
 def load_jsonl(path: Path, limit: int | None = None) -> list[dict]:
@@ -80,7 +79,7 @@ def service(tmp_path_factory, mongo_server):
         workers=int(os.environ.get("RAYSEARCH_TEST_WORKERS", "4")),
         shards=4,  # more than the default 2: every test spreads its documents over 4 shards
         backoff_base_s=0.1,
-        test_poison_field=POISON_FIELD,
+        webhook_allowed_hosts="127.0.0.1",  # the tests' webhook receivers
     )
     svc = LocalService(settings, dashboard=False).start()
     yield svc

@@ -6,8 +6,9 @@ import os
 
 import ray
 
+from raysearch import indexmeta
 from raysearch.actors import registry
-from raysearch.analysis.analyzer import Analyzer, AnalyzerSettings
+from raysearch.analysis.analyzer import Analyzer
 from raysearch.config import Settings
 from raysearch.index.batch import decode_payload, split_batch
 from raysearch.errors import MongoUnavailable
@@ -20,7 +21,6 @@ class IndexWorker:
         self.settings = settings
         self.mongo = MongoStore(settings.mongo_uri, settings.mongo_db)
         self._indexes: dict[str, tuple[Analyzer, list]] = {}  # index -> (analyzer, shard handles)
-        self.poison_field = settings.test_poison_field
 
     def _index(self, index: str):
         cached = self._indexes.get(index)
@@ -28,8 +28,8 @@ class IndexWorker:
             meta = self.mongo.get_index_meta(index)
             if meta is None:
                 raise RuntimeError(f"index {index!r} has no settings in MongoDB")
-            analyzer = Analyzer(AnalyzerSettings(**meta["settings"].get("analyzer", {})))
-            cached = self._indexes[index] = (analyzer, registry.shards(self.settings, index, meta["shards"]))
+            _, analyzer, shards = indexmeta.parse(meta)  # CorruptIndex naming it: this batch fails, not others
+            cached = self._indexes[index] = (analyzer, registry.shards(self.settings, index, shards))
         return cached
 
     def index_batch(self, index: str, op_id: str, batch: int) -> dict:
@@ -48,7 +48,7 @@ class IndexWorker:
             raise RuntimeError(f"batch {op_id}:{batch} is not in the intake log")
         docs, deletes = decode_payload(raw)
         analyzer, shards = self._index(index)
-        per_shard, indexed, failed = split_batch(docs, deletes, len(shards), analyzer, self.poison_field)
+        per_shard, indexed, failed = split_batch(docs, deletes, len(shards), analyzer)
         batch_key = f"{op_id}:{batch}"
         refs = {n: shards[n].apply.remote(batch_key, part) for n, part in per_shard.items()}
         opstamps = dict(zip(refs, ray.get(list(refs.values()), timeout=300)))

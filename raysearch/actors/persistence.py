@@ -17,6 +17,7 @@ import time
 
 import ray
 
+from raysearch import indexmeta
 from raysearch.actors import registry
 from raysearch.config import Settings
 from raysearch.storage.mongo import MongoStore
@@ -34,6 +35,7 @@ class PersistenceActor:
         self._reported: dict[tuple[str, int], tuple[int, float]] = {}
         self._lock = threading.Lock()
         self.last_error: str | None = None
+        self.index_errors: dict[str, str] = {}  # index -> why its record cannot be read (others go on)
         self.last_cycle_at = 0.0
         self.entries_written = 0
         self.chunks_written = 0
@@ -59,9 +61,16 @@ class PersistenceActor:
         with self._lock:
             moved = 0
             tracker = registry.find(registry.TRACKER)
+            errors = {}
             for meta in self.mongo.list_index_metas():
-                for n in range(meta["shards"]):
+                try:
+                    _, _, shards = indexmeta.parse(meta)
+                except indexmeta.CorruptIndex as exc:  # one unreadable record must not stop the others
+                    errors[str(meta.get("_id"))] = exc.reason
+                    continue
+                for n in range(shards):
                     moved += self._drain_shard(meta["_id"], n, tracker)
+            self.index_errors = errors
             self.last_cycle_at = time.time()
             return moved
 
@@ -122,6 +131,7 @@ class PersistenceActor:
     def status(self) -> dict:
         return {
             "last_error": self.last_error,
+            "index_errors": self.index_errors,
             "last_cycle_at": self.last_cycle_at,
             "entries_written": self.entries_written,
             "chunks_written": self.chunks_written,

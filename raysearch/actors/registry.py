@@ -72,6 +72,14 @@ def shards(settings: Settings, index: str, count: int) -> list:
     return [shard(settings, index, n) for n in range(count)]
 
 
+def shard_names_of(index: str) -> list[str]:
+    """Names of the shard actors of `index` that exist (when its record cannot say how many)."""
+    prefix = shard_name(index, "")
+    names = ray.util.list_named_actors(all_namespaces=True)
+    return sorted({n["name"] for n in names if n.get("namespace") == NAMESPACE and n["name"].startswith(prefix)
+                   and n["name"][len(prefix):].isdigit()})
+
+
 def find(name: str):
     """The named actor if it exists, else None."""
     try:

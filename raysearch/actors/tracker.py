@@ -99,7 +99,7 @@ class TrackerActor:
 
         try:
             raw = await asyncio.to_thread(self.mongo.get_batch, op["operation_id"], batch)
-            docs, deletes = decode_payload(raw) if raw else ([], [])
+            docs, deletes = decode_payload(raw)[:2] if raw else ([], [])
             return [d["id"] for d in docs] + list(deletes)
         except Exception:
             return []
@@ -158,11 +158,22 @@ class TrackerActor:
                 delay = min(delay * 2, 5.0)
 
     async def _notify(self, op: dict) -> None:
-        """POST the final operation to its webhook, retrying with exponential backoff."""
+        """POST the final operation to its webhook, retrying with exponential backoff.
+
+        The URL is checked again against the current settings (it was checked at intake, but an
+        operation resumed from a checkpoint may predate them); redirects are not followed."""
         import httpx
 
+        from raysearch.errors import InvalidRequest
+        from raysearch.serve.validation import check_webhook
+
+        try:
+            check_webhook(op["webhook"], self.settings.webhook_allowed_hosts)
+        except InvalidRequest as exc:
+            log.warning("webhook of %s not sent: %s", op["operation_id"], exc.reason)
+            return
         body = book.public_view(op)
-        async with httpx.AsyncClient(timeout=10) as client:
+        async with httpx.AsyncClient(timeout=10, follow_redirects=False, trust_env=False) as client:
             for attempt in range(self.settings.webhook_attempts):
                 try:
                     r = await client.post(op["webhook"], json=body)

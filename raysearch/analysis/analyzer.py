@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Iterator
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, field_validator
 
 from raysearch.analysis.stopwords import ENGLISH
 
@@ -25,9 +25,28 @@ _WORD = re.compile(r"\w+", re.UNICODE)
 class AnalyzerSettings(BaseModel):
     """Per-index analysis; defaults chosen on the judged collections (see README)."""
 
+    model_config = ConfigDict(extra="forbid")
     stemming: str | None = "english"
     stopwords: str | None = "english"
     ascii_folding: bool = True
+
+    @field_validator("stemming")
+    @classmethod
+    def _known_stemmer(cls, value: str | None) -> str | None:
+        if value is not None:
+            import Stemmer
+
+            known = Stemmer.algorithms()
+            if value not in known:
+                raise ValueError(f"unknown stemmer {value[:40]!r}; use null or one of {', '.join(known)}")
+        return value
+
+    @field_validator("stopwords")
+    @classmethod
+    def _known_stopwords(cls, value: str | None) -> str | None:
+        if value not in (None, "english"):
+            raise ValueError(f"unknown stopwords list {value[:40]!r}; use 'english' or null")
+        return value
 
 
 def fold_ascii(text: str) -> str:

@@ -64,7 +64,7 @@ class _BlockBuilder:
                 out.blocks.append(encode_block(*cols))
 
 
-def split_batch(docs: list[dict], deletes: list[str], shards: int, analyzer: Analyzer, poison_field: str | None = None):
+def split_batch(docs: list[dict], deletes: list[str], shards: int, analyzer: Analyzer):
     """-> ({shard: ShardBatch}, indexed records, failed [{id, reason}]).
 
     A document that cannot be analysed fails alone; its neighbours proceed.
@@ -79,12 +79,8 @@ def split_batch(docs: list[dict], deletes: list[str], shards: int, analyzer: Ana
     for doc in docs:
         latest[doc["id"]] = doc
         records[doc["id"]] = records.get(doc["id"], 0) + 1
-    if poison_field:
-        _fail_batch_if_poisoned(latest.values(), poison_field)
     for doc_id, doc in latest.items():
         try:
-            if poison_field and doc.get(poison_field) == "analyzer":
-                raise ValueError(f"poisoned document (test setting: field {poison_field!r})")
             fields = analyze_document(doc, analyzer)
             stored = json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode()
             terms = json.dumps([[f.name, f.length, sorted(f.postings)] for f in fields],
@@ -108,14 +104,3 @@ def split_batch(docs: list[dict], deletes: list[str], shards: int, analyzer: Ana
         per_shard.setdefault(n, ShardBatch()).deletes.append(doc_id)
     return per_shard, len(docs) - sum(records[f["id"]] for f in failed), failed
 
-
-def _fail_batch_if_poisoned(docs, poison_field: str) -> None:
-    """TEST ONLY: a document with {poison_field: "batch-until-file:<path>"} makes its whole
-    batch fail until that file exists (to exercise retries and POST .../retry)."""
-    import os
-
-    prefix = "batch-until-file:"
-    for doc in docs:
-        value = doc.get(poison_field)
-        if isinstance(value, str) and value.startswith(prefix) and not os.path.exists(value[len(prefix):]):
-            raise RuntimeError(f"poisoned batch (test setting: field {poison_field!r})")

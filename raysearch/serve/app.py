@@ -12,6 +12,7 @@ from ray import serve
 from raysearch.config import Settings
 from raysearch.errors import InvalidRequest, PayloadTooLarge, RaySearchError, Unauthorized
 from raysearch.models import SearchRequest
+from raysearch.serve import decoding
 
 api = FastAPI(title="raysearch", version="0.1.0", description="Full-text search on Ray: bulk indexing, BM25 search.")
 
@@ -41,16 +42,48 @@ async def _validation_error(_: Request, exc: RequestValidationError):
     return JSONResponse(InvalidRequest(reasons).to_json(), status_code=400)
 
 
-@api.middleware("http")
-async def _auth(request: Request, call_next):
-    # Read per request from this replica's environment (set from Settings in Ingress.__init__):
-    # module globals are not shared reliably once Serve has pickled the app.
-    key = os.environ.get("RAYSEARCH_API_KEY")
-    if key and not request.url.path.endswith("/healthz"):
-        given = request.headers.get("authorization", "")
-        if not hmac.compare_digest(given.encode(), f"Bearer {key}".encode()):
-            return JSONResponse(Unauthorized("missing or wrong 'Authorization: Bearer <key>'").to_json(), status_code=401)
-    return await call_next(request)
+# Routes open without the API key, by exact (method, path) relative to the app's root
+# (Serve may mount the app under a route prefix: `root_path`). Everything else, including
+# /docs, /redoc and /openapi.json (the schema of a locked service is not public), needs it.
+OPEN_ROUTES = frozenset({("GET", "/healthz")})
+
+
+class APIKeyMiddleware:
+    """Pure ASGI middleware (Starlette's BaseHTTPMiddleware costs ~0.35 ms per request):
+    when an API key is set, every request but OPEN_ROUTES needs `Authorization: Bearer <key>`,
+    compared in constant time."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        # Read per request from this replica's environment (set from Settings in Ingress.__init__):
+        # module globals are not shared reliably once Serve has pickled the app.
+        key = os.environ.get("RAYSEARCH_API_KEY")
+        if key and (scope["method"], _route_path(scope)) not in OPEN_ROUTES:
+            given = b""
+            for name, value in scope.get("headers") or ():
+                if name == b"authorization":
+                    given = value
+                    break
+            if not hmac.compare_digest(given, b"Bearer " + key.encode()):
+                body = Unauthorized("missing or wrong 'Authorization: Bearer <key>'").to_json()
+                response = JSONResponse(body, status_code=401, headers={"WWW-Authenticate": "Bearer"})
+                return await response(scope, receive, send)
+        return await self.app(scope, receive, send)
+
+
+def _route_path(scope) -> str:
+    path = scope.get("path") or ""
+    root = scope.get("root_path") or ""
+    if root and path.startswith(root):
+        path = path[len(root):]
+    return path or "/"
+
+
+api.add_middleware(APIKeyMiddleware)
 
 
 def _search_request(params: dict) -> SearchRequest:
@@ -61,10 +94,33 @@ def _search_request(params: dict) -> SearchRequest:
 
 
 def _pydantic_reason(exc: Exception) -> str:
-    errors = getattr(exc, "errors", None)
-    if callable(errors):
-        return "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errors())
-    return str(exc)
+    from raysearch.serve.validation import pydantic_reason
+
+    return pydantic_reason(exc)
+
+
+# Typed query parameters of GET .../search, decoded strictly (serve/decoding.py).
+_SEARCH_INT_PARAMS = ("from", "size")
+_SEARCH_BOOL_PARAMS = ("highlight",)
+_SEARCH_ENUM_PARAMS = {"operator": ("or", "and")}
+
+
+def _search_params(request: Request) -> dict:
+    params = {}
+    for name, value in request.query_params.multi_items():
+        if name in params:
+            raise InvalidRequest(f"query parameter {name!r} is given more than once")
+        params[name] = value
+    for name in _SEARCH_INT_PARAMS:
+        if name in params:
+            params[name] = decoding.query_int(name, params[name])
+    for name in _SEARCH_BOOL_PARAMS:
+        if name in params:
+            params[name] = decoding.query_bool(name, params[name])
+    for name, allowed in _SEARCH_ENUM_PARAMS.items():
+        if name in params:
+            params[name] = decoding.query_enum(name, params[name], allowed)
+    return params
 
 
 @serve.deployment(ray_actor_options={"num_cpus": 0}, max_ongoing_requests=256)
@@ -101,17 +157,7 @@ class Ingress:
 
     @api.put("/indexes/{index}", status_code=201)
     async def create_index(self, index: str, request: Request):
-        body = await request.body()
-        settings = None
-        if body.strip():
-            import json
-
-            try:
-                settings = json.loads(body)
-            except ValueError as exc:
-                raise InvalidRequest(f"index settings are not valid JSON: {exc}") from None
-            if not isinstance(settings, dict):
-                raise InvalidRequest("index settings must be a JSON object")
+        settings = decoding.json_object(await self._body(request), "index settings", empty_ok=True)
         return self.service.create_index(index, settings)
 
     @api.get("/indexes/{index}")
@@ -133,11 +179,7 @@ class Ingress:
     # bulk
     @api.post("/bulk-indexing/{index}", status_code=202)
     async def bulk(self, index: str, request: Request):
-        declared = request.headers.get("content-length")
-        limit = self.service.settings.max_body_bytes
-        if declared and declared.isdigit() and int(declared) > limit:  # refuse before reading it
-            raise PayloadTooLarge(f"request body is {declared} bytes; the limit is {limit}")
-        body = await request.body()
+        body = await self._body(request)
         return await self.service.bulk(index, body, request.headers.get("content-type", ""))
 
     @api.get("/bulk-operations")
@@ -159,7 +201,7 @@ class Ingress:
 
     @api.put("/indexes/{index}/documents/{doc_id}")
     async def put_document(self, index: str, doc_id: str, request: Request):
-        return await self.service.put_document(index, doc_id, await request.body())
+        return await self.service.put_document(index, doc_id, await self._body(request))
 
     @api.delete("/indexes/{index}/documents/{doc_id}")
     async def delete_document(self, index: str, doc_id: str):
@@ -168,24 +210,23 @@ class Ingress:
     # search
     @api.get("/indexes/{index}/search")
     async def search_get(self, index: str, request: Request):
-        params = dict(request.query_params)
-        if "highlight" in params:
-            params["highlight"] = params["highlight"].lower() in ("1", "true", "yes")
-        if "q" not in params:
-            raise InvalidRequest("missing query parameter 'q'")
-        return await self.service.search(index, _search_request(params))
+        return await self.service.search(index, _search_request(_search_params(request)))
 
     @api.post("/indexes/{index}/search")
     async def search_post(self, index: str, request: Request):
-        import json
-
-        try:
-            params = json.loads(await request.body())
-        except ValueError as exc:
-            raise InvalidRequest(f"search body is not valid JSON: {exc}") from None
-        if not isinstance(params, dict):
-            raise InvalidRequest("search body must be a JSON object")
+        params = decoding.json_object(await self._body(request), "search body")
         return await self.service.search(index, _search_request(params))
+
+    async def _body(self, request: Request) -> bytes:
+        """The request body, refused (413) before it is read when it declares more than the limit."""
+        limit = self.service.settings.max_body_bytes
+        declared = decoding.content_length(request.headers.get("content-length"))
+        if declared is not None and declared > limit:
+            raise PayloadTooLarge(f"request body is {declared} bytes; the limit is {limit}")
+        body = await request.body()
+        if len(body) > limit:
+            raise PayloadTooLarge(f"request body is {len(body)} bytes; the limit is {limit}")
+        return body
 
 
 def build_app(args: dict | None = None):

@@ -13,7 +13,7 @@ import uuid
 
 import ray
 
-from raysearch import metrics
+from raysearch import indexmeta, metrics
 from raysearch.actors import registry
 from raysearch.analysis.analyzer import ALL_FIELD, Analyzer
 from raysearch.config import Settings
@@ -26,7 +26,7 @@ from raysearch.models import IndexSettings, SearchRequest
 from raysearch.search.merge import merge_top
 from raysearch.search.plan import GlobalStats, analyze_clauses, build_plan, prefix_pairs, stats_request
 from raysearch.search.query import parse_query
-from raysearch.serve import validation
+from raysearch.serve import decoding, validation
 from raysearch.storage.mongo import MongoStore
 
 
@@ -37,7 +37,7 @@ class SearchService:
         self.mongo.ensure_schema()
         self.tracker = registry.tracker(settings)
         self.persistence = registry.persistence(settings)
-        self.workers = registry.workers(settings)
+        self.workers = registry.workers(settings)  # resolved again by name where a stale handle matters
         self._indexes: dict[str, tuple[dict, Analyzer, list]] = {}  # name -> (meta, analyzer, shard handles)
         self._fields_cache: dict[str, tuple[float, set[str]]] = {}
 
@@ -48,8 +48,8 @@ class SearchService:
             meta = self.mongo.get_index_meta(name)
             if meta is None:
                 raise IndexNotFound(f"no such index: {name!r}")
-            settings = IndexSettings(**meta["settings"])
-            cached = (meta, Analyzer(settings.analyzer), registry.shards(self.settings, name, meta["shards"]))
+            _, analyzer, shards = indexmeta.parse(meta)  # CorruptIndex (503) naming it; not cached
+            cached = (meta, analyzer, registry.shards(self.settings, name, shards))
             self._indexes[name] = cached
         return cached
 
@@ -59,8 +59,9 @@ class SearchService:
         body.setdefault("shards", self.settings.shards)
         try:
             settings = IndexSettings(**body)
+            indexmeta.build(settings)  # everything derived from the settings, before anything is stored
         except Exception as exc:
-            raise InvalidRequest(f"invalid index settings: {exc}") from None
+            raise InvalidRequest(f"invalid index settings: {validation.pydantic_reason(exc)}") from None
         created = self.mongo.create_index_meta(name, settings.model_dump(), settings.shards)
         if not created and must_be_new:
             raise AlreadyExists(f"index {name!r} already exists")
@@ -84,19 +85,27 @@ class SearchService:
     async def list_indexes(self) -> dict:
         out = []
         for meta in self.mongo.list_index_metas():
-            _, _, shards = self._index(meta["_id"])
+            try:
+                _, _, shards = self._index(meta["_id"])
+            except indexmeta.CorruptIndex as exc:
+                out.append({"index": meta["_id"], "error": exc.to_json()["error"]})
+                continue
             infos = await asyncio.gather(*[s.info.remote() for s in shards])
             out.append({"index": meta["_id"], "documents": sum(i["documents"] for i in infos)})
         return {"indexes": out}
 
     async def delete_index(self, name: str) -> dict:
-        meta, _, shards = self._index(name)
+        try:
+            meta, _, shards = self._index(name)
+        except indexmeta.CorruptIndex:  # its shard count is unreadable: find its shard actors by name
+            shards = [registry.find(n) for n in registry.shard_names_of(name)]
+            shards = [s for s in shards if s is not None]
         self.mongo.indexes.delete_one({"_id": name})  # persistence stops draining it from its next cycle
         await self.persistence.forget_index.remote(name)
         await asyncio.gather(*[s.drop.remote() for s in shards])
         for s in shards:
             ray.kill(s, no_restart=True)
-        await asyncio.gather(*[w.forget_index.remote(name) for w in self.workers])
+        await asyncio.gather(*[w.forget_index.remote(name) for w in registry.workers(self.settings)])
         await self.tracker.forget_index.remote(name)
         await asyncio.to_thread(self.mongo.delete_index, name)
         self._indexes.pop(name, None)
@@ -113,6 +122,8 @@ class SearchService:
         if pending >= self.settings.max_pending_batches:
             raise Overloaded(f"{pending} batches are waiting to be indexed; retry later")
         raw_docs, webhook = validation.parse_bulk_body(body, content_type)
+        if webhook is not None:
+            validation.check_webhook(webhook, self.settings.webhook_allowed_hosts)
         if not raw_docs:
             raise InvalidRequest("the request contains no documents")
         docs, errors = [], []
@@ -178,12 +189,9 @@ class SearchService:
 
     async def put_document(self, index: str, doc_id: str, body: bytes) -> dict:
         validation.check_index_name(index)
-        try:
-            doc = json.loads(body)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise InvalidRequest(f"request body is not valid JSON: {exc}") from None
-        if not isinstance(doc, dict):
-            raise InvalidRequest("document must be a JSON object")
+        if len(body) > self.settings.max_body_bytes:
+            raise PayloadTooLarge(f"request body is {len(body)} bytes; the limit is {self.settings.max_body_bytes}")
+        doc = decoding.json_object(body, "document")
         if "id" in doc and doc["id"] != doc_id:
             raise InvalidRequest(f"document id {doc['id']!r} does not match the path id {doc_id!r}")
         doc, _, reason = validation.validate_document({**doc, "id": doc_id}, self.settings.max_doc_bytes)
@@ -276,9 +284,14 @@ class SearchService:
         except Exception as exc:
             return False, f"MongoDB unreachable: {type(exc).__name__}: {exc}"
         handles = [("tracker", self.tracker), ("persistence", self.persistence)]
-        handles += [(f"worker {i}", w) for i, w in enumerate(self.workers)]
+        handles += [(f"worker {i}", w) for i, w in enumerate(registry.workers(self.settings))]
+        corrupt = []
         for meta in self.mongo.list_index_metas():
-            _, _, shards = self._index(meta["_id"])
+            try:
+                _, _, shards = self._index(meta["_id"])
+            except indexmeta.CorruptIndex as exc:  # named below; the other indexes are still checked
+                corrupt.append(exc.reason)
+                continue
             handles += [(f"shard {meta['_id']}:{n}", h) for n, h in enumerate(shards)]
         refs = [h.ping.remote() for _, h in handles]
         ready, _ = await asyncio.to_thread(ray.wait, refs, num_returns=len(refs), timeout=10)
@@ -288,6 +301,8 @@ class SearchService:
         status = await self.persistence.status.remote()
         if status["last_error"]:
             return False, f"persistence failing: {status['last_error']}"
+        if corrupt:
+            return False, "; ".join(corrupt)
         return True, "ok"
 
     async def stats(self) -> dict:
@@ -296,7 +311,11 @@ class SearchService:
         out = {}
         for meta in self.mongo.list_index_metas():
             name = meta["_id"]
-            _, _, shards = self._index(name)
+            try:
+                _, _, shards = self._index(name)
+            except indexmeta.CorruptIndex as exc:
+                out[name] = {"error": exc.to_json()["error"]}
+                continue
             infos = await asyncio.gather(*[s.info.remote() for s in shards])
             flight = in_flight.get(name, {})
             oldest = flight.get("oldest_unpersisted_at")
