@@ -43,6 +43,11 @@ class AlreadyExists(RaySearchError):
     type = "already_exists"
 
 
+class Conflict(RaySearchError):
+    status = 409
+    type = "conflict"
+
+
 class PayloadTooLarge(RaySearchError):
     status = 413
     type = "payload_too_large"

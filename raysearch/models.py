@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from raysearch.analysis.analyzer import AnalyzerSettings
 
 
 class FieldSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
+    type: Literal["text", "keyword", "integer", "float", "boolean", "date"] = Field(
+        default="text", description="text is analysed into words; the other types are exact (schema.py)")
     boost: float = Field(default=1.0, ge=0, description="multiplies the field's BM25 score")
 
 
@@ -16,17 +20,31 @@ class IndexSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
     shards: int = Field(default=4, ge=1, le=256, description="document-partitioned shards")
     analyzer: AnalyzerSettings = Field(default_factory=AnalyzerSettings)
-    fields: dict[str, FieldSettings] = Field(default_factory=dict, description="per-field boosts for default search")
+    fields: dict[str, FieldSettings] = Field(
+        default_factory=dict, description="declared fields: type, and boost for default search")
+
+    @field_validator("fields")
+    @classmethod
+    def _field_names(cls, fields: dict) -> dict:
+        from raysearch.schema import check_field_name
+
+        for name in fields:
+            check_field_name(name)
+        return fields
 
 
 class SearchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
-    q: str = Field(description="query in the lenient query syntax")
+    q: str | None = Field(default=None, description="query in the lenient query syntax; absent, '' or '*' = all")
     from_: int = Field(default=0, ge=0, alias="from")
     size: int = Field(default=10, ge=0)
     fields: str | None = Field(default=None, description="e.g. title^2,body")
     operator: str = Field(default="or", pattern="^(or|and)$")
     highlight: bool = False
+    filter: Any = Field(default=None, description="filter tree (search/filters.py); does not score")
+    sort: list | None = Field(default=None, description='e.g. ["_score"] or [{"installed_size": "desc"}]')
+    search_after: list | None = Field(default=None, description="the `sort` values of the previous page's last hit")
+    facets: dict | None = Field(default=None, description="name -> {terms|stats|histogram: {...}}")
 
 
 # ---------------------------------------------------------------- client results
@@ -50,15 +68,17 @@ class Record(BaseModel):
 
 class SearchHitResult(Record):
     id: str
-    score: float
+    score: float | None = None
     document: dict
     highlight: dict[str, list[str]] | None = None
+    sort: list | None = None
 
 
 class SearchResult(Record):
     total: int
     took_ms: float
     hits: list[SearchHitResult]
+    facets: dict | None = None
 
 
 class DocumentCounts(Record):

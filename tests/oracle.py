@@ -12,12 +12,12 @@ K1, B = 1.2, 0.75
 
 
 class Oracle:
-    def __init__(self, docs: list[dict], analyzer: Analyzer, field: str = ALL_FIELD):
+    def __init__(self, docs: list[dict], analyzer: Analyzer, field: str = ALL_FIELD, types: dict | None = None):
         latest = {d["id"]: d for d in docs}  # a later record replaces an earlier one
         self.tfs: dict[str, Counter] = {}
         self.lengths: dict[str, int] = {}
         for doc_id, doc in latest.items():
-            for f in analyze_document(doc, analyzer):
+            for f in analyze_document(doc, analyzer, types):
                 if f.name == field:
                     self.tfs[doc_id] = Counter({t: len(p) for t, p in f.postings.items()})
                     self.lengths[doc_id] = f.length

@@ -46,9 +46,9 @@ class IndexWorker:
             raise
         if raw is None:
             raise RuntimeError(f"batch {op_id}:{batch} is not in the intake log")
-        docs, deletes = decode_payload(raw)
+        docs, deletes, types = decode_payload(raw)
         analyzer, shards = self._index(index)
-        per_shard, indexed, failed = split_batch(docs, deletes, len(shards), analyzer)
+        per_shard, indexed, failed = split_batch(docs, deletes, len(shards), analyzer, types)
         batch_key = f"{op_id}:{batch}"
         refs = {n: shards[n].apply.remote(batch_key, part) for n, part in per_shard.items()}
         opstamps = dict(zip(refs, ray.get(list(refs.values()), timeout=300)))

@@ -120,13 +120,16 @@ class ShardStore:
             "expansions": [self.index.expand_prefix(f, p, max_expansions + 1) for f, p in prefixes],
         }
 
-    def search(self, plan: dict, k: int) -> tuple[int, list[tuple[float, str, bytes]]]:
-        total, top = execute(self.index, plan, k)
-        docs = self.index.get_documents([d for _, d in top])
-        return total, [(score, doc_id, doc) for (score, doc_id), doc in zip(top, docs)]
+    def search(self, plan: dict, k: int) -> dict:
+        """Query phase: total, top k as [score, id, sort values], facet partials (no documents)."""
+        return execute(self.index, plan, k)
 
     def get_document(self, doc_id: str) -> bytes | None:
         return self.index.get_document(doc_id)
+
+    def get_documents(self, doc_ids: list[str]) -> list[bytes | None]:
+        """Fetch phase: the stored documents of one page's hits on this shard."""
+        return self.index.get_documents(doc_ids)
 
     def info(self) -> dict:
         return {

@@ -143,26 +143,38 @@ def _iter_value(path: str, value) -> Iterator[tuple[str, str]]:
             yield from _iter_value(path, item)
 
 
-def analyze_document(doc: dict, analyzer: Analyzer) -> list[AnalyzedField]:
+KEYWORD_TYPE = "keyword"
+
+
+def analyze_document(doc: dict, analyzer: Analyzer, types: dict[str, str] | None = None) -> list[AnalyzedField]:
     """Every string field under its own name and under `_all`, with positions.
 
     Each value is tokenised once; its positions are then shifted into the field
-    and into `_all` (whose values follow one another, POSITION_GAP apart)."""
+    and into `_all` (whose values follow one another, POSITION_GAP apart).
+    `types` names the declared non-text fields (schema.py): a keyword value is one
+    exact term of its own field (not of `_all`); other typed fields are not words."""
     fields: dict[str, AnalyzedField] = {}
     next_pos: dict[str, int] = {}
+    types = types or {}
     for name, text in iter_text_fields(doc):
+        ftype = types.get(name)
+        if ftype is not None and ftype != KEYWORD_TYPE:
+            continue  # numbers, booleans and dates live in doc values only
         relative: dict[str, list[int]] = {}
         last = -1  # relative position of the last indexed token
-        for i, term in enumerate(analyzer.normalized(text)):
-            if term is not None:
-                positions = relative.get(term)
-                if positions is None:
-                    relative[term] = [i]
-                else:
-                    positions.append(i)
-                last = i
+        if ftype == KEYWORD_TYPE:
+            relative, last = {text: [0]}, 0
+        else:
+            for i, term in enumerate(analyzer.normalized(text)):
+                if term is not None:
+                    positions = relative.get(term)
+                    if positions is None:
+                        relative[term] = [i]
+                    else:
+                        positions.append(i)
+                    last = i
         length = sum(map(len, relative.values()))
-        for fname in (name, ALL_FIELD):
+        for fname in ((name,) if ftype == KEYWORD_TYPE else (name, ALL_FIELD)):
             field = fields.get(fname)
             if field is None:
                 field = fields[fname] = AnalyzedField(fname, 0, {})

@@ -6,19 +6,41 @@ import json
 from array import array
 from dataclasses import dataclass, field
 
+from raysearch import schema
 from raysearch.analysis.analyzer import Analyzer, analyze_document
 from raysearch.index import keys as K
 from raysearch.index.encoding import encode_block
 from raysearch.index.routing import shard_for
 
 
-def encode_payload(docs: list[dict], deletes: list[str] = ()) -> bytes:
-    return json.dumps({"docs": docs, "deletes": list(deletes)}, ensure_ascii=False, separators=(",", ":")).encode()
+def encode_payload(docs: list[dict], deletes: list[str] = (), types: dict[str, str] | None = None) -> bytes:
+    """A batch as the intake log stores it, with the typed fields it was validated
+    against (so a worker reads exactly that schema, however late it runs)."""
+    body = {"docs": docs, "deletes": list(deletes)}
+    if types:
+        body["types"] = types
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
 
 
-def decode_payload(raw: bytes) -> tuple[list[dict], list[str]]:
+def decode_payload(raw: bytes) -> tuple[list[dict], list[str], dict[str, str]]:
     data = json.loads(raw)
-    return data["docs"], data["deletes"]
+    return data["docs"], data["deletes"], data.get("types") or {}
+
+
+def encode_indexed(fields, typed: dict[str, list]) -> bytes:
+    """The JSON part of a T entry: what the document indexed ([[field, length, [terms]], ...]),
+    and, when it has typed fields, their normalised values (its doc values)."""
+    indexed = [[f.name, f.length, sorted(f.postings)] for f in fields]
+    body = {"f": indexed, "v": typed} if typed else indexed
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def parse_indexed(raw: bytes) -> tuple[list, dict[str, list]]:
+    """-> (indexed fields, typed values) of the JSON part of a T entry."""
+    data = json.loads(raw)
+    if isinstance(data, dict):
+        return data["f"], data["v"]
+    return data, {}
 
 
 @dataclass
@@ -64,7 +86,8 @@ class _BlockBuilder:
                 out.blocks.append(encode_block(*cols))
 
 
-def split_batch(docs: list[dict], deletes: list[str], shards: int, analyzer: Analyzer):
+def split_batch(docs: list[dict], deletes: list[str], shards: int, analyzer: Analyzer,
+                types: dict[str, str] | None = None):
     """-> ({shard: ShardBatch}, indexed records, failed [{id, reason}]).
 
     A document that cannot be analysed fails alone; its neighbours proceed.
@@ -81,10 +104,10 @@ def split_batch(docs: list[dict], deletes: list[str], shards: int, analyzer: Ana
         records[doc["id"]] = records.get(doc["id"], 0) + 1
     for doc_id, doc in latest.items():
         try:
-            fields = analyze_document(doc, analyzer)
+            typed = schema.typed_values(doc, types) if types else {}
+            fields = analyze_document(doc, analyzer, types)
             stored = json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode()
-            terms = json.dumps([[f.name, f.length, sorted(f.postings)] for f in fields],
-                               ensure_ascii=False, separators=(",", ":")).encode()
+            terms = encode_indexed(fields, typed)
         except Exception as exc:  # one bad document must not fail its batch
             failed.append({"id": doc_id, "reason": f"analysis failed: {exc}"})
             continue

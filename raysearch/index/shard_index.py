@@ -17,7 +17,8 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from raysearch.index import keys as K
-from raysearch.index.batch import ShardBatch
+from raysearch.index.batch import ShardBatch, parse_indexed
+from raysearch.index.doc_values import DocValues
 from raysearch.index.encoding import (
     block_columns,
     block_postings,
@@ -64,13 +65,27 @@ class ShardStats:
         self._sorted: dict[str, list[str]] = {}  # field -> sorted terms, built lazily for prefixes
         # Dense shard-local document numbers (stored in the T entries, assigned per batch
         # from its base), for vectorised scoring. A removed document's number simply has
-        # no postings left; doc_ids[number] is None for numbers never held.
+        # no postings left; doc_ids[number] is None for numbers not (or no longer) held.
         self.doc_ids: list[str | None] = []
+        self.live = bytearray()  # 1 at the numbers of live documents (match-all, doc values)
 
     def number(self, doc_id: str, docnum: int) -> None:
         if docnum >= len(self.doc_ids):
-            self.doc_ids.extend([None] * (docnum + 1 - len(self.doc_ids)))
+            grow = docnum + 1 - len(self.doc_ids)
+            self.doc_ids.extend([None] * grow)
+            self.live.extend(bytes(grow))
         self.doc_ids[docnum] = doc_id
+        self.live[docnum] = 1
+
+    def unnumber(self, docnum: int) -> None:
+        """A removed document's number holds nothing any more."""
+        if docnum < len(self.doc_ids):
+            self.doc_ids[docnum] = None
+            self.live[docnum] = 0
+
+    def live_mask(self, n: int) -> np.ndarray:
+        """Booleans over numbers < n: which hold a live document (a copy)."""
+        return np.frombuffer(self.live, dtype=np.bool_, count=n).copy()  # the view goes at once: live can grow
 
     def add(self, indexed: list, sign: int) -> None:
         """Count one document's `T` entry in (sign=1) or out (sign=-1)."""
@@ -141,10 +156,15 @@ class ShardIndex:
     def _load(self) -> None:
         """Derive the statistics, doc numbers and batch bases from the stored entries."""
         stats = ShardStats()
+        values = DocValues()
         for key, raw in self.kv.scan(K.DOC_TERMS, K.upper_bound(K.DOC_TERMS)):
             docnum, _, terms = K.split_doc_terms_value(raw)
             stats.number(key[1:].decode(), docnum)
-            stats.add(json.loads(terms), 1)
+            indexed, typed = parse_indexed(terms)
+            stats.add(indexed, 1)
+            if typed:
+                values.add(docnum, typed)
+        self.values = values
         self.bases: dict[int, int] = {}  # opstamp -> base doc number of its batch
         self.next_docnum = 0
         for key, raw in self.kv.scan(K.BATCH_BASE, K.upper_bound(K.BATCH_BASE)):
@@ -166,7 +186,7 @@ class ShardIndex:
         opstamp = self.last_opstamp + 1
         stamp = K.opstamp_bytes(opstamp)
         overlay = _Overlay(self.kv)
-        removed: list = []  # T entries leaving the statistics
+        removed: list = []  # (doc number, T entry) of documents leaving the statistics
         touched: set[bytes] = set(batch.block_prefixes)  # term prefixes whose cached lists go stale
         for doc_id in batch.deletes:
             self._remove_doc(overlay, removed, touched, doc_id)
@@ -178,7 +198,7 @@ class ShardIndex:
         for i, (doc_id, stored, terms) in enumerate(zip(batch.doc_ids, batch.stored, batch.terms)):
             changes[K.doc_terms_key(doc_id)] = K.doc_terms_value(base + i, stamp, terms)
             changes[K.doc_key(doc_id)] = stored
-            added.append(json.loads(terms))
+            added.append(parse_indexed(terms))
         for prefix, block in zip(batch.block_prefixes, batch.blocks):
             changes[K.block_key(prefix, stamp)] = block
         if batch.doc_ids:
@@ -205,10 +225,13 @@ class ShardIndex:
             raise
         self.last_opstamp = opstamp
         self.next_docnum = base + len(batch.doc_ids)
-        for indexed in removed:  # only once the batch is durable
+        for docnum, indexed in removed:  # only once the batch is durable
             self.stats.add(indexed, -1)
-        for indexed in added:
+            self.stats.unnumber(docnum)
+        for i, (indexed, typed) in enumerate(added):
             self.stats.add(indexed, 1)
+            if typed:
+                self.values.add(base + i, typed)
         self.generation += 1
         for prefix in touched:
             self.cache.pop(prefix, None)
@@ -223,8 +246,8 @@ class ShardIndex:
         docnum, opstamp, terms_json = K.split_doc_terms_value(raw)
         local = docnum - self.bases[opstamp]
         stamp = K.opstamp_bytes(opstamp)
-        indexed = json.loads(terms_json)
-        removed.append(indexed)
+        indexed, _ = parse_indexed(terms_json)
+        removed.append((docnum, indexed))
         for field, _, terms in indexed:
             for term in terms:
                 prefix = K.term_prefix(field, term)

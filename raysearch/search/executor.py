@@ -1,8 +1,13 @@
-"""Shard-side execution of a plan: score the shard's documents, keep the top k.
+"""Shard-side execution of a plan: match, filter, count facets, rank, keep the top k.
 
 Scores are accumulated in dense numpy arrays indexed by shard-local document
 numbers: one vectorised BM25 expression per (field, term) posting list. Each
 document's score is summed in clause order, the same on any number of shards.
+A plan without clauses matches every live document (score 1, like match_all).
+Filters and ranges are masks from doc values (filters.py) and never score.
+
+The result is the query phase only -- (score, id, sort values) per hit, the
+total and the facet partials -- the ingress fetches the final page's documents.
 """
 
 from __future__ import annotations
@@ -12,14 +17,53 @@ import heapq
 import numpy as np
 
 from raysearch.index.shard_index import ShardIndex
+from raysearch.search import facets, filters
 from raysearch.search.bm25 import B, K1
-from raysearch.search.query import MUST, MUST_NOT, PHRASE
+from raysearch.search.query import MUST, MUST_NOT, PHRASE, RANGE
+from raysearch.search.sorting import DESC, SCORE
+
+DEFAULT_SORT = [[SCORE, DESC]]
 
 
-def execute(shard: ShardIndex, plan: dict, k: int) -> tuple[int, list[tuple[float, str]]]:
-    """(number of matching documents, top k as (score, id) by score desc, id asc)."""
+def execute(shard: ShardIndex, plan: dict, k: int) -> dict:
+    """{"total": matches, "hits": [[score, id, sort values]] best first (at most k), "facets": partials}."""
     doc_ids = shard.stats.doc_ids
-    n = len(doc_ids)
+    n = len(doc_ids)  # documents numbered later than this query's start are not seen
+    if plan.get("match_all"):
+        candidates = shard.stats.live_mask(n)
+        scores = np.ones(n)
+    else:
+        candidates, scores = _match(shard, plan, n)
+    if plan.get("filter"):
+        candidates &= filters.evaluate(plan["filter"], shard, n)
+    total = int(candidates.sum())
+    partials = facets.shard_partials(plan["facets"], shard, candidates) if plan.get("facets") else {}
+    out = {"total": total, "hits": [], "facets": partials}
+    if k <= 0 or total == 0:
+        return out
+    numbers = np.flatnonzero(candidates)
+    sort = plan.get("sort") or DEFAULT_SORT
+    keys, columns = _sort_keys(shard, sort, numbers, scores, n)
+    after = plan.get("search_after")
+    if after is not None:
+        keep = _after_mask(shard, sort, keys, numbers, after)
+        numbers, keys = numbers[keep], [a[keep] for a in keys]
+    top = _top(numbers, keys, doc_ids, k)
+    hits = []
+    for number, key_values in top:
+        values = []
+        for (field, order), value, column in zip(sort, key_values, columns):
+            if np.isinf(value):
+                values.append(None)
+                continue
+            value = -value if order == DESC else value
+            values.append(float(value) if column is None else column.display(value))
+        hits.append([float(scores[number]), doc_ids[number], values])
+    out["hits"] = hits
+    return out
+
+
+def _match(shard: ShardIndex, plan: dict, n: int):
     avgdl = plan["avgdl"]
     scores = np.zeros(n)
     should = np.zeros(n, dtype=bool)
@@ -31,7 +75,8 @@ def execute(shard: ShardIndex, plan: dict, k: int) -> tuple[int, list[tuple[floa
         if clause["occur"] == MUST_NOT:
             excluded |= matched
             continue
-        scores += contrib
+        if contrib is not None:
+            scores += contrib
         if clause["occur"] == MUST:
             musts += 1
             must_hits += matched
@@ -41,22 +86,77 @@ def execute(shard: ShardIndex, plan: dict, k: int) -> tuple[int, list[tuple[floa
     if musts:
         candidates &= must_hits > 0
     candidates &= ~excluded
-    numbers = np.flatnonzero(candidates)
-    total = len(numbers)
-    if k <= 0 or total == 0:
-        return total, []
-    cand_scores = scores[numbers]
-    if total > k:
-        # keep everything tied with the k-th score, then break ties by id
-        kth = np.partition(cand_scores, total - k)[total - k]
-        keep = cand_scores >= kth
-        numbers, cand_scores = numbers[keep], cand_scores[keep]
-    top = heapq.nsmallest(k, ((-float(s), doc_ids[i]) for i, s in zip(numbers.tolist(), cand_scores)))
-    return total, [(-neg, d) for neg, d in top]
+    return candidates, scores
+
+
+def _sort_keys(shard: ShardIndex, sort: list, numbers: np.ndarray, scores: np.ndarray, n: int):
+    """Per sort key, float64 values over the candidates where smaller ranks first
+    (descending keys negated; a missing value is +inf, last either way), and the
+    doc-values column of each key (None for _score)."""
+    keys, columns = [], []
+    for field, order in sort:
+        if field == SCORE:
+            values, column = scores[numbers], None
+        else:
+            column = shard.values.column(field)
+            if column is None:
+                values = np.full(len(numbers), np.nan)
+            else:
+                values = column.per_doc(n, take_max=order == DESC)[numbers]
+        values = -values if order == DESC else values.copy()
+        values[np.isnan(values)] = np.inf
+        keys.append(values)
+        columns.append(column)
+    return keys, columns
+
+
+def _after_mask(shard: ShardIndex, sort: list, keys: list, numbers: np.ndarray, after: list) -> np.ndarray:
+    """Candidates strictly after the cursor (key values, then id) in the total order."""
+    values, after_id = after
+    greater = np.zeros(len(numbers), dtype=bool)
+    equal = np.ones(len(numbers), dtype=bool)
+    for (field, order), key, value in zip(sort, keys, values):
+        if value is None:
+            bound = np.inf
+        else:
+            column = None if field == SCORE else shard.values.column(field)
+            if field == SCORE or column is None:
+                bound = float(value)
+            else:
+                bound = column.key_of(value)
+            bound = -bound if order == DESC else bound
+        greater |= equal & (key > bound)
+        equal &= key == bound
+    if after_id is not None:
+        doc_ids = shard.stats.doc_ids
+        for i in np.flatnonzero(equal).tolist():
+            doc_id = doc_ids[numbers[i]]
+            greater[i] = doc_id is not None and doc_id > after_id
+    return greater
+
+
+def _top(numbers: np.ndarray, keys: list, doc_ids: list, k: int) -> list[tuple[int, tuple]]:
+    """The k best (number, key values) by keys, then id ascending."""
+    if len(numbers) > k:
+        primary = keys[0]
+        kth = np.partition(primary, k - 1)[k - 1]
+        keep = primary <= kth  # everything tied with the k-th stays: ties break on later keys, then id
+        numbers, keys = numbers[keep], [a[keep] for a in keys]
+    if len(keys) > 1 and len(numbers) > 4 * k + 64:
+        order = np.lexsort(keys[::-1])
+        stacked = np.stack(keys)[:, order]
+        last = stacked[:, k - 1]
+        end = int(np.flatnonzero((stacked == last[:, None]).all(axis=0))[-1]) + 1
+        numbers, keys = numbers[order[:end]], [a[order[:end]] for a in keys]
+    rows = zip(numbers.tolist(), zip(*[a.tolist() for a in keys]))
+    best = heapq.nsmallest(k, ((key, doc_ids[number] or "", number) for number, key in rows))
+    return [(number, key) for key, _, number in best]
 
 
 def _clause_scores(shard: ShardIndex, clause: dict, avgdl: dict[str, float], n: int):
-    """(matched mask, score contribution) of one clause over the shard's documents."""
+    """(matched mask, score contribution or None) of one clause over the shard's documents."""
+    if clause["kind"] == RANGE:
+        return filters.evaluate(clause["filter"], shard, n), None
     matched = np.zeros(n, dtype=bool)
     contrib = np.zeros(n)
     for part in clause["parts"]:

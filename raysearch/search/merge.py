@@ -1,17 +1,17 @@
-"""Gather step: merge per-shard top-k lists into one page."""
+"""Gather step: merge the shards' ranked hits into one page."""
 
 from __future__ import annotations
 
 import heapq
+import itertools
+
+from raysearch.search.sorting import merge_key
 
 
-def merge_top(shard_hits: list[list[tuple[float, str]]], start: int, size: int) -> list[tuple[float, str]]:
-    """Hits ordered by score desc, then id asc (ties broken by id, as the API promises)."""
-    merged = heapq.merge(*[sorted(h, key=lambda x: (-x[0], x[1])) for h in shard_hits], key=lambda x: (-x[0], x[1]))
-    out = []
-    for i, hit in enumerate(merged):
-        if i >= start + size:
-            break
-        if i >= start:
-            out.append(hit)
-    return out
+def merge_hits(shard_hits: list[list], keys: list[list[str]], start: int, stop: int) -> list[tuple]:
+    """Hits [score, id, sort values] of every shard (each best first) -> the page
+    [start:stop] as (score, id, sort values), in the total order of `keys` then id."""
+    ranked = [[(merge_key(keys, values, doc_id), score, doc_id, values) for score, doc_id, values in hits]
+              for hits in shard_hits]
+    page = itertools.islice(heapq.merge(*ranked), start, stop)
+    return [(score, doc_id, values) for _, score, doc_id, values in page]

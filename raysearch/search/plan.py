@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field as dc_field
 
+from raysearch import schema
 from raysearch.analysis.analyzer import Analyzer, fold_ascii
 from raysearch.errors import InvalidRequest
 from raysearch.search import bm25
-from raysearch.search.query import MUST, MUST_NOT, PHRASE, PREFIX, SHOULD, TERM, Clause
+from raysearch.search.query import MUST, MUST_NOT, PHRASE, PREFIX, RANGE, SHOULD, TERM, Clause, range_bounds
 
 
 @dataclass
@@ -24,6 +25,7 @@ class AnalyzedClause:
     terms: list[str] = dc_field(default_factory=list)  # TERM: one; PHRASE: several
     offsets: list[int] = dc_field(default_factory=list)  # PHRASE: relative positions
     prefix: str = ""  # PREFIX
+    filter: list | None = None  # RANGE: a filter node (filters.py) of a typed field
 
 
 @dataclass
@@ -64,12 +66,26 @@ class GlobalStats:
 
 
 def analyze_clauses(
-    clauses: list[Clause], analyzer: Analyzer, default_fields: list[tuple[str, float]], operator: str = "or"
+    clauses: list[Clause], analyzer: Analyzer, default_fields: list[tuple[str, float]], operator: str = "or",
+    types: dict[str, str] | None = None,
 ) -> list[AnalyzedClause]:
+    """`types` are the index's typed fields: `field:value` on a keyword is its exact term,
+    on a number, boolean or date an exact match, and `field:[a TO b]` a range; a value
+    that does not fit the type is read as plain words (lenient, like the rest)."""
+    types = types or {}
     out: list[AnalyzedClause] = []
     for clause in clauses:
         occur = MUST if (operator == "and" and clause.occur == SHOULD) else clause.occur
         fields = [(clause.field, _boost_of(clause.field, default_fields))] if clause.field else default_fields
+        ftype = types.get(clause.field) if clause.field else None
+        if ftype is not None and ftype != schema.TEXT:
+            typed = _typed_clause(clause, occur, ftype, fields)
+            if typed is not None:
+                out.append(typed)
+                continue
+            clause, fields = Clause(clause.occur, TERM, clause.text), default_fields  # plain words
+        elif clause.kind == RANGE:
+            clause = Clause(clause.occur, TERM, clause.text, clause.field)
         if clause.kind == PREFIX:
             prefix = fold_ascii(clause.text.lower()) if analyzer.settings.ascii_folding else clause.text.lower()
             out.append(AnalyzedClause(occur, PREFIX, fields, prefix=prefix))
@@ -85,6 +101,42 @@ def analyze_clauses(
         else:
             out.extend(AnalyzedClause(occur, TERM, fields, [t]) for t, _ in tokens)
     return out
+
+
+def _typed_clause(clause: Clause, occur: str, ftype: str, fields) -> AnalyzedClause | None:
+    field = clause.field
+    if ftype == schema.KEYWORD and clause.kind in (TERM, PHRASE):
+        return AnalyzedClause(occur, TERM, fields, [clause.text])
+    if ftype == schema.KEYWORD and clause.kind == PREFIX:
+        return AnalyzedClause(occur, PREFIX, fields, prefix=clause.text)
+    try:
+        if clause.kind == RANGE:
+            bounds = range_bounds(clause.text)
+            if bounds is None:
+                return None
+            node = ["range", field, [[op, coerce_text(field, ftype, v)] for op, v in bounds]]
+        elif clause.kind == TERM:
+            node = ["term", field, [coerce_text(field, ftype, clause.text)]]
+        else:
+            return None
+    except ValueError:
+        return None
+    return AnalyzedClause(occur, RANGE, fields, filter=node)
+
+
+def coerce_text(field: str, ftype: str, text: str):
+    """A value written in a query string, read as the field's type (ValueError if it is not)."""
+    if ftype == schema.KEYWORD:
+        return schema.normalize(field, ftype, text)
+    if ftype == schema.BOOLEAN:
+        if text.lower() not in ("true", "false"):
+            raise ValueError(text)
+        return int(text.lower() == "true")
+    if ftype == schema.DATE:
+        return schema.parse_date(field, int(text) if text.lstrip("-").isdigit() else text)
+    if ftype == schema.INTEGER:
+        return schema.normalize(field, ftype, int(text) if text.lstrip("-").isdigit() else float(text))
+    return schema.normalize(field, ftype, float(text))
 
 
 def _boost_of(field: str, default_fields: list[tuple[str, float]]) -> float:
@@ -113,6 +165,9 @@ def build_plan(aclauses: list[AnalyzedClause], stats: GlobalStats, prefix_doc_fr
     avgdl = {f: (total / docs if docs else 1.0) for f, (docs, total) in stats.fields.items()}
     clauses = []
     for c in aclauses:
+        if c.kind == RANGE:
+            clauses.append({"occur": c.occur, "kind": RANGE, "filter": c.filter, "parts": []})
+            continue
         parts = []
         for f, boost in c.fields:
             n_docs = stats.fields.get(f, (0, 0))[0]

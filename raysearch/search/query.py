@@ -5,6 +5,8 @@
     "a phrase"     consecutive terms (positions)
     field:word     one field only (also field:"a phrase", field:pre*)
     prefix*        terms starting with prefix (bounded expansion)
+    field:[a TO b] a range of a typed field ([ ] inclusive, { } exclusive, * open);
+    field:>=a      also >, <, <= (typed fields; see plan.py for keyword exact terms)
 
 A malformed part (lone quote, unknown `field:`, stray + or -) is read as plain
 words, never an error: natural-language queries with colons, quotes and dashes
@@ -20,10 +22,12 @@ from typing import Callable
 from raysearch.errors import InvalidRequest
 
 SHOULD, MUST, MUST_NOT = "should", "must", "must_not"
-TERM, PHRASE, PREFIX = "term", "phrase", "prefix"
+TERM, PHRASE, PREFIX, RANGE = "term", "phrase", "prefix", "range"
 
 _FIELD = re.compile(r"^([^\s:\"]+):(.+)$", re.S)
 _PREFIX = re.compile(r"^(\w+)\*$", re.UNICODE)
+_RANGE = re.compile(r"^([\[{])\s*(\S+)\s+TO\s+(\S+)\s*([\]}])$", re.S)
+_COMPARE = re.compile(r"^(>=|<=|>|<)(.+)$", re.S)
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,13 @@ def _split(query: str) -> list[tuple[str, bool]]:
         while i < n and not query[i].isspace() and query[i] != '"':
             i += 1
         head = query[start:i]
+        bracket = re.search(r":[\[{]", head)
+        if bracket and not head.endswith(("]", "}")):  # field:[a TO b] spans spaces
+            close = re.compile(r"[\]}]").search(query, i)
+            if close:
+                i = close.end()
+                pieces.append((query[start:i], False))
+                continue
         if i < n and query[i] == '"':
             close = query.find('"', i + 1)
             if close == -1:  # lone quote: the rest is plain words
@@ -75,6 +86,8 @@ def parse_query(query: str, is_field: Callable[[str], bool], max_clauses: int = 
                 clauses.extend(Clause(occur, TERM, w) for w in head.split())
             if phrase.strip():
                 clauses.append(Clause(occur, PHRASE, phrase, field))
+        elif _RANGE.search(piece.split(":", 1)[-1] if ":" in piece else ""):
+            clauses.append(_range_clause(piece, is_field) or Clause(SHOULD, TERM, piece))
         else:
             for token in piece.split():
                 clauses.append(_token_clause(token, is_field))
@@ -93,6 +106,33 @@ def _occur(token: str) -> tuple[str, str]:
     return SHOULD, token
 
 
+def _range_clause(piece: str, is_field: Callable[[str], bool]) -> Clause | None:
+    """`field:[a TO b]` -> a RANGE clause whose text is the bracketed part (read by plan.py)."""
+    occur, body = _occur(piece)
+    match = _FIELD.match(body)
+    if match and is_field(match.group(1)) and _RANGE.match(match.group(2)):
+        return Clause(occur, RANGE, match.group(2), match.group(1))
+    return None
+
+
+def range_bounds(text: str) -> list[tuple[str, str]] | None:
+    """'[a TO b]' -> [("gte", "a"), ("lte", "b")] ('*' = open), '>=a' -> [("gte", "a")]; None if not a range."""
+    match = _RANGE.match(text)
+    if match:
+        low_open, low, high, high_close = match.groups()
+        bounds = []
+        if low != "*":
+            bounds.append(("gte" if low_open == "[" else "gt", low))
+        if high != "*":
+            bounds.append(("lte" if high_close == "]" else "lt", high))
+        return bounds
+    match = _COMPARE.match(text)
+    if match:
+        op = {">=": "gte", "<=": "lte", ">": "gt", "<": "lt"}[match.group(1)]
+        return [(op, match.group(2))]
+    return None
+
+
 def _token_clause(token: str, is_field: Callable[[str], bool]) -> Clause | None:
     occur, body = _occur(token)
     if not body:
@@ -101,6 +141,8 @@ def _token_clause(token: str, is_field: Callable[[str], bool]) -> Clause | None:
     match = _FIELD.match(body)
     if match and is_field(match.group(1)):
         field, body = match.group(1), match.group(2)
+        if _COMPARE.match(body):
+            return Clause(occur, RANGE, body, field)
     prefix = _PREFIX.match(body)
     if prefix:
         return Clause(occur, PREFIX, prefix.group(1), field)

@@ -120,6 +120,9 @@ def _search_params(request: Request) -> dict:
     for name, allowed in _SEARCH_ENUM_PARAMS.items():
         if name in params:
             params[name] = decoding.query_enum(name, params[name], allowed)
+    for name in ("filter", "sort", "facets", "search_after"):  # URL-encoded JSON on GET
+        if name in params:
+            params[name] = decoding.loads(params[name].encode(), f"query parameter {name!r}")
     return params
 
 
@@ -159,6 +162,12 @@ class Ingress:
     async def create_index(self, index: str, request: Request):
         settings = decoding.json_object(await self._body(request), "index settings", empty_ok=True)
         return self.service.create_index(index, settings)
+
+    @api.put("/indexes/{index}/fields")
+    async def put_fields(self, index: str, request: Request):
+        """Declare typed fields later (same body as the settings' `fields`)."""
+        body = decoding.json_object(await self._body(request), "fields")
+        return self.service.put_fields(index, body)
 
     @api.get("/indexes/{index}")
     async def index_info(self, index: str):

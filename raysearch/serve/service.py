@@ -13,17 +13,18 @@ import uuid
 
 import ray
 
-from raysearch import indexmeta, metrics
+from raysearch import indexmeta, metrics, schema
 from raysearch.actors import registry
 from raysearch.analysis.analyzer import ALL_FIELD, Analyzer
 from raysearch.config import Settings
-from raysearch.errors import AlreadyExists, IndexNotFound, InvalidRequest, NotFound, Overloaded, PayloadTooLarge
+from raysearch.errors import AlreadyExists, Conflict, IndexNotFound, InvalidRequest, NotFound, Overloaded, PayloadTooLarge
 from raysearch.index import keys as K
 from raysearch.index.batch import encode_payload
 from raysearch.index.encoding import decode_entries
 from raysearch.index.routing import shard_for
-from raysearch.models import IndexSettings, SearchRequest
-from raysearch.search.merge import merge_top
+from raysearch.models import FieldSettings, IndexSettings, SearchRequest
+from raysearch.search import facets, filters, sorting
+from raysearch.search.merge import merge_hits
 from raysearch.search.plan import GlobalStats, analyze_clauses, build_plan, prefix_pairs, stats_request
 from raysearch.search.query import parse_query
 from raysearch.serve import decoding, validation
@@ -40,10 +41,18 @@ class SearchService:
         self.workers = registry.workers(settings)  # resolved again by name where a stale handle matters
         self._indexes: dict[str, tuple[dict, Analyzer, list]] = {}  # name -> (meta, analyzer, shard handles)
         self._fields_cache: dict[str, tuple[float, set[str]]] = {}
+        self._checked: dict[str, float] = {}  # index -> when its record was last re-read
 
     # ------------------------------------------------------------ indexes
     def _index(self, name: str) -> tuple[dict, Analyzer, list]:
         cached = self._indexes.get(name)
+        if cached is not None and time.monotonic() - self._checked.get(name, 0.0) > META_TTL_S:
+            # Fields may have been declared through another replica or a driver's client.
+            self._checked[name] = time.monotonic()
+            meta = self.mongo.get_index_meta(name)
+            if meta is None or meta != cached[0]:
+                self._indexes.pop(name, None)
+                cached = None
         if cached is None:
             meta = self.mongo.get_index_meta(name)
             if meta is None:
@@ -51,7 +60,47 @@ class SearchService:
             _, analyzer, shards = indexmeta.parse(meta)  # CorruptIndex (503) naming it; not cached
             cached = (meta, analyzer, registry.shards(self.settings, name, shards))
             self._indexes[name] = cached
+            self._checked[name] = time.monotonic()
         return cached
+
+    def _types(self, index: str) -> dict[str, str]:
+        """The index's typed (non-text) fields: field -> type."""
+        return schema.exact_fields(self._index(index)[0]["settings"].get("fields"))
+
+    def put_fields(self, name: str, body: dict | None) -> dict:
+        """Declare fields later (`PUT /indexes/{index}/fields`); a declared type never changes.
+        Checked whole before it is stored; stored with a compare-and-set on the old settings."""
+        validation.check_index_name(name)
+        if not isinstance(body, dict) or not body:
+            raise InvalidRequest("the body must be an object of fields: {name: {\"type\": ..., \"boost\": ...}}")
+        for _ in range(5):
+            meta = self.mongo.get_index_meta(name)
+            if meta is None:
+                raise IndexNotFound(f"no such index: {name!r}")
+            current = dict(meta["settings"])
+            fields = dict(current.get("fields") or {})
+            for field, spec in body.items():
+                try:
+                    schema.check_field_name(field)
+                    declared = FieldSettings(**spec) if isinstance(spec, dict) else None
+                except Exception as exc:
+                    raise InvalidRequest(f"field {str(field)[:40]!r}: {validation.pydantic_reason(exc)}") from None
+                if declared is None:
+                    raise InvalidRequest(f"field {field!r}: expected an object like {{\"type\": \"keyword\"}}")
+                old = fields.get(field)
+                if old is not None and old.get("type", schema.TEXT) != declared.type:
+                    raise InvalidRequest(f"field {field!r} is already declared as {old.get('type', schema.TEXT)!r}; "
+                                         f"a declared field's type never changes")
+                fields[field] = declared.model_dump()
+            try:
+                new = IndexSettings(**{**current, "fields": fields}).model_dump()
+            except Exception as exc:
+                raise InvalidRequest(f"invalid fields: {validation.pydantic_reason(exc)}") from None
+            if new == meta["settings"] or self.mongo.replace_index_settings(name, meta["settings"], new):
+                self._indexes.pop(name, None)
+                meta, _, _ = self._index(name)
+                return {"index": name, "settings": meta["settings"]}
+        raise Conflict(f"the settings of index {name!r} kept changing; retry")
 
     def create_index(self, name: str, body: dict | None, must_be_new: bool = True) -> dict:
         validation.check_index_name(name)
@@ -126,15 +175,17 @@ class SearchService:
             validation.check_webhook(webhook, self.settings.webhook_allowed_hosts)
         if not raw_docs:
             raise InvalidRequest("the request contains no documents")
+        if index not in self._indexes and self.mongo.get_index_meta(index) is None:
+            self.create_index(index, None, must_be_new=False)
+        types = self._types(index)
         docs, errors = [], []
         for position, raw in enumerate(raw_docs):
             doc, doc_id, reason = validation.validate_document(raw, self.settings.max_doc_bytes)
+            reason = reason or _type_error(doc, types)
             if reason:
                 errors.append({"position": position, "id": doc_id, "reason": reason})
             else:
                 docs.append(doc)
-        if index not in self._indexes and self.mongo.get_index_meta(index) is None:
-            self.create_index(index, None, must_be_new=False)
         return await self._submit(index, docs, [], errors, webhook, operation_id=operation_id)
 
     async def _submit(self, index: str, docs: list[dict], deletes: list[str], errors: list[dict],
@@ -148,7 +199,8 @@ class SearchService:
                     "batches": existing["batches"]["total"], "errors": rejected, "existing": True}
         size = self.settings.batch_size
         batches = [docs[i : i + size] for i in range(0, len(docs), size)]
-        payloads = [encode_payload(b) for b in batches]
+        types = self._types(index)
+        payloads = [encode_payload(b, types=types) for b in batches]
         if deletes:
             payloads.append(encode_payload([], deletes))
             batches.append(deletes)
@@ -199,6 +251,9 @@ class SearchService:
             raise InvalidRequest(reason)
         if index not in self._indexes and self.mongo.get_index_meta(index) is None:
             self.create_index(index, None, must_be_new=False)
+        reason = _type_error(doc, self._types(index))
+        if reason:
+            raise InvalidRequest(reason)
         accepted = await self._submit(index, [doc], [], [], kind="put")
         view = await self.tracker.wait_indexed.remote(accepted["operation_id"])
         return {"id": doc_id, "index": index, "operation_id": accepted["operation_id"], "status": view["status"]}
@@ -212,40 +267,86 @@ class SearchService:
 
     # ------------------------------------------------------------- search
     async def search(self, index: str, request: SearchRequest) -> dict:
+        """Query phase on every shard (ids, scores, sort values, facet partials), merge,
+        then a fetch phase for the page's documents only, from the shards that hold them."""
         started = time.perf_counter()
         meta, analyzer, shards = self._index(index)
         s = self.settings
-        if not request.q.strip():
-            raise InvalidRequest("query 'q' is empty")
-        if len(request.q) > s.max_query_chars:
-            raise InvalidRequest(f"query is {len(request.q)} characters; the limit is {s.max_query_chars}")
+        q = request.q if request.q is not None else ""
+        if len(q) > s.max_query_chars:
+            raise InvalidRequest(f"query is {len(q)} characters; the limit is {s.max_query_chars}")
         if request.size > s.max_size:
             raise InvalidRequest(f"size {request.size} is over the limit of {s.max_size}")
-        if request.from_ + request.size > s.max_window:
-            raise InvalidRequest(f"from + size is over the limit of {s.max_window}")
-        fields = validation.parse_fields(request.fields) or self._default_fields(meta)
-        known = await self._known_fields(index, shards)
-        clauses = parse_query(request.q, lambda f: f in known, s.max_query_clauses)
-        aclauses = analyze_clauses(clauses, analyzer, fields, request.operator)
-        hits, total = [], 0
-        if aclauses:
-            plan = await self._plan(shards, aclauses)
-            k = request.from_ + request.size
-            results = await asyncio.gather(*[sh.search.remote(plan, k) for sh in shards])
-            total = sum(r[0] for r in results)
-            docs = {doc_id: raw for r in results for _, doc_id, raw in r[1]}
-            page = merge_top([[(score, doc_id) for score, doc_id, _ in r[1]] for r in results], request.from_, request.size)
-            hits = [{"id": d, "score": score, "document": json.loads(docs[d])} for score, d in page]
-            if request.highlight:
-                from raysearch.search.highlight import highlight
+        if request.search_after is None and request.from_ + request.size > s.max_window:
+            raise InvalidRequest(f"from + size is over the limit of {s.max_window}; page deeper with search_after")
+        types = schema.exact_fields(meta["settings"].get("fields"))
+        query_plan = {
+            "filter": filters.parse_filter(request.filter, types),
+            "sort": sorting.parse_sort(request.sort, types),
+            "facets": facets.parse_facets(request.facets, types),
+        }
+        query_plan["search_after"] = sorting.parse_after(request.search_after, query_plan["sort"], types)
+        aclauses = []
+        if q.strip() in ("", "*"):
+            query_plan["match_all"] = True
+        else:
+            fields = validation.parse_fields(request.fields) or self._default_fields(meta)
+            known = await self._known_fields(index, shards)
+            clauses = parse_query(q, lambda f: f in known or f in types, s.max_query_clauses)
+            aclauses = analyze_clauses(clauses, analyzer, fields, request.operator, types)
+            if not aclauses:
+                return self._answer(started, index, 0, [], {} if not query_plan["facets"] else
+                                    facets.merge(query_plan["facets"], [], types))
+            query_plan.update(await self._plan(shards, aclauses))
+        k = request.from_ + request.size
+        results = await asyncio.gather(*[sh.search.remote(query_plan, k) for sh in shards])
+        total = sum(r["total"] for r in results)
+        keys = query_plan["sort"]
+        page = merge_hits([r["hits"] for r in results], keys, request.from_, k)
+        documents = await self._fetch(meta, shards, [doc_id for _, doc_id, _ in page])
+        hits = []
+        show_sort = request.sort is not None or request.search_after is not None
+        for score, doc_id, values in page:
+            if doc_id not in documents:  # deleted between the query and the fetch phase
+                continue
+            hit = {"id": doc_id, "score": score, "document": documents[doc_id]}
+            if show_sort:
+                hit["sort"] = [schema.display(types.get(f), v) if v is not None else None
+                               for (f, _), v in zip(keys, values)] + [doc_id]
+            hits.append(hit)
+        if request.highlight and aclauses:
+            from raysearch.search.highlight import highlight
 
-                for hit in hits:
-                    hit["highlight"] = highlight(hit["document"], aclauses, analyzer)
+            for hit in hits:
+                hit["highlight"] = highlight(hit["document"], aclauses, analyzer)
+        merged_facets = facets.merge(query_plan["facets"], [r["facets"] for r in results], types) \
+            if query_plan["facets"] else None
+        return self._answer(started, index, total, hits, merged_facets)
+
+    @staticmethod
+    def _answer(started: float, index: str, total: int, hits: list, merged_facets: dict | None) -> dict:
         took = time.perf_counter() - started
         metrics.observe("search_latency", took, index=index)
-        return {"total": total, "took_ms": round(took * 1000, 3), "hits": hits}
+        out = {"total": total, "took_ms": round(took * 1000, 3), "hits": hits}
+        if merged_facets is not None:
+            out["facets"] = merged_facets
+        return out
+
+    async def _fetch(self, meta: dict, shards: list, doc_ids: list[str]) -> dict[str, dict]:
+        """Fetch phase: the stored documents of one page, one call per shard that holds some."""
+        by_shard: dict[int, list[str]] = {}
+        for doc_id in doc_ids:
+            by_shard.setdefault(shard_for(doc_id, meta["shards"]), []).append(doc_id)
+        parts = await asyncio.gather(*[shards[n].get_documents.remote(ids) for n, ids in by_shard.items()])
+        out = {}
+        for ids, raws in zip(by_shard.values(), parts):
+            for doc_id, raw in zip(ids, raws):
+                if raw is not None:
+                    out[doc_id] = json.loads(raw)
+        return out
 
     async def _plan(self, shards: list, aclauses) -> dict:
+        """Global statistics from every shard, then the scoring plan (clauses and avgdl)."""
         req = stats_request(aclauses)
         m = self.settings.max_prefix_expansions
         parts = await asyncio.gather(*[sh.stats.remote(req.fields, req.pairs, req.prefixes, m) for sh in shards])
@@ -261,10 +362,11 @@ class SearchService:
 
     @staticmethod
     def _default_fields(meta: dict) -> list[tuple[str, float]]:
-        boosts = meta["settings"].get("fields") or {}
-        if boosts:
-            return [(name, spec.get("boost", 1.0)) for name, spec in boosts.items()]
-        return [(ALL_FIELD, 1.0)]
+        """Declared text fields with their boosts, else `_all` (typed fields are not words)."""
+        declared = meta["settings"].get("fields") or {}
+        text = [(name, spec.get("boost", 1.0)) for name, spec in declared.items()
+                if spec.get("type", schema.TEXT) == schema.TEXT]
+        return text or [(ALL_FIELD, 1.0)]
 
     async def _known_fields(self, index: str, shards: list) -> set[str]:
         """Fields that have documents; `word:` for any other word is read as plain text."""
@@ -371,3 +473,17 @@ class SearchService:
                 else:
                     state[key] = value
         return state
+
+
+META_TTL_S = 2.0  # how stale a replica's copy of an index's settings may be
+
+
+def _type_error(doc: dict | None, types: dict[str, str]) -> str | None:
+    """Why a document's typed fields do not fit their types (naming the field), or None."""
+    if doc is None or not types:
+        return None
+    try:
+        schema.typed_values(doc, types)
+    except ValueError as exc:
+        return str(exc)
+    return None

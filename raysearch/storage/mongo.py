@@ -50,6 +50,10 @@ class MongoStore:
         except DuplicateKeyError:
             return False
 
+    def replace_index_settings(self, name: str, old: dict, new: dict) -> bool:
+        """Compare-and-set of an index's settings (no transactions needed): True if replaced."""
+        return self.indexes.update_one({"_id": name, "settings": old}, {"$set": {"settings": new}}).modified_count == 1
+
     def get_index_meta(self, name: str) -> dict | None:
         return self.indexes.find_one({"_id": name})
 

@@ -63,10 +63,15 @@ def test_unknown_index_is_404(http):
 
 def test_bad_search_parameters_are_400(http):
     http.post(f"/bulk-indexing/{INDEX}", json=[{"id": "x", "title": "y"}])
-    for params in ({"q": ""}, {"q": "a", "size": "lots"}, {"q": "a", "size": 10001}, {"q": "a" * 9000}, {}):
+    for params in ({"q": "a", "size": "lots"}, {"q": "a", "size": 10001}, {"q": "a" * 9000},
+                   {"q": "a", "from": 99_995, "size": 10}):
         r = http.get(f"/indexes/{INDEX}/search", params=params)
         assert r.status_code == 400, (params, r.text)
         assert r.json()["error"]["reason"]
+    # q absent, "" or "*" is every document (docs/api.md), not an error
+    for params in ({"q": ""}, {"q": "*"}, {}):
+        r = http.get(f"/indexes/{INDEX}/search", params=params)
+        assert r.status_code == 200 and r.json()["total"] >= 1, (params, r.text)
 
 
 def test_invalid_index_name_is_400(http):

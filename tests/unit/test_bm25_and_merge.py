@@ -1,7 +1,7 @@
 import math
 
 from raysearch.search import bm25
-from raysearch.search.merge import merge_top
+from raysearch.search.merge import merge_hits
 
 
 def test_lucene_idf_and_score(no_ray):
@@ -12,7 +12,16 @@ def test_lucene_idf_and_score(no_ray):
     assert bm25.term_score(w, 1, 20, 10) < bm25.term_score(w, 1, 5, 10)  # longer docs score less
 
 
-def test_merge_top_orders_by_score_then_id(no_ray):
-    shards = [[(2.0, "b"), (1.0, "d")], [(2.0, "a"), (3.0, "c")], []]
-    assert merge_top(shards, 0, 3) == [(3.0, "c"), (2.0, "a"), (2.0, "b")]
-    assert merge_top(shards, 2, 10) == [(2.0, "b"), (1.0, "d")]
+def test_merge_hits_orders_by_score_then_id(no_ray):
+    keys = [["_score", "desc"]]
+    shards = [[[2.0, "b", [2.0]], [1.0, "d", [1.0]]], [[3.0, "c", [3.0]], [2.0, "a", [2.0]]], []]
+    assert [(s, d) for s, d, _ in merge_hits(shards, keys, 0, 3)] == [(3.0, "c"), (2.0, "a"), (2.0, "b")]
+    assert [(s, d) for s, d, _ in merge_hits(shards, keys, 2, 12)] == [(2.0, "b"), (1.0, "d")]
+
+
+def test_merge_hits_by_fields_missing_last_either_way(no_ray):
+    keys = [["section", "desc"], ["size", "asc"]]
+    shards = [[[0.0, "x", ["b", 5]], [0.0, "y", [None, 1]]], [[0.0, "z", ["b", 2]], [0.0, "w", ["a", None]]]]
+    # shards list their hits in this same order (best first)
+    shards[1] = sorted(shards[1], key=lambda h: h[2][0], reverse=True)
+    assert [d for _, d, _ in merge_hits(shards, keys, 0, 10)] == ["z", "x", "w", "y"]

@@ -31,7 +31,7 @@ def test_scores_match_the_bruteforce_oracle_on_two_shards(no_ray):
                   "prefixes": [], "expansions": []} for s in shards]
         plan = build_plan(clauses, GlobalStats.merge(parts, 10))
         results = [execute(s, plan, 10) for s in shards]
-        hits = sorted((h for _, top in results for h in top), key=lambda h: (-h[0], h[1]))[:10]
+        hits = sorted((h[:2] for r in results for h in r["hits"]), key=lambda h: (-h[0], h[1]))[:10]
         total, top = oracle.top(q, 10)
-        assert sum(t for t, _ in results) == total, q
+        assert sum(r["total"] for r in results) == total, q
         assert_same_ranking([{"id": d, "score": s} for s, d in hits], oracle.scores(q), top)

@@ -22,7 +22,8 @@ def _search(shard, q):
     stats = GlobalStats.merge([part], 10)
     extra = prefix_pairs(stats)
     prefix_dfs = dict(zip(extra, shard.doc_freqs(extra)))
-    return execute(shard, build_plan(clauses, stats, prefix_dfs), 10)
+    result = execute(shard, build_plan(clauses, stats, prefix_dfs), 10)
+    return result["total"], [(score, doc_id) for score, doc_id, _ in result["hits"]]
 
 
 def test_apply_is_idempotent_and_reindex_replaces(no_ray):

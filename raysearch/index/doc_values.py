@@ -1,0 +1,137 @@
+"""Doc values of one shard: a column per typed field, for filters, sorting and facets.
+
+Durably, a document's typed values live in its `T` entry (keys.py), written in
+the same RocksDB WriteBatch as its postings, mirrored to MongoDB through the
+change log, restored and verified with everything else. In memory they are
+columnar, like Lucene's doc values: per field, parallel numpy arrays of
+(document number, value) pairs -- one pair per value, so lists work -- with
+numbers as int64/float64 and keywords as ordinals into the field's dictionary
+(ranked in sorted order on demand). Pure logic (no Ray), rebuilt when the shard
+opens; a removed document's pairs stay until then, masked by the shard's live
+documents.
+"""
+
+from __future__ import annotations
+
+import bisect
+from array import array
+
+import numpy as np
+
+KEYWORD_KIND, INT_KIND, FLOAT_KIND = "k", "i", "f"
+
+
+def _kind_of(value) -> str:
+    if isinstance(value, str):
+        return KEYWORD_KIND
+    if isinstance(value, float):
+        return FLOAT_KIND
+    return INT_KIND
+
+
+class Column:
+    """(doc number, value) pairs of one field; keyword values as dictionary ordinals."""
+
+    def __init__(self, kind: str):
+        self.kind = kind
+        self.docs = array("q")
+        self.vals = array("d" if kind == FLOAT_KIND else "q")
+        self.terms: dict[str, int] = {}  # keyword -> ordinal (insertion order)
+        self.term_list: list[str] = []
+        self._arrays: tuple[int, np.ndarray, np.ndarray] | None = None
+        self._ranks: tuple[int, np.ndarray, list[str]] | None = None
+        self._keys: dict = {}
+
+    def add(self, docnum: int, values: list) -> None:
+        for value in values:
+            if self.kind == KEYWORD_KIND:
+                ordinal = self.terms.get(value)
+                if ordinal is None:
+                    ordinal = self.terms[value] = len(self.term_list)
+                    self.term_list.append(value)
+                value = ordinal
+            elif self.kind == INT_KIND and isinstance(value, float):
+                value = int(value)
+            elif self.kind == FLOAT_KIND:
+                value = float(value)
+            self.docs.append(docnum)
+            self.vals.append(value)
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """(doc numbers, values) as numpy copies, cached until the next add."""
+        n = len(self.docs)
+        if self._arrays is None or self._arrays[0] != n:
+            self._arrays = (n, np.array(self.docs, dtype=np.int64), np.array(self.vals))
+        return self._arrays[1], self._arrays[2]
+
+    def ranks(self) -> tuple[np.ndarray, list[str]]:
+        """Keyword columns: (rank in sorted order of each ordinal, the sorted dictionary)."""
+        n = len(self.term_list)
+        if self._ranks is None or self._ranks[0] != n:
+            order = sorted(range(n), key=self.term_list.__getitem__)
+            ranks = np.empty(n, dtype=np.int64)
+            ranks[order] = np.arange(n, dtype=np.int64)
+            self._ranks = (n, ranks, [self.term_list[i] for i in order])
+        return self._ranks[1], self._ranks[2]
+
+    def comparable(self) -> tuple[np.ndarray, np.ndarray]:
+        """(doc numbers, values as float64 that order like the values): keywords become
+        2 * rank, so that a string absent from the dictionary can sit between (rank_key)."""
+        docs, vals = self.arrays()
+        if self.kind == KEYWORD_KIND:
+            ranks, _ = self.ranks()
+            return docs, (ranks[vals] * 2).astype(np.float64)
+        return docs, vals.astype(np.float64, copy=False)
+
+    def key_of(self, value) -> float:
+        """A query value on the scale of comparable(): exact for numbers; for a keyword, 2 * rank
+        when present, else an odd number between its neighbours."""
+        if self.kind != KEYWORD_KIND:
+            return float(value)
+        _, ordered = self.ranks()
+        i = bisect.bisect_left(ordered, value)
+        if i < len(ordered) and ordered[i] == value:
+            return 2.0 * i
+        return 2.0 * i - 1.0
+
+    def per_doc(self, n: int, take_max: bool) -> np.ndarray:
+        """One comparable value per document number < n (min, or max for descending sorts
+        of lists); NaN where the document has none."""
+        cache_key = (len(self.docs), len(self.term_list), n, take_max)
+        hit = self._keys.get(take_max)
+        if hit is not None and hit[0] == cache_key:
+            return hit[1]
+        docs, vals = self.comparable()
+        keep = docs < n
+        docs, vals = docs[keep], vals[keep]
+        out = np.full(n, -np.inf if take_max else np.inf)
+        (np.maximum if take_max else np.minimum).at(out, docs, vals)
+        out[np.isinf(out)] = np.nan
+        self._keys[take_max] = (cache_key, out)
+        return out
+
+    def display(self, comparable: float):
+        """A comparable value back as the value it stands for (sort values of hits)."""
+        if self.kind == KEYWORD_KIND:
+            _, ordered = self.ranks()
+            return ordered[int(comparable) // 2]
+        if self.kind == INT_KIND:
+            return int(comparable)
+        return float(comparable)
+
+
+class DocValues:
+    def __init__(self):
+        self.columns: dict[str, Column] = {}
+
+    def add(self, docnum: int, values: dict[str, list]) -> None:
+        for field, vals in values.items():
+            if not vals:
+                continue
+            column = self.columns.get(field)
+            if column is None:
+                column = self.columns[field] = Column(_kind_of(vals[0]))
+            column.add(docnum, vals)
+
+    def column(self, field: str) -> Column | None:
+        return self.columns.get(field)

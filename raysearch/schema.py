@@ -1,0 +1,164 @@
+"""Typed fields (pure): the declared type of each field and how a value of it is read.
+
+`text` is analysed into words (what every undeclared string field is). The other
+types are exact: their values are checked per document at intake, normalised to
+one comparable form and kept per shard as doc values (index/doc_values.py) for
+filters, sorting and facets. Keyword values are also indexed as exact terms.
+
+Normalised forms: keyword -> str; integer -> int (64-bit); float -> float;
+boolean -> 0/1; date -> int epoch milliseconds (UTC).
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timezone
+from typing import Any, Iterable
+
+TEXT, KEYWORD, INTEGER, FLOAT, BOOLEAN, DATE = "text", "keyword", "integer", "float", "boolean", "date"
+TYPES = (TEXT, KEYWORD, INTEGER, FLOAT, BOOLEAN, DATE)
+EXACT_TYPES = (KEYWORD, INTEGER, FLOAT, BOOLEAN, DATE)  # filterable, sortable, facetable
+NUMERIC_TYPES = (INTEGER, FLOAT, BOOLEAN, DATE)
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+MAX_KEYWORD_CHARS = 4096
+MAX_VALUES = 1024  # values of one field in one document
+
+
+class ValueError_(ValueError):
+    """A value that does not fit its field's type (the message names the field)."""
+
+
+def exact_fields(fields: dict[str, dict] | None) -> dict[str, str]:
+    """field -> type, for the declared non-text fields of index settings."""
+    return {name: spec.get("type", TEXT) for name, spec in (fields or {}).items()
+            if spec.get("type", TEXT) != TEXT}
+
+
+def check_field_name(name: Any) -> str:
+    """A declarable field name (top-level; as document field names): else ValueError naming it."""
+    if not isinstance(name, str) or not name or len(name) > 256:
+        raise ValueError(f"field names are 1-256 characters, got {str(name)[:40]!r}")
+    if name.startswith("$") or "." in name or any(ord(c) < 32 or 127 <= ord(c) < 160 for c in name):
+        raise ValueError(f"field name {name[:40]!r} must not start with '$' or contain '.' or control characters")
+    if name in ("id", "_all"):
+        raise ValueError(f"field name {name!r} is reserved")
+    return name
+
+
+def normalize(field: str, ftype: str, value: Any) -> int | float | str:
+    """One value of a typed field in its normalised form; ValueError_ naming the field."""
+    if ftype == KEYWORD:
+        if not isinstance(value, str):
+            raise ValueError_(f"field {field!r} is a keyword: expected a string, got {_kind(value)}")
+        if len(value) > MAX_KEYWORD_CHARS:
+            raise ValueError_(f"field {field!r}: keyword longer than {MAX_KEYWORD_CHARS} characters")
+        if "\x00" in value:
+            raise ValueError_(f"field {field!r}: keyword must not contain NUL")
+        return value
+    if ftype == INTEGER:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError_(f"field {field!r} is an integer: expected a whole number, got {_kind(value)}")
+        if isinstance(value, float):
+            if not value.is_integer():
+                raise ValueError_(f"field {field!r} is an integer: got {value!r}")
+            value = int(value)
+        if not INT64_MIN <= value <= INT64_MAX:
+            raise ValueError_(f"field {field!r}: integer out of the 64-bit range")
+        return value
+    if ftype == FLOAT:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError_(f"field {field!r} is a float: expected a number, got {_kind(value)}")
+        value = float(value)
+        if not math.isfinite(value):
+            raise ValueError_(f"field {field!r}: float must be finite")
+        return value
+    if ftype == BOOLEAN:
+        if not isinstance(value, bool):
+            raise ValueError_(f"field {field!r} is a boolean: expected true or false, got {_kind(value)}")
+        return int(value)
+    if ftype == DATE:
+        return parse_date(field, value)
+    raise ValueError_(f"field {field!r} has type {ftype!r}, which holds no exact values")
+
+
+def parse_date(field: str, value: Any) -> int:
+    """ISO 8601 string (a date, or a date and time; no zone = UTC) or epoch milliseconds -> epoch ms."""
+    if isinstance(value, bool):
+        raise ValueError_(f"field {field!r} is a date: expected an ISO 8601 string or epoch milliseconds, got a boolean")
+    if isinstance(value, (int, float)):
+        if isinstance(value, float) and not value.is_integer():
+            raise ValueError_(f"field {field!r} is a date: epoch milliseconds must be whole, got {value!r}")
+        if not INT64_MIN <= value <= INT64_MAX:
+            raise ValueError_(f"field {field!r}: date out of range")
+        return int(value)
+    if not isinstance(value, str):
+        raise ValueError_(f"field {field!r} is a date: expected an ISO 8601 string or epoch milliseconds, got {_kind(value)}")
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError_(f"field {field!r} is a date: {value[:60]!r} is not ISO 8601 (e.g. 2024-05-01 or "
+                          f"2024-05-01T12:00:00Z)") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return int(round(parsed.timestamp() * 1000))
+
+
+def lookup(doc: dict, path: str) -> Any:
+    """The value at a dotted path of a document (nested objects), or None."""
+    value: Any = doc
+    for part in path.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return None
+        value = value[part]
+    return value
+
+
+def typed_values(doc: dict, types: dict[str, str]) -> dict[str, list]:
+    """field -> sorted distinct normalised values, for every typed field the document has.
+
+    A field that is absent or null (or an empty list) has no values. Raises ValueError_
+    naming the field for a value of the wrong type."""
+    out: dict[str, list] = {}
+    for field, ftype in types.items():
+        raw = lookup(doc, field)
+        if raw is None:
+            continue
+        items: Iterable = raw if isinstance(raw, list) else (raw,)
+        values = set()
+        for item in items:
+            if item is None:
+                continue
+            if isinstance(item, (list, dict)):
+                raise ValueError_(f"field {field!r}: expected {ftype} values, got a nested {_kind(item)}")
+            values.add(normalize(field, ftype, item))
+        if len(values) > MAX_VALUES:
+            raise ValueError_(f"field {field!r}: more than {MAX_VALUES} values")
+        if values:
+            out[field] = sorted(values)
+    return out
+
+
+def display(ftype: str, value):
+    """A normalised value as it appears in responses (sort values, facet keys)."""
+    if ftype == BOOLEAN:
+        return bool(value)
+    return value
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "list"
+    if isinstance(value, dict):
+        return "object"
+    return type(value).__name__
