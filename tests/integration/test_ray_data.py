@@ -145,3 +145,33 @@ def test_wait_argument_is_checked():
         RaySearchDatasink("idx", wait="eventually")
     with pytest.raises(InvalidRequest):
         RaySearchDatasink("Not A Valid Name")
+
+
+def test_write_task_waits_while_the_service_is_overloaded(service, http):
+    """Backpressure: while too many batches are pending (here: a limit of 0), a write task
+    waits and retries instead of failing; it goes through once the limit allows it."""
+    import threading
+    import time
+
+    import pyarrow as pa
+    from ray.data._internal.execution.interfaces import TaskContext
+
+    from raysearch.datasink import RaySearchDatasink, _service
+
+    index = "raydata-overloaded"
+    sink = RaySearchDatasink(index)
+    sink.on_write_start()
+    sink._settings = {**sink._settings, "max_pending_batches": 0}  # a service of its own, always "overloaded"
+    overloaded = _service(sink._settings)
+    timer = threading.Timer(2.0, lambda: setattr(overloaded.settings, "max_pending_batches", 4000))
+    timer.start()
+    started = time.monotonic()
+    try:
+        result = json.loads(sink.write(iter([pa.Table.from_pylist([{"id": "o1", "title": "overloaded"}])]),
+                                       TaskContext(task_idx=0, op_name="Write")))
+    finally:
+        timer.cancel()
+    assert time.monotonic() - started >= 2.0
+    assert len(result["operations"]) == 1 and result["rejected"] == []
+    sink._wait_for(result["operations"])
+    assert http.get(f"/indexes/{index}/documents/o1").status_code == 200
