@@ -1,4 +1,5 @@
-"""RAYSEARCH_API_KEY / Settings.api_key: every endpoint but /healthz needs the bearer token.
+"""RAYSEARCH_API_KEY / Settings.api_key: every route but GET /healthz needs the bearer token
+(by exact route, not by suffix: DELETE /indexes/healthz is not open).
 
 Deploys a second copy of the app, with a key, beside the test suite's service."""
 
@@ -23,6 +24,45 @@ def test_api_key_protects_every_endpoint_but_healthz(service):
             assert wrong.status_code == 401
         ok = httpx.get(base + "/indexes", headers={"Authorization": "Bearer s3cret-key"}, timeout=30)
         assert ok.status_code == 200
+
+
+METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS")
+PATH_VALUES = ("healthz", "readyz", "docs", "openapi.json", "x", "..%2Fhealthz")
+EXTRA_PATHS = ("/docs", "/redoc", "/openapi.json", "/docs/oauth2-redirect", "/healthz/", "/HEALTHZ", "//healthz",
+               "/x/healthz", "/indexes/healthz", "/bulk-indexing/healthz", "/", "/nope")
+
+
+def test_every_route_and_method_needs_the_key_but_get_healthz(service):
+    import re
+
+    settings = service.settings.model_copy(update={"api_key": "s3cret-key"})
+    opened = []
+    with deployed_beside(service, Ingress.bind(settings.model_dump()), "locked") as base:
+        with httpx.Client(timeout=30) as client:
+            schema = client.get(base + "/openapi.json", headers={"Authorization": "Bearer s3cret-key"}).json()
+            templates = sorted(schema["paths"])
+            assert len(templates) >= 12, templates
+            paths = set(EXTRA_PATHS)
+            for template in templates:
+                for value in PATH_VALUES:
+                    paths.add(re.sub(r"\{[^}]+\}", value, template))
+            for path in sorted(paths):
+                for method in METHODS:
+                    r = client.request(method, base + path)
+                    if (method, path) == ("GET", "/healthz"):
+                        assert r.status_code == 200, r.text
+                        continue
+                    if r.status_code != 401:
+                        opened.append((method, path, r.status_code))
+                    elif method != "HEAD":
+                        assert r.json()["error"]["type"] == "unauthorized"
+            assert not opened, opened[:20]
+            # with the key, the schema and docs are served, and the API answers
+            key = {"Authorization": "Bearer s3cret-key"}
+            assert client.get(base + "/openapi.json", headers=key).status_code == 200
+            assert client.get(base + "/docs", headers=key).status_code == 200
+            assert client.delete(base + "/indexes/healthz", headers=key).status_code == 404
+            assert client.get(base + "/healthz", headers={"Authorization": "Bearer wrong"}).status_code == 200
 
 
 def test_saturated_cluster_answers_429_with_retry_after(service):
