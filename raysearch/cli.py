@@ -41,9 +41,10 @@ def cmd_serve(args) -> int:
             return 1
     Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
     service = LocalService(settings, ray_address=args.ray_address)
-    stopping = []
+    stopping, rc = [], 0
     try:
-        service.start()
+        service.start(ready_timeout_s=args.ready_timeout,
+                      progress=lambda message: print(f"raysearch: {message}", file=sys.stderr, flush=True))
         # After start: ray.init installs its own SIGTERM handler, which would kill us before cleanup.
         signal.signal(signal.SIGTERM, lambda *_: stopping.append(1))
         pidfile.write_text(json.dumps({"pid": os.getpid(), "url": service.url}))
@@ -56,12 +57,15 @@ def cmd_serve(args) -> int:
             time.sleep(0.5)
     except KeyboardInterrupt:
         pass
+    except RuntimeError as exc:  # did not become ready: a real error, or the --ready-timeout
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        rc = 1
     finally:
         service.stop()
         if pidfile.exists() and json.loads(pidfile.read_text()).get("pid") == os.getpid():
             pidfile.unlink()
         print("raysearch stopped", flush=True)
-    return 0
+    return rc
 
 
 def cmd_stop(args) -> int:
@@ -143,6 +147,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data-dir", default=None)
     p.add_argument("--workers", type=int, default=None, help="IndexWorker pool size (default 12)")
     p.add_argument("--ray-address", default=None, help="join this Ray cluster instead of starting a local one")
+    p.add_argument("--ready-timeout", type=float, default=1800,
+                   help="give up if not ready after this many seconds (default %(default)s); waits while actors "
+                        "are still starting, printing which, and fails early on a real error")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("stop", help="stop a service started with `raysearch serve`")

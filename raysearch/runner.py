@@ -13,6 +13,21 @@ from raysearch.config import NAMESPACE, Settings
 
 log = logging.getLogger("raysearch.runner")
 APP_NAME = "raysearch"
+DEFAULT_READY_TIMEOUT_S = 1800.0  # generous: under load actors take minutes to come up; real errors fail early
+MONGO_GRACE_S = 120.0
+PROGRESS_EVERY_S = 10.0
+READY, DEGRADED, MONGO_DOWN, STARTING = "ready", "degraded", "mongo_down", "starting"
+
+
+def classify_readiness(status_code: int, reason: str) -> str:
+    """What a /readyz answer means for someone waiting for the service to start."""
+    if status_code == 200:
+        return READY
+    if status_code == 503 and reason and all("unreadable record" in part for part in reason.split("; ")):
+        return DEGRADED
+    if "MongoDB unreachable" in (reason or ""):
+        return MONGO_DOWN
+    return STARTING  # no answer yet, replicas deploying, actors not answering yet, persistence catching up
 
 
 class LocalService:
@@ -27,7 +42,7 @@ class LocalService:
     def url(self) -> str:
         return f"http://{self.settings.host}:{self.settings.port}"
 
-    def start(self, ready_timeout_s: float = 180) -> "LocalService":
+    def start(self, ready_timeout_s: float = DEFAULT_READY_TIMEOUT_S, progress=None) -> "LocalService":
         import ray
         from ray import serve
 
@@ -51,21 +66,72 @@ class LocalService:
             self.dashboard_url = getattr(context, "dashboard_url", None)
         serve.start(http_options={"host": self.settings.host, "port": self.settings.port})
         serve.run(Ingress.bind(self.settings.model_dump()), name=APP_NAME, route_prefix="/", blocking=False)
-        self.wait_ready(ready_timeout_s)
+        self.wait_ready(ready_timeout_s, progress=progress)
         return self
 
-    def wait_ready(self, timeout_s: float) -> None:
-        deadline, reason = time.time() + timeout_s, "no answer"
+    def wait_ready(self, timeout_s: float = DEFAULT_READY_TIMEOUT_S, progress=None,
+                   mongo_grace_s: float = MONGO_GRACE_S) -> None:
+        """Wait for /readyz while the service is still coming up (actors starting, replicas
+        deploying: said through `progress(message)` every PROGRESS_EVERY_S); fail at once on a
+        real error (the application failed to deploy, the local MongoDB process died, MongoDB
+        unreachable for `mongo_grace_s`), and after `timeout_s` overall."""
+        started = time.time()
+        deadline, reason = started + timeout_s, "no answer yet"
+        mongo_down_since = None
+        last_progress = 0.0
         while time.time() < deadline:
-            try:
-                r = httpx.get(self.url + "/readyz", timeout=15, headers=self._auth())
-                if r.status_code == 200:
-                    return
-                reason = r.text
-            except httpx.HTTPError as exc:
-                reason = str(exc)
+            status_code, reason = self._readyz()
+            verdict = classify_readiness(status_code, reason)
+            if verdict == READY:
+                return
+            if verdict == DEGRADED:  # up, but some index record is unreadable: serve the others
+                if progress:
+                    progress(f"ready, but: {reason}")
+                return
+            failure = self._deploy_failure()
+            if failure:
+                raise RuntimeError(f"the service failed to start: {failure}")
+            if self.mongo is not None and getattr(self.mongo, "process", None) is not None \
+                    and self.mongo.process.poll() is not None:
+                raise RuntimeError("the local MongoDB server exited; see its log in the data directory")
+            if verdict == MONGO_DOWN:
+                mongo_down_since = mongo_down_since or time.time()
+                if time.time() - mongo_down_since > mongo_grace_s:
+                    raise RuntimeError(f"MongoDB unreachable for {mongo_grace_s:.0f}s: {reason}")
+            else:
+                mongo_down_since = None
+            if progress and time.time() - last_progress >= PROGRESS_EVERY_S:
+                last_progress = time.time()
+                progress(f"starting ({time.time() - started:.0f}s): {reason}")
             time.sleep(0.5)
-        raise RuntimeError(f"service not ready after {timeout_s}s: {reason}")
+        raise RuntimeError(f"service not ready after {timeout_s:.0f}s: {reason}")
+
+    def _readyz(self) -> tuple[int, str]:
+        try:
+            r = httpx.get(self.url + "/readyz", timeout=15, headers=self._auth())
+        except httpx.HTTPError as exc:
+            return 0, f"no answer from {self.url} yet ({type(exc).__name__})"
+        if r.status_code == 200:
+            return 200, "ready"
+        try:
+            return r.status_code, str(r.json().get("reason") or r.text)[:500]
+        except ValueError:
+            return r.status_code, r.text[:500]
+
+    def _deploy_failure(self) -> str | None:
+        """The Serve application's failure message if its deployment failed (e.g. a bad configuration)."""
+        try:
+            import ray
+            from ray import serve
+
+            if not ray.is_initialized():
+                return None
+            app = serve.status().applications.get(APP_NAME)
+        except Exception:  # Serve still starting
+            return None
+        if app is not None and str(getattr(app.status, "value", app.status)) == "DEPLOY_FAILED":
+            return (app.message or "deployment failed")[:2000]
+        return None
 
     def _auth(self) -> dict:
         key = os.environ.get("RAYSEARCH_API_KEY")

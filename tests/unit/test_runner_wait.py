@@ -1,0 +1,93 @@
+"""`raysearch serve` waiting for readiness (runner.LocalService.wait_ready), against a fake
+/readyz over real HTTP (no Ray): it keeps waiting while actors are still starting, saying
+which, and fails early on a real error."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import pytest
+
+from raysearch.config import Settings
+from raysearch.runner import DEGRADED, MONGO_DOWN, READY, STARTING, LocalService, classify_readiness
+
+
+def test_classify_readiness():
+    assert classify_readiness(200, "ready") == READY
+    assert classify_readiness(0, "no answer yet") == STARTING
+    assert classify_readiness(503, "actors not answering: worker 3, shard a:1") == STARTING
+    assert classify_readiness(503, "MongoDB unreachable: ServerSelectionTimeoutError") == MONGO_DOWN
+    assert classify_readiness(503, "index 'x' has an unreadable record in MongoDB (...)") == DEGRADED
+
+
+def _fake_readyz(answers):
+    """Serves the given (status, reason) answers in turn, then the last one forever."""
+    calls = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            status, reason = answers[min(len(calls), len(answers) - 1)]
+            calls.append(self.path)
+            body = json.dumps({"status": "x", "reason": reason}).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, calls
+
+
+def test_keeps_waiting_while_actors_start_and_reports_them(no_ray, monkeypatch):
+    monkeypatch.setattr("raysearch.runner.PROGRESS_EVERY_S", 0.0)
+    slow = [(503, "actors not answering: worker 3, worker 7")] * 8 + [(200, "ready")]
+    server, calls = _fake_readyz(slow)
+    try:
+        service = LocalService(Settings(port=server.server_port, mongo_uri="mongodb://x"))
+        messages = []
+        service.wait_ready(timeout_s=60, progress=messages.append)
+        assert len(calls) == 9
+        assert any("worker 3" in m for m in messages), messages
+    finally:
+        server.shutdown()
+
+
+def test_fails_early_when_mongodb_stays_unreachable(no_ray):
+    server, _ = _fake_readyz([(503, "MongoDB unreachable: ServerSelectionTimeoutError: connection refused")])
+    try:
+        service = LocalService(Settings(port=server.server_port, mongo_uri="mongodb://x"))
+        started = time.time()
+        with pytest.raises(RuntimeError, match="MongoDB unreachable for 2s"):
+            service.wait_ready(timeout_s=600, mongo_grace_s=2)
+        assert time.time() - started < 30
+    finally:
+        server.shutdown()
+
+
+def test_overall_timeout_names_the_last_reason(no_ray):
+    server, _ = _fake_readyz([(503, "actors not answering: shard big:0")])
+    try:
+        service = LocalService(Settings(port=server.server_port, mongo_uri="mongodb://x"))
+        with pytest.raises(RuntimeError, match="not ready after 2s: actors not answering: shard big:0"):
+            service.wait_ready(timeout_s=2)
+    finally:
+        server.shutdown()
+
+
+def test_a_corrupt_index_does_not_stop_the_service_from_starting(no_ray):
+    server, _ = _fake_readyz([(503, "index 'bad' has an unreadable record in MongoDB (KeyError: 'shards')")])
+    try:
+        service = LocalService(Settings(port=server.server_port, mongo_uri="mongodb://x"))
+        messages = []
+        service.wait_ready(timeout_s=30, progress=messages.append)
+        assert messages and "bad" in messages[0]
+    finally:
+        server.shutdown()
