@@ -93,8 +93,20 @@ class Client:
     def operation(self, op_id: str) -> Operation:
         return Operation.model_validate(self._call("GET", f"/bulk-operations/{op_id}"))
 
-    def operations(self, index: str | None = None) -> dict:
-        return self._call("GET", "/bulk-operations", params={"index": index} if index else None)
+    def operations(self, index: str | None = None, limit: int | None = None, after: str | None = None) -> dict:
+        """One page, newest first: `{"operations": [...], "next": cursor or None}` (pass `next` as `after`)."""
+        params = {k: v for k, v in (("index", index), ("limit", limit), ("after", after)) if v is not None}
+        return self._call("GET", "/bulk-operations", params=params or None)
+
+    def iter_operations(self, index: str | None = None, page: int = 100):
+        """Every operation still kept (see operation_retention_s), newest first, page by page."""
+        after = None
+        while True:
+            result = self.operations(index, limit=page, after=after)
+            yield from (Operation.model_validate(op) for op in result["operations"])
+            after = result.get("next")
+            if not after:
+                return
 
     def wait(self, op_id: str, timeout_s: float = 3600, poll_s: float = 0.25) -> Operation:
         deadline = time.time() + timeout_s

@@ -43,6 +43,12 @@ class Settings(BaseModel):
     max_window: int = 100_000
     api_key: str | None = Field(default=None, description="if set, every endpoint but /healthz needs Bearer auth")
     max_pending_batches: int = Field(default=4000, description="accepted but unindexed batches before 429")
+    operation_retention_s: float = Field(
+        default=7 * 24 * 3600, ge=0,
+        description="finished bulk operations are deleted from MongoDB this long after they ended "
+        "(a TTL index on finished_at, and a sweep by the tracker at most every operation_sweep_interval_s)",
+    )
+    operation_sweep_interval_s: float = Field(default=60.0, gt=0, description="how often the tracker sweeps")
     webhook_attempts: int = 5
     webhook_allowed_hosts: str = Field(
         default="",

@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from raysearch.analysis.analyzer import AnalyzerSettings
+from raysearch.ops.status import ACTIVE, TERMINAL, OperationStatus  # noqa: F401  (the typed status)
 
 
 class FieldSettings(BaseModel):
@@ -95,15 +96,24 @@ class BatchCounts(Record):
 
 
 class Operation(Record):
+    """The public view of a bulk operation (GET /bulk-operations/{id}; ops/book.py public_view)."""
+
     operation_id: str
     index: str
-    status: str
+    status: OperationStatus
     documents: DocumentCounts
     batches: BatchCounts
     errors: list[dict]
     created_at: float
     updated_at: float
     completed_at: float | None = None
+
+
+class OperationsPage(Record):
+    """GET /bulk-operations: newest first; `next` is the `after` of the following page, None at the end."""
+
+    operations: list[Operation]
+    next: str | None = None
 
 
 class BulkAcceptedResult(Record):

@@ -8,11 +8,36 @@ changes nothing.
 
 from __future__ import annotations
 
+import base64
+import json
 import time
 
+from raysearch.ops.status import ACTIVE, ACTIVE_VALUES, TERMINAL, TERMINAL_VALUES, OperationStatus
+
 PENDING, INDEXED, PERSISTED, FAILED = "pending", "indexed", "persisted", "failed"
-ACTIVE_STATUSES = ("queued", "indexing", "persisting")
-TERMINAL_STATUSES = ("completed", "partially_completed", "failed")
+ACTIVE_STATUSES = ACTIVE_VALUES  # plain strings, as stored
+TERMINAL_STATUSES = TERMINAL_VALUES
+
+__all__ = ["ACTIVE", "TERMINAL", "OperationStatus"]  # re-exported for callers of book
+
+
+def status_of(op: dict) -> OperationStatus:
+    return OperationStatus(op["status"])
+
+
+def is_terminal(op: dict) -> bool:
+    return status_of(op) in TERMINAL
+
+
+def batch_counts(op: dict) -> tuple[int, int]:
+    """(pending, indexed-but-unpersisted) batches of the operation."""
+    pending = indexed = 0
+    for s in op["batch_state"]:
+        if s == PENDING:
+            pending += 1
+        elif s == INDEXED:
+            indexed += 1
+    return pending, indexed
 
 
 def new_operation(op_id: str, index: str, batch_docs: list[int], errors: list[dict], webhook: str | None = None,
@@ -22,7 +47,7 @@ def new_operation(op_id: str, index: str, batch_docs: list[int], errors: list[di
         "operation_id": op_id,
         "index": index,
         "kind": kind,
-        "status": "indexing",
+        "status": OperationStatus.INDEXING.value,
         "created_at": now,
         "updated_at": now,
         "webhook": webhook,
@@ -97,26 +122,26 @@ def pending_batches(op: dict) -> list[int]:
     return [b for b, s in enumerate(op["batch_state"]) if s == PENDING]
 
 
-def refresh_status(op: dict, watermarks: dict[str, int]) -> str:
+def refresh_status(op: dict, watermarks: dict[str, int]) -> OperationStatus:
     states = op["batch_state"]
     if any(s == PENDING for s in states):
-        status = "indexing"
+        status = OperationStatus.INDEXING
     elif any(s == INDEXED for s in states):
-        status = "persisting"
+        status = OperationStatus.PERSISTING
     else:
         failed_docs = op["rejected"] + sum(op["batch_failed_docs"]) + sum(
             n for n, s in zip(op["batch_docs"], states) if s == FAILED
         )
         indexed_docs = sum(op["batch_indexed_docs"])
         if failed_docs == 0:
-            status = "completed"
+            status = OperationStatus.COMPLETED
         elif indexed_docs == 0:
-            status = "failed"
+            status = OperationStatus.FAILED
         else:
-            status = "partially_completed"
-    if status != op["status"]:
-        op["status"] = status
-        if status in TERMINAL_STATUSES:
+            status = OperationStatus.PARTIALLY_COMPLETED
+    if status.value != op["status"]:
+        op["status"] = status.value
+        if status in TERMINAL:
             op["completed_at"] = time.time()
     op["updated_at"] = time.time()
     return status
@@ -129,7 +154,7 @@ def public_view(op: dict) -> dict:
     view = {
         "operation_id": op["operation_id"],
         "index": op["index"],
-        "status": op["status"],
+        "status": status_of(op).value,
         "documents": {
             "total": sum(op["batch_docs"]) + op["rejected"],
             "indexed": sum(op["batch_indexed_docs"]),
@@ -148,3 +173,22 @@ def public_view(op: dict) -> dict:
     if "completed_at" in op:
         view["completed_at"] = op["completed_at"]
     return view
+
+
+# ------------------------------------------------------------- paging
+def encode_cursor(created_at: float, op_id: str) -> str:
+    """The opaque `next` of a page of operations (newest first: created_at desc, then id desc)."""
+    raw = json.dumps([created_at, op_id], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[float, str]:
+    """Raises ValueError on anything that is not a cursor made by encode_cursor."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        created_at, op_id = json.loads(raw)
+    except Exception:
+        raise ValueError(f"not a cursor of this listing: {cursor[:80]!r}") from None
+    if not isinstance(created_at, (int, float)) or isinstance(created_at, bool) or not isinstance(op_id, str):
+        raise ValueError(f"not a cursor of this listing: {cursor[:80]!r}")
+    return float(created_at), op_id

@@ -192,8 +192,9 @@ class Ingress:
         return await self.service.bulk(index, body, request.headers.get("content-type", ""))
 
     @api.get("/bulk-operations")
-    async def operations(self, index: Optional[str] = None):
-        return await self.service.operations(index)
+    async def operations(self, index: Optional[str] = None, limit: int = 100, after: Optional[str] = None):
+        """A page of operations, newest first; `next` is the `after` of the following page (null at the end)."""
+        return await self.service.operations(index, limit, after)
 
     @api.get("/bulk-operations/{operation_id}")
     async def operation(self, operation_id: str):

@@ -23,6 +23,7 @@ from raysearch.index.batch import encode_payload
 from raysearch.index.encoding import decode_entries
 from raysearch.index.routing import shard_for
 from raysearch.models import FieldSettings, IndexSettings, SearchRequest
+from raysearch.ops import book
 from raysearch.search import facets, filters, sorting
 from raysearch.search.merge import merge_hits
 from raysearch.search.plan import GlobalStats, analyze_clauses, build_plan, prefix_pairs, stats_request
@@ -206,7 +207,8 @@ class SearchService:
             batches.append(deletes)
         # Durable before acknowledged: the intake log, then the tracker's checkpoint.
         await asyncio.to_thread(self.mongo.put_batches, op_id, index, payloads)
-        view = await self.tracker.create.remote(op_id, index, [len(b) for b in batches], errors, webhook, kind)
+        view = await self.tracker.create.remote(op_id, index, [len(b) for b in batches], errors, webhook, kind,
+                                                may_exist=operation_id is not None)
         return {
             "operation_id": op_id,
             "index": index,
@@ -222,8 +224,16 @@ class SearchService:
             raise NotFound(f"no such operation: {op_id!r}")
         return view
 
-    async def operations(self, index: str | None) -> dict:
-        return {"operations": await self.tracker.list.remote(index)}
+    async def operations(self, index: str | None, limit: int = 100, after: str | None = None) -> dict:
+        """A page of operations, newest first: `{"operations": [...], "next": cursor or null}`."""
+        if not 1 <= limit <= MAX_OPERATIONS_PAGE:
+            raise InvalidRequest(f"limit must be between 1 and {MAX_OPERATIONS_PAGE}, not {limit}")
+        if after is not None:
+            try:
+                book.decode_cursor(after)
+            except ValueError as exc:
+                raise InvalidRequest(f"after: {exc}") from None
+        return await self.tracker.list.remote(index, limit, after)
 
     async def retry(self, op_id: str) -> dict:
         view = await self.tracker.retry.remote(op_id)
@@ -476,6 +486,7 @@ class SearchService:
 
 
 META_TTL_S = 2.0  # how stale a replica's copy of an index's settings may be
+MAX_OPERATIONS_PAGE = 1000  # GET /bulk-operations?limit=
 
 
 def _type_error(doc: dict | None, types: dict[str, str]) -> str | None:

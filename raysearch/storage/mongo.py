@@ -13,12 +13,17 @@ or binary payloads, never as keys or operators.
 from __future__ import annotations
 
 import time
+from datetime import datetime, timezone
 from typing import Iterator
 
 import pymongo
 from bson.binary import Binary
 from pymongo import ASCENDING, DESCENDING, MongoClient, ReplaceOne
 from pymongo.errors import DuplicateKeyError
+
+from raysearch.ops.status import ACTIVE_VALUES, TERMINAL_VALUES
+
+TTL_INDEX = "finished_at_ttl"
 
 
 class MongoStore:
@@ -34,6 +39,7 @@ class MongoStore:
         self.chunks.create_index([("index", ASCENDING), ("shard", ASCENDING), ("seq", ASCENDING)])
         self.intake.create_index([("op", ASCENDING)])
         self.operations.create_index([("index", ASCENDING), ("created_at", DESCENDING)])
+        self.ensure_operations_schema()
 
     def ping(self) -> None:
         self.client.admin.command("ping")
@@ -89,15 +95,71 @@ class MongoStore:
             self.intake.delete_many({"_id": {"$in": [f"{op_id}:{b}" for b in batch_nos]}})
 
     # ---------------------------------------------------------- operations
+    # Checkpoints stay after their operation ends (the tracker keeps only active ones in
+    # memory); a terminal one carries `finished_at` (a BSON datetime) and leaves after
+    # `operation_retention_s`: a TTL index where the server runs TTL monitors, and
+    # sweep_operations (called by the tracker) everywhere.
+    def ensure_operations_schema(self, retention_s: float | None = None) -> None:
+        self.operations.create_index([("status", ASCENDING)])
+        self.operations.create_index([("created_at", DESCENDING), ("_id", DESCENDING)])
+        self.operations.create_index([("index", ASCENDING), ("created_at", DESCENDING), ("_id", DESCENDING)])
+        if retention_s is None:
+            return
+        seconds = max(int(retention_s), 0)
+        try:
+            self.operations.create_index([("finished_at", ASCENDING)], name=TTL_INDEX, expireAfterSeconds=seconds)
+        except pymongo.errors.OperationFailure:  # exists with another expireAfterSeconds: change it
+            try:
+                self.db.command("collMod", self.operations.name,
+                                index={"name": TTL_INDEX, "expireAfterSeconds": seconds})
+            except pymongo.errors.OperationFailure:  # the sweep still enforces the retention
+                pass
+
     def save_operation(self, op: dict) -> None:
-        self.operations.replace_one({"_id": op["operation_id"]}, {"_id": op["operation_id"], **op}, upsert=True)
+        doc = {"_id": op["operation_id"], **op}
+        if op.get("status") in TERMINAL_VALUES:
+            doc["finished_at"] = datetime.fromtimestamp(op.get("completed_at") or time.time(), tz=timezone.utc)
+        else:
+            doc.pop("finished_at", None)
+        self.operations.replace_one({"_id": op["operation_id"]}, doc, upsert=True)
+
+    @staticmethod
+    def _operation(doc: dict | None) -> dict | None:
+        if doc is not None:
+            doc.pop("_id", None)
+            doc.pop("finished_at", None)
+        return doc
+
+    def load_operation(self, op_id: str) -> dict | None:
+        return self._operation(self.operations.find_one({"_id": op_id}))
+
+    def load_active_operations(self) -> list[dict]:
+        """The operations to resume (the tracker's start): a query on status, never all history."""
+        return [self._operation(d) for d in self.operations.find({"status": {"$in": list(ACTIVE_VALUES)}})]
 
     def load_operations(self) -> list[dict]:
-        out = []
-        for doc in self.operations.find({}):
-            doc.pop("_id", None)
-            out.append(doc)
-        return out
+        """Every checkpoint (tools and tests; the tracker reads only active ones)."""
+        return [self._operation(d) for d in self.operations.find({})]
+
+    def list_operations(self, index: str | None, limit: int,
+                        after: tuple[float, str] | None = None) -> list[dict]:
+        """A page of checkpoints, newest first (created_at desc, then id desc), after a cursor."""
+        query: dict = {} if index is None else {"index": index}
+        if after is not None:
+            created_at, op_id = after
+            query["$or"] = [{"created_at": {"$lt": created_at}}, {"created_at": created_at, "_id": {"$lt": op_id}}]
+        cursor = self.operations.find(query).sort([("created_at", DESCENDING), ("_id", DESCENDING)]).limit(limit)
+        return [self._operation(d) for d in cursor]
+
+    def sweep_operations(self, finished_before: datetime, limit: int = 1000) -> int:
+        """Delete terminal operations finished before `finished_before`, with any intake payloads
+        they left (batches that failed); returns how many. Active operations are never touched."""
+        query = {"finished_at": {"$lt": finished_before}, "status": {"$in": list(TERMINAL_VALUES)}}
+        ids = [d["_id"] for d in self.operations.find(query, projection={"_id": 1}).limit(limit)]
+        if not ids:
+            return 0
+        self.intake.delete_many({"op": {"$in": ids}})
+        return self.operations.delete_many({"_id": {"$in": ids}, **query}).deleted_count
 
     # -------------------------------------------------------------- chunks
     def next_chunk_seq(self, index: str, shard: int) -> int:

@@ -38,3 +38,27 @@ def test_operation_lifecycle(no_ray):
     view = book.public_view(op)
     assert view["documents"] == {"total": 201, "indexed": 199, "failed": 2}
     assert view["batches"] == {"total": 2, "indexed": 2, "persisted": 2, "failed": 0}
+
+
+def test_operation_status_is_typed(no_ray):
+    from raysearch.ops.status import ACTIVE, TERMINAL, OperationStatus
+
+    assert ACTIVE | TERMINAL == set(OperationStatus) and not ACTIVE & TERMINAL
+    op = book.new_operation("op", "idx", [1], [])
+    assert op["status"] == "indexing" and type(op["status"]) is str  # stored and sent as the plain string
+    assert book.status_of(op) is OperationStatus.INDEXING and not book.is_terminal(op)
+    assert book.batch_counts(op) == (1, 0)
+    book.batch_indexed(op, 0, {0: 1}, 1, [])
+    assert book.refresh_status(op, {}) is OperationStatus.PERSISTING and book.batch_counts(op) == (0, 1)
+    book.apply_watermarks(op, {"0": 1})
+    assert book.refresh_status(op, {}) is OperationStatus.COMPLETED and book.is_terminal(op)
+    assert type(op["status"]) is str and type(book.public_view(op)["status"]) is str
+    assert book.public_view(op)["status"] == "completed"
+
+
+def test_operation_cursor_round_trip(no_ray):
+    for created_at, op_id in ((1764000000.123456, "abc"), (0.0, "a:b/c=d"), (1.5, "")):
+        assert book.decode_cursor(book.encode_cursor(created_at, op_id)) == (created_at, op_id)
+    for bad in ("", "x", "bm90IGpzb24", book.encode_cursor(1.0, "a")[:-3] + "!!", "WyJhIiwiYiJd"):
+        with pytest.raises(ValueError):
+            book.decode_cursor(bad)
