@@ -6,6 +6,14 @@ written in the same WriteBatch as the data), write them as chunk documents
 (<= chunk_postings postings each, keyed by _id so a replay is idempotent), and
 only then clear exactly those log entries. Then the shard's persisted watermark
 goes to the tracker.
+
+A second thread compacts each shard's MongoDB chunk log in the background
+(index/compaction.py, storage/mongo.py): once a shard has written as many new
+log chunks as it has live ones (and at least `compact_min_chunks`), its live
+entries are rewritten as a new generation and what they replace is deleted, so
+MongoDB holds live data, not every version ever written. Compaction only touches
+chunks up to a seq already written, the drain only writes after it: the two never
+write the same documents.
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ import ray
 from raysearch import indexmeta
 from raysearch.actors import registry
 from raysearch.config import Settings
+from raysearch.index.compaction import cut_chunks, live_state
 from raysearch.storage.mongo import MongoStore
 
 log = logging.getLogger("raysearch.persistence")
@@ -39,7 +48,13 @@ class PersistenceActor:
         self.last_cycle_at = 0.0
         self.entries_written = 0
         self.chunks_written = 0
+        self._new_chunks: dict[tuple[str, int], int] = {}  # log chunks written since the last compaction
+        self._compact_lock = threading.Lock()
+        self.compactions = 0
+        self.last_compaction: dict | None = None
+        self.compact_error: str | None = None
         threading.Thread(target=self._loop, daemon=True, name="drain").start()
+        threading.Thread(target=self._compact_loop, daemon=True, name="compact").start()
 
     def _loop(self) -> None:
         failures = 0
@@ -82,8 +97,10 @@ class PersistenceActor:
             key = (index, n)
             if key not in self._next_seq:
                 self._next_seq[key] = self.mongo.next_chunk_seq(index, n)
+                self._new_chunks[key] = self.mongo.log_chunk_count(index, n)  # a backlog from before a restart
             self._write_with_retries(index, n, self._next_seq[key], blobs)
             self._next_seq[key] += len(blobs)
+            self._new_chunks[key] = self._new_chunks.get(key, 0) + len(blobs)
             self.entries_written += entries
             self.chunks_written += len(blobs)
         upto = ray.get(shard.ack_changes.remote(log_keys), timeout=120)
@@ -121,8 +138,53 @@ class PersistenceActor:
                 return total
         raise TimeoutError("persistence did not catch up in time")
 
+    # ---------------------------------------------------------- compaction
+    def _compact_loop(self) -> None:
+        while True:
+            time.sleep(self.settings.compact_interval_s)
+            try:
+                for key in [k for k, new in list(self._new_chunks.items()) if new >= self.settings.compact_min_chunks]:
+                    self._maybe_compact(*key)
+                self.compact_error = None
+            except Exception as exc:  # MongoDB down...: the log just stays longer
+                self.compact_error = f"{type(exc).__name__}: {exc}"
+                log.warning("compaction failed: %s", self.compact_error)
+
+    def _maybe_compact(self, index: str, n: int) -> None:
+        live = self.mongo.live_chunk_count(index, n)
+        logged = self.mongo.log_chunk_count(index, n)
+        self._new_chunks[(index, n)] = logged
+        if logged >= self.settings.compact_min_chunks and logged >= self.settings.compact_ratio * live:
+            self.compact(index, n)
+
+    def compact(self, index: str, n: int) -> dict:
+        """Rewrite shard n's chunks up to the last written seq as one generation of live entries."""
+        with self._compact_lock:
+            started = time.time()
+            head = self.mongo.head(index, n)
+            upto = self.mongo.next_chunk_seq(index, n) - 1  # every seq up to here is written
+            if upto <= head["upto"]:
+                return {"index": index, "shard": n, "compacted": False}
+            before = self.mongo.chunks.count_documents({"index": index, "shard": n})
+            state = live_state(self.mongo.iter_compactable(index, n, head, upto))
+            gen = head["gen"] + 1
+            count = self.mongo.write_generation(index, n, gen, cut_chunks(state, self.settings.chunk_postings))
+            if self.mongo.get_index_meta(index) is None:  # deleted meanwhile: leave nothing behind
+                self.mongo.delete_chunks(index)
+                return {"index": index, "shard": n, "compacted": False}
+            self.mongo.switch_generation(index, n, gen, upto)
+            self.mongo.drop_replaced(index, n)
+            self._new_chunks[(index, n)] = self.mongo.log_chunk_count(index, n)
+            self.compactions += 1
+            self.last_compaction = {"index": index, "shard": n, "gen": gen, "upto": upto, "chunks_before": before,
+                                    "chunks_after": count, "live_entries": len(state),
+                                    "seconds": round(time.time() - started, 3)}
+            return {**self.last_compaction, "compacted": True}
+
     def forget_index(self, index: str) -> None:
         with self._lock:
+            for key in [k for k in self._new_chunks if k[0] == index]:
+                del self._new_chunks[key]
             for key in [k for k in self._next_seq if k[0] == index]:
                 del self._next_seq[key]
             for key in [k for k in self._reported if k[0] == index]:
@@ -135,6 +197,9 @@ class PersistenceActor:
             "last_cycle_at": self.last_cycle_at,
             "entries_written": self.entries_written,
             "chunks_written": self.chunks_written,
+            "compactions": self.compactions,
+            "last_compaction": self.last_compaction,
+            "compact_error": self.compact_error,
         }
 
     def pid(self) -> int:

@@ -46,7 +46,7 @@ class ShardStore:
 
     def _restore_from_mongo(self) -> None:
         """A shard whose RocksDB is gone (deleted, or its node lost) comes back from MongoDB alone."""
-        from raysearch.storage.mongo import MongoStore, is_unavailable
+        from raysearch.storage.mongo import ChunksChanged, MongoStore, is_unavailable
 
         mongo = MongoStore(self.settings.mongo_uri, self.settings.mongo_db)
         try:
@@ -65,7 +65,14 @@ class ShardStore:
                     for blob in mongo.iter_chunks(self.index_name, self.shard):
                         yield from decode_entries(blob)
 
-                self.index.restore(entries())
+                for attempt in range(5):
+                    try:
+                        self.index.restore(entries())
+                        break
+                    except ChunksChanged:  # compacted while read: start again from an empty store
+                        if attempt == 4:
+                            raise
+                        self._reset_store()
                 self.restored = True
         finally:
             mongo.close()
@@ -89,13 +96,17 @@ class ShardStore:
         metrics.gauge("dirty", pending, index=self.index_name, shard=str(self.shard))
         return upto
 
+    def _reset_store(self) -> None:
+        """An empty RocksDB in place of this shard's."""
+        self.kv.close()
+        shutil.rmtree(self.path, ignore_errors=True)
+        self.kv = RocksKV(self.path)
+        self.index = ShardIndex(self.kv)
+
     def rebuild(self) -> dict:
         """Throw away this shard's RocksDB and rebuild it from MongoDB alone (`raysearch restore`)."""
         with self._write_lock:
-            self.kv.close()
-            shutil.rmtree(self.path, ignore_errors=True)
-            self.kv = RocksKV(self.path)
-            self.index = ShardIndex(self.kv)
+            self._reset_store()
             self.restored = False
             self._restore_from_mongo()
         tracker = registry.find(registry.TRACKER)

@@ -20,7 +20,7 @@ from raysearch.config import Settings
 from raysearch.errors import AlreadyExists, Conflict, IndexNotFound, InvalidRequest, NotFound, Overloaded, PayloadTooLarge
 from raysearch.index import keys as K
 from raysearch.index.batch import encode_payload
-from raysearch.index.encoding import decode_entries
+from raysearch.index.compaction import live_state
 from raysearch.index.routing import shard_for
 from raysearch.models import FieldSettings, IndexSettings, SearchRequest
 from raysearch.ops import book
@@ -29,7 +29,7 @@ from raysearch.search.merge import merge_hits
 from raysearch.search.plan import GlobalStats, analyze_clauses, build_plan, prefix_pairs, stats_request
 from raysearch.search.query import parse_query
 from raysearch.serve import decoding, validation
-from raysearch.storage.mongo import MongoStore
+from raysearch.storage.mongo import ChunksChanged, MongoStore
 
 
 class SearchService:
@@ -475,14 +475,12 @@ class SearchService:
         return {"index": index, "restored": restored}
 
     def _replay_chunks(self, index: str, shard: int) -> dict[bytes, bytes]:
-        state: dict[bytes, bytes] = {}
-        for blob in self.mongo.iter_chunks(index, shard):
-            for key, value in decode_entries(blob):
-                if value is None:
-                    state.pop(key, None)
-                else:
-                    state[key] = value
-        return state
+        for attempt in range(5):
+            try:
+                return live_state(self.mongo.iter_chunks(index, shard))
+            except ChunksChanged:  # compacted while read: read again
+                if attempt == 4:
+                    raise
 
 
 META_TTL_S = 2.0  # how stale a replica's copy of an index's settings may be

@@ -5,16 +5,24 @@ or binary payloads, never as keys or operators.
   indexes          {_id: name, settings, shards, created_at}
   intake           {_id: "<op>:<batch>", op, index, batch, payload: JSON bytes}  until persisted
   bulk_operations  tracker checkpoints, {_id: op id, ...}
-  chunks           {_id: "<index>:<shard>:<seq>", index, shard, seq, entries, postings, data}
-                   a segment of mirrored shard entries (<= 5,000 postings: a posting block
-                   counts its postings, any other entry 1), replayed in seq order
+  chunks           a shard's mirrored entries (<= 5,000 postings per chunk: a posting block
+                   counts its postings, any other entry 1), in two kinds:
+                   log chunks  {_id: "<index>:<shard>:<seq>", index, shard, seq, entries, postings, data}
+                               written by each drain cycle, replayed in seq order;
+                   compacted   {_id: "<index>:<shard>:g<gen>:<n>", index, shard, gen, cseq, ...}
+                               the live entries of every log chunk up to a seq, sorted by key
+  chunk_heads      {_id: "<index>:<shard>", gen, upto}: a shard's state is compacted generation
+                   `gen`, then the log chunks with seq > upto. Compaction writes a new
+                   generation, then switches this one document, then deletes what it replaced,
+                   so a crash at any point leaves a readable state.
 """
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import datetime, timezone
-from typing import Iterator
+from typing import Iterable, Iterator
 
 import pymongo
 from bson.binary import Binary
@@ -34,9 +42,11 @@ class MongoStore:
         self.intake = self.db["intake"]
         self.operations = self.db["bulk_operations"]
         self.chunks = self.db["chunks"]
+        self.heads = self.db["chunk_heads"]
 
     def ensure_schema(self) -> None:
         self.chunks.create_index([("index", ASCENDING), ("shard", ASCENDING), ("seq", ASCENDING)])
+        self.chunks.create_index([("index", ASCENDING), ("shard", ASCENDING), ("gen", ASCENDING), ("cseq", ASCENDING)])
         self.intake.create_index([("op", ASCENDING)])
         self.operations.create_index([("index", ASCENDING), ("created_at", DESCENDING)])
         self.ensure_operations_schema()
@@ -67,7 +77,7 @@ class MongoStore:
         return list(self.indexes.find({}).sort("_id", ASCENDING))
 
     def delete_index(self, name: str) -> None:
-        self.chunks.delete_many({"index": name})
+        self.delete_chunks(name)
         self.intake.delete_many({"index": name})
         self.indexes.delete_one({"_id": name})
 
@@ -162,9 +172,14 @@ class MongoStore:
         return self.operations.delete_many({"_id": {"$in": ids}, **query}).deleted_count
 
     # -------------------------------------------------------------- chunks
+    def head(self, index: str, shard: int) -> dict:
+        return self.heads.find_one({"_id": f"{index}:{shard}"}) or {"gen": 0, "upto": -1}
+
     def next_chunk_seq(self, index: str, shard: int) -> int:
-        last = self.chunks.find_one({"index": index, "shard": shard}, sort=[("seq", DESCENDING)], projection={"seq": 1})
-        return last["seq"] + 1 if last else 0
+        """The seq of the shard's next log chunk: after every log chunk and after what is compacted."""
+        last = self.chunks.find_one({"index": index, "shard": shard, "seq": {"$exists": True}},
+                                    sort=[("seq", DESCENDING)], projection={"seq": 1})
+        return max(last["seq"] if last else -1, self.head(index, shard)["upto"]) + 1
 
     def write_chunks(self, index: str, shard: int, first_seq: int, blobs: list[tuple[int, int, bytes]]) -> None:
         """Idempotent: chunks are keyed by _id, so a replay after a crash rewrites the same documents."""
@@ -180,13 +195,77 @@ class MongoStore:
         if ops:
             self.chunks.bulk_write(ops, ordered=True)
 
-    def iter_chunks(self, index: str, shard: int) -> Iterator[bytes]:
-        cursor = self.chunks.find({"index": index, "shard": shard}, projection={"data": 1}).sort("seq", ASCENDING)
+    def log_chunk_count(self, index: str, shard: int) -> int:
+        """Log chunks not yet compacted (the compaction trigger)."""
+        upto = self.head(index, shard)["upto"]
+        return self.chunks.count_documents({"index": index, "shard": shard, "seq": {"$gt": upto}})
+
+    def live_chunk_count(self, index: str, shard: int) -> int:
+        gen = self.head(index, shard)["gen"]
+        return self.chunks.count_documents({"index": index, "shard": shard, "gen": gen}) if gen else 0
+
+    def _iter_state(self, index: str, shard: int, head: dict, upto: int | None = None) -> Iterator[bytes]:
+        if head["gen"]:
+            cursor = self.chunks.find({"index": index, "shard": shard, "gen": head["gen"]},
+                                      projection={"data": 1}).sort("cseq", ASCENDING)
+            for doc in cursor:
+                yield bytes(doc["data"])
+        seq = {"$gt": head["upto"]} if upto is None else {"$gt": head["upto"], "$lte": upto}
+        cursor = self.chunks.find({"index": index, "shard": shard, "seq": seq},
+                                  projection={"data": 1}).sort("seq", ASCENDING)
         for doc in cursor:
             yield bytes(doc["data"])
 
+    def iter_chunks(self, index: str, shard: int) -> Iterator[bytes]:
+        """The shard's chunk payloads in replay order: its compacted generation, then newer log
+        chunks. Raises ChunksChanged at the end if a compaction switched generations meanwhile
+        (what was read may then be incomplete: read again from the start)."""
+        head = self.head(index, shard)
+        yield from self._iter_state(index, shard, head)
+        if self.head(index, shard) != head:
+            raise ChunksChanged(f"chunks of {index}:{shard} were compacted while being read")
+
+    def iter_compactable(self, index: str, shard: int, head: dict, upto: int) -> Iterator[bytes]:
+        """What a compaction replays: generation `head`, then log chunks up to `upto`."""
+        return self._iter_state(index, shard, head, upto)
+
+    def write_generation(self, index: str, shard: int, gen: int, blobs: Iterable[tuple[int, int, bytes]]) -> int:
+        """Write compacted chunks of generation `gen` (not yet visible); returns how many."""
+        self.chunks.delete_many({"index": index, "shard": shard, "gen": gen})  # leftovers of a crashed attempt
+        count, batch = 0, []
+        for n, postings, blob in blobs:
+            batch.append(ReplaceOne({"_id": f"{index}:{shard}:g{gen}:{count:09d}"},
+                                    {"index": index, "shard": shard, "gen": gen, "cseq": count, "entries": n,
+                                     "postings": postings, "data": Binary(blob)}, upsert=True))
+            count += 1
+            if len(batch) >= 64:
+                self.chunks.bulk_write(batch, ordered=True)
+                batch = []
+        if batch:
+            self.chunks.bulk_write(batch, ordered=True)
+        return count
+
+    def switch_generation(self, index: str, shard: int, gen: int, upto: int) -> None:
+        """The atomic step of a compaction: one single-document write."""
+        self.heads.replace_one({"_id": f"{index}:{shard}"}, {"gen": gen, "upto": upto}, upsert=True)
+
+    def drop_replaced(self, index: str, shard: int) -> int:
+        """Delete what the current generation replaced: older generations and log chunks it covers."""
+        head = self.head(index, shard)
+        old_gens = self.chunks.delete_many({"index": index, "shard": shard, "gen": {"$exists": True, "$ne": head["gen"]}})
+        old_log = self.chunks.delete_many({"index": index, "shard": shard, "seq": {"$lte": head["upto"]}})
+        return old_gens.deleted_count + old_log.deleted_count
+
     def has_chunks(self, index: str, shard: int) -> bool:
         return self.chunks.find_one({"index": index, "shard": shard}, projection={"_id": 1}) is not None
+
+    def delete_chunks(self, index: str) -> None:
+        self.chunks.delete_many({"index": index})
+        self.heads.delete_many({"_id": {"$regex": "^" + re.escape(index) + ":[0-9]+$"}})
+
+
+class ChunksChanged(RuntimeError):
+    """A compaction switched a shard's chunk generation while it was being read."""
 
 
 def is_unavailable(exc: Exception) -> bool:

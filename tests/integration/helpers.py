@@ -12,8 +12,9 @@ from pymongo import MongoClient
 
 from raysearch.actors import registry
 from raysearch.config import NAMESPACE
-from raysearch.index.encoding import decode_entries
+from raysearch.index.compaction import live_state
 from raysearch.index.shard_index import posting_lists
+from raysearch.storage.mongo import MongoStore
 
 
 def shard_handle(index: str, n: int):
@@ -33,21 +34,18 @@ def rocks_posting_lists(index: str, shards: int) -> dict[tuple[int, str, str], d
 def mongo_posting_lists(uri: str, index: str, shards: int, db: str = "raysearch") -> dict:
     """The same, rebuilt from MongoDB's chunk documents alone (replayed in seq order)."""
     client = MongoClient(uri)
+    store = MongoStore(uri, db)
     out: dict = {}
     try:
+        for chunk in client[db]["chunks"].find({"index": index}, projection={"postings": 1, "entries": 1}):
+            assert chunk["postings"] <= 5000 and chunk["entries"] <= 5000
         for n in range(shards):
-            state: dict[bytes, bytes] = {}
-            for chunk in client[db]["chunks"].find({"index": index, "shard": n}).sort("seq", 1):
-                assert chunk["postings"] <= 5000 and chunk["entries"] <= 5000
-                for key, value in decode_entries(bytes(chunk["data"])):
-                    if value is None:
-                        state.pop(key, None)
-                    else:
-                        state[key] = value
+            state = live_state(store.iter_chunks(index, n))  # compacted generation, then newer log chunks
             for (field, term), lists in posting_lists(state.items()).items():
                 out[(n, field, term)] = lists
     finally:
         client.close()
+        store.close()
     return out
 
 
