@@ -2,10 +2,10 @@
 evaluated on a shard as a boolean mask over its document numbers. Filters never score.
 
     {"term": {f: v}}   {"terms": {f: [v, ...]}}   {"range": {f: {"gt"|"gte"|"lt"|"lte": v}}}
-    {"exists": {"field": f}}   {"and": [...]}   {"or": [...]}   {"not": filter}   [a, b] = and
+    {"exists": {"field": f}}   {"ids": [id, ...]}   {"and": [...]}   {"or": [...]}   {"not": filter}   [a, b] = and
 
 The parsed form is plain lists (cheap to send to shards), values already normalised:
-    ["term", field, [values]]  ["range", field, [[op, value], ...]]  ["exists", field]
+    ["term", field, [values]]  ["range", field, [[op, value], ...]]  ["exists", field]  ["ids", [ids]]
     ["and", [nodes]]  ["or", [nodes]]  ["not", node]
 """
 
@@ -67,6 +67,10 @@ def _parse(spec: Any, types: dict[str, str], counter: list, depth: int) -> list:
         return [op, [_parse(s, types, counter, depth + 1) for s in body]]
     if op == "not":
         return ["not", _parse(body, types, counter, depth + 1)]
+    if op == "ids":  # document ids (the Elasticsearch API's `ids` query)
+        if not isinstance(body, list) or not all(isinstance(v, str) for v in body) or len(body) > MAX_NODES:
+            raise InvalidRequest(f"filter: 'ids' takes a list of at most {MAX_NODES} document id strings")
+        return ["ids", sorted(set(body))]
     if op == "exists":
         if not isinstance(body, dict) or set(body) != {"field"}:
             raise InvalidRequest('filter: exists takes {"field": name}')
@@ -96,7 +100,7 @@ def _parse(spec: Any, types: dict[str, str], counter: list, depth: int) -> list:
                 raise InvalidRequest(f"filter range: unknown operator {bop!r}; use gt, gte, lt or lte")
             bounds.append([bop, normalize_value(field, ftype, value, "filter range")])
         return ["range", field, bounds]
-    raise InvalidRequest(f"filter: unknown operator {op!r}; use term, terms, range, exists, and, or, not")
+    raise InvalidRequest(f"filter: unknown operator {op!r}; use term, terms, range, exists, ids, and, or, not")
 
 
 def range_node(field: str, bounds: list) -> list:
@@ -124,6 +128,11 @@ def _eval(node: list, shard, n: int) -> np.ndarray:
     if op == "not":
         return ~_eval(node[1], shard, n)
     mask = np.zeros(n, dtype=bool)
+    if op == "ids":  # from the shard's number -> id map
+        wanted = set(node[1])
+        numbers = [i for i, doc_id in enumerate(shard.stats.doc_ids[:n]) if doc_id in wanted]
+        mask[numbers] = True
+        return mask
     column = shard.values.column(node[1])
     if op == "term" and column is not None and column.kind == "k":
         # keyword values are exact terms too: a term filter is a posting lookup
