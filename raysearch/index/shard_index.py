@@ -61,6 +61,7 @@ class ShardStats:
     def __init__(self):
         self.df: dict[tuple[str, str], int] = {}
         self.fields: dict[str, list[int]] = {}  # field -> [documents having it, total length]
+        self.term_counts: dict[str, int] = {}  # field -> distinct terms (kept as they change: O(1) metadata)
         self.docs = 0
         self._sorted: dict[str, list[str]] = {}  # field -> sorted terms, built lazily for prefixes
         # Dense shard-local document numbers (stored in the T entries, assigned per batch
@@ -96,13 +97,17 @@ class ShardStats:
             acc[1] += sign * length
             if acc[0] <= 0:
                 del self.fields[field]
+            distinct = 0
             for term in terms:
                 key = (field, term)
                 n = df.get(key, 0) + sign
                 if n > 0:
                     df[key] = n
+                    distinct += n == 1 and sign > 0
                 else:
-                    df.pop(key, None)
+                    distinct -= df.pop(key, None) is not None
+            if distinct:
+                self.term_counts[field] = self.term_counts.get(field, 0) + distinct
             self._sorted.pop(field, None)
         self.docs += sign
 
@@ -408,6 +413,9 @@ class ShardIndex:
 
     def fields(self) -> list[str]:
         return sorted(self.stats.fields)
+
+    def term_count(self, field: str) -> int:
+        return self.stats.term_counts.get(field, 0)
 
     def terms(self, field: str) -> list[str]:
         return list(self.stats.sorted_terms(field))

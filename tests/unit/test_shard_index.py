@@ -124,3 +124,15 @@ def test_drain_reads_pending_opstamps_in_order_and_stops_at_one_not_written(no_r
     assert [k for k, _ in entries if k[:1] == b"D"] == [b"Db"] and shard.persisted_upto() == 1
     shard.ack_changes(log)
     assert shard.collect_changes(limit=10_000) == ([], []) and shard.persisted_upto() == 2
+
+
+def test_term_counts_are_kept_as_documents_come_and_go(no_ray):
+    shard = ShardIndex(MemoryKV())
+    shard.apply("b1", _docs([{"id": "a", "title": "red apple"}, {"id": "b", "title": "green apple"}]))
+    assert shard.term_count("_all") == len({t for _, t in shard.stats.df if _ == "_all"}) == 3
+    shard.apply("b2", _docs([{"id": "a", "title": "blue sky"}]))  # red goes, blue and sky come
+    assert shard.term_count("_all") == 4
+    shard.apply("b3", ShardBatch(deletes=["a", "b"]))
+    assert shard.term_count("_all") == 0
+    reopened = ShardIndex(shard.kv)
+    assert reopened.term_count("_all") == shard.term_count("_all")
