@@ -34,6 +34,17 @@ async def _unexpected(_: Request, exc: Exception):
 
 
 from fastapi.exceptions import RequestValidationError  # noqa: E402
+from starlette.exceptions import HTTPException as _HTTPException  # noqa: E402
+
+_HTTP_ERROR_TYPES = {404: "not_found", 405: "method_not_allowed"}
+
+
+@api.exception_handler(_HTTPException)
+async def _http_error(_: Request, exc: _HTTPException):
+    """Starlette's own answers (no such route, method not allowed) in the documented error shape."""
+    reason = {404: "no such route", 405: "method not allowed on this route"}.get(exc.status_code, str(exc.detail))
+    return JSONResponse({"error": {"type": _HTTP_ERROR_TYPES.get(exc.status_code, "http_error"), "reason": reason}},
+                        status_code=exc.status_code, headers=getattr(exc, "headers", None))
 
 
 @api.exception_handler(RequestValidationError)
@@ -68,9 +79,7 @@ class APIKeyMiddleware:
                 if name == b"authorization":
                     given = value
                     break
-            # `Bearer <key>`, or `ApiKey <key>` as Elasticsearch clients send it (api_key="<key>")
-            if not (hmac.compare_digest(given, b"Bearer " + key.encode())
-                    or hmac.compare_digest(given, b"ApiKey " + key.encode())):
+            if not hmac.compare_digest(given, b"Bearer " + key.encode()):
                 body = Unauthorized("missing or wrong 'Authorization: Bearer <key>'").to_json()
                 response = JSONResponse(body, status_code=401, headers={"WWW-Authenticate": "Bearer"})
                 return await response(scope, receive, send)
@@ -86,10 +95,6 @@ def _route_path(scope) -> str:
 
 
 api.add_middleware(APIKeyMiddleware)
-
-from raysearch.elastic import routes as elastic  # noqa: E402  (the /_elastic API, bound in Ingress.__init__)
-
-api.include_router(elastic.router)
 
 
 def _search_request(params: dict) -> SearchRequest:
@@ -142,7 +147,6 @@ class Ingress:
         if resolved.api_key:
             os.environ["RAYSEARCH_API_KEY"] = resolved.api_key
         self.service = SearchService(resolved)
-        elastic.bind(self.service)
 
     @api.get("/healthz")
     async def healthz(self):
@@ -199,9 +203,8 @@ class Ingress:
         return await self.service.bulk(index, body, request.headers.get("content-type", ""))
 
     @api.get("/bulk-operations")
-    async def operations(self, index: Optional[str] = None, limit: int = 100, after: Optional[str] = None):
-        """A page of operations, newest first; `next` is the `after` of the following page (null at the end)."""
-        return await self.service.operations(index, limit, after)
+    async def operations(self, index: Optional[str] = None):
+        return await self.service.operations(index)
 
     @api.get("/bulk-operations/{operation_id}")
     async def operation(self, operation_id: str):
