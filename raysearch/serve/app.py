@@ -79,7 +79,9 @@ class APIKeyMiddleware:
                 if name == b"authorization":
                     given = value
                     break
-            if not hmac.compare_digest(given, b"Bearer " + key.encode()):
+            # `Bearer <key>`, or `ApiKey <key>` as Elasticsearch clients send it (api_key="<key>")
+            if not (hmac.compare_digest(given, b"Bearer " + key.encode())
+                    or hmac.compare_digest(given, b"ApiKey " + key.encode())):
                 body = Unauthorized("missing or wrong 'Authorization: Bearer <key>'").to_json()
                 response = JSONResponse(body, status_code=401, headers={"WWW-Authenticate": "Bearer"})
                 return await response(scope, receive, send)
@@ -95,6 +97,10 @@ def _route_path(scope) -> str:
 
 
 api.add_middleware(APIKeyMiddleware)
+
+from raysearch.elastic import routes as elastic  # noqa: E402  (the /_elastic API, bound in Ingress.__init__)
+
+api.include_router(elastic.router)
 
 
 def _search_request(params: dict) -> SearchRequest:
@@ -147,6 +153,7 @@ class Ingress:
         if resolved.api_key:
             os.environ["RAYSEARCH_API_KEY"] = resolved.api_key
         self.service = SearchService(resolved)
+        elastic.bind(self.service)
 
     @api.get("/healthz")
     async def healthz(self):
@@ -203,8 +210,9 @@ class Ingress:
         return await self.service.bulk(index, body, request.headers.get("content-type", ""))
 
     @api.get("/bulk-operations")
-    async def operations(self, index: Optional[str] = None):
-        return await self.service.operations(index)
+    async def operations(self, index: Optional[str] = None, limit: int = 100, after: Optional[str] = None):
+        """A page of operations, newest first; `next` is the `after` of the following page (null at the end)."""
+        return await self.service.operations(index, limit, after)
 
     @api.get("/bulk-operations/{operation_id}")
     async def operation(self, operation_id: str):
