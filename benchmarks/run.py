@@ -297,14 +297,20 @@ def _chunks(seq: list, size: int):
         yield seq[i : i + size]
 
 
+# The Debian corpus's package fields, declared as typed fields (filters, sort, facets).
+DEBIAN_FIELDS = {"section": {"type": "keyword"}, "priority": {"type": "keyword"},
+                 "architecture": {"type": "keyword"}, "installed_size": {"type": "integer"},
+                 "size": {"type": "integer"}, "essential": {"type": "boolean"}}
+
+
 def measure_bulk(client, index: str, docs: list[dict], sampler: ProcessSampler | None,
                  request_docs: int = 5000, poll_s: float = 0.25, timeout_s: float = 3600,
                  create: bool = True) -> dict:
-    """Bulk-index `docs` into the fresh index `index` (created here unless `create`
-    is false) and time it to searchable and to completed."""
+    """Bulk-index `docs` into the fresh index `index` (created here, with the Debian
+    typed fields, unless `create` is false) and time it to searchable and to completed."""
     distinct = len({d["id"] for d in docs})
     if create:
-        client.create_index(index)
+        client.create_index(index, {"fields": DEBIAN_FIELDS})
     if sampler is not None:
         sampler.reset()
     started = time.perf_counter()
@@ -385,6 +391,39 @@ def http_latency(url: str, index: str, queries: list[str], warm: list[str]) -> t
             r.raise_for_status()
             ids.append([h["id"] for h in r.json()["hits"]])
     return seconds, ids
+
+
+def structured_latency(url: str, index: str, queries: list[str], warm: list[str]) -> dict:
+    """Filtered, sorted and faceted searches over HTTP, sequential, beside the same queries
+    unfiltered: (name -> latency summary). The filter keeps the most common section."""
+    import httpx
+
+    kinds = {
+        "unfiltered": lambda q: {"q": q, "size": 10},
+        "filtered": lambda q: {"q": q, "size": 10, "filter": {"and": [
+            {"terms": {"priority": ["optional", "standard"]}}, {"range": {"installed_size": {"gte": 100}}}]}},
+        "filter_only_sorted": lambda q: {"size": 10, "filter": {"term": {"section": "libs"}},
+                                         "sort": [{"installed_size": "desc"}]},
+        "sorted_by_field": lambda q: {"q": q, "size": 10, "sort": [{"section": "asc"}, {"size": "desc"}]},
+        "faceted": lambda q: {"q": q, "size": 10, "facets": {
+            "sections": {"terms": {"field": "section", "size": 10}},
+            "sizes": {"stats": {"field": "installed_size"}},
+            "big": {"histogram": {"field": "size", "interval": 1_000_000}}}},
+        "match_all_faceted": lambda q: {"size": 0, "facets": {"sections": {"terms": {"field": "section"}}}},
+    }
+    out = {}
+    with httpx.Client(base_url=url, timeout=60, headers=_auth_headers()) as http:
+        for name, body in kinds.items():
+            for q in warm:
+                http.post(f"/indexes/{index}/search", json=body(q)).raise_for_status()
+            seconds = []
+            for q in queries:
+                t = time.perf_counter()
+                r = http.post(f"/indexes/{index}/search", json=body(q))
+                seconds.append(time.perf_counter() - t)
+                r.raise_for_status()
+            out[name] = latency_summary(seconds)
+    return out
 
 
 def api_latency(settings, index: str, queries: list[str], warm: list[str]) -> list[float]:
@@ -635,6 +674,9 @@ def run_benchmarks(service_url: str, *, settings=None, sizes: list[int], n_queri
         log("search: the same queries through the in-cluster Python API (SearchService) ...")
         result["search"]["api"] = latency_summary(api_latency(settings, index, queries, warm))
         log(f"  {result['search']['api']}")
+        log("search: filtered, sorted and faceted queries over HTTP ...")
+        result["search"]["structured"] = structured_latency(service_url, index, queries[:300], warm)
+        log(f"  {result['search']['structured']}")
         log(f"search: {throughput_threads} concurrent HTTP clients ...")
         result["search"]["http_concurrent"] = http_throughput(service_url, index, queries, throughput_threads)
         log(f"  {result['search']['http_concurrent']['queries_per_s']} queries/s")
@@ -739,6 +781,15 @@ def markdown(report: dict) -> str:
     lines.append(f"| raysearch, HTTP, {c['threads']} concurrent clients | {_fmt(c['latency']['p50_ms'], 2)} | "
                  f"{_fmt(c['latency']['p99_ms'], 2)} | {_fmt(c['latency']['mean_ms'], 2)} | "
                  f"**{_fmt(c['queries_per_s'])}** |")
+    st = s.get("structured")
+    if st:
+        lines += ["", "Structured search over HTTP, sequential (same queries, first 300; typed Debian fields):", "",
+                  "| kind | p50 ms | p99 ms | ÷ unfiltered p50 |", "|---|---:|---:|---:|"]
+        base = st["unfiltered"]["p50_ms"]
+        for name, lat in st.items():
+            lines.append(f"| {name.replace('_', ' ')} | {_fmt(lat['p50_ms'], 2)} | {_fmt(lat['p99_ms'], 2)} | "
+                         f"{lat['p50_ms'] / base:.2f}× |")
+        lines.append("")
     b = r["baselines"]
     for name in ("tantivy", "sqlite_fts5"):
         lat = b[name]["latency"]

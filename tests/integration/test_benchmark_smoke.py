@@ -63,6 +63,8 @@ def test_benchmark_smoke_measures_everything(tmp_path, corpora):
     for path in ("http", "api"):
         assert r["search"][path]["queries"] == 50
     assert r["search"]["http_concurrent"]["queries"] == 50 and r["search"]["http_concurrent"]["threads"] == 8
+    assert set(r["search"]["structured"]) >= {"unfiltered", "filtered", "sorted_by_field", "faceted"}
+    assert all(x["queries"] == 50 for x in r["search"]["structured"].values())
 
     # Baselines: both engines built and queried, and rank much like raysearch (same analysis, BM25).
     for name in ("tantivy", "sqlite_fts5"):
