@@ -287,8 +287,13 @@ async def create_index(index: str, request: Request):
 
 
 @router.delete("/{index}")
-async def delete_index(index: str):
-    _meta(index)
+async def delete_index(index: str, request: Request):
+    try:
+        _meta(index)
+    except ElasticError as exc:
+        if exc.status == 404 and _flag(request, "ignore_unavailable"):
+            return {"acknowledged": True}
+        raise
     await _svc().delete_index(index)
     return {"acknowledged": True}
 
