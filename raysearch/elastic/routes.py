@@ -74,7 +74,8 @@ def _error(exc: ElasticError) -> JSONResponse:
     return JSONResponse(exc.to_json(), status_code=exc.status)
 
 
-router = APIRouter(prefix="/_elastic", route_class=ElasticRoute)
+# Not in raysearch's OpenAPI schema: the contract of these routes is Elasticsearch's REST API.
+router = APIRouter(prefix="/_elastic", route_class=ElasticRoute, include_in_schema=False)
 
 
 async def _body(request: Request) -> bytes:
