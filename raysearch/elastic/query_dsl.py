@@ -543,8 +543,17 @@ def _bool(body: Any, view: IndexView, depth: int) -> Flat:
     must = _listify(opts.get("must"), "must")
     filt = _listify(opts.get("filter"), "filter")
     out = Flat()
+    scorable = []  # keyword term filters under must: in Elasticsearch they score (an exact term)
     for q in must:
-        out.conj(_translate(q, view, depth + 1))
+        sub = _translate(q, view, depth + 1)
+        if sub.only_filters() and len(sub.filters) == 1 and not sub.none:
+            try:
+                atoms = _filter_atoms(sub.filters[0], view, optional=False)
+                if len(atoms) == 1:
+                    scorable.append((sub.filters[0], atoms[0]))
+            except ElasticError:
+                pass
+        out.conj(sub)
     for q in filt:
         sub = _translate(q, view, depth + 1)
         if sub.scoring():
@@ -583,6 +592,11 @@ def _bool(body: Any, view: IndexView, depth: int) -> Flat:
             continue  # match_all: the same constant for every document
         out.should += _disjunct(sub, view, optional=True)
         out.fields = _same_fields(out.fields, sub.fields)
+    if out.should and not (out.must or out.groups) and scorable:
+        # must: [term on a keyword] + optional should: the term is a required exact-term clause
+        spec, atom = scorable[0]
+        out.filters.remove(spec)
+        out.must.append(atom)
     return out
 
 

@@ -245,6 +245,12 @@ def test_bool_with_filters_against_the_oracles(es, http, corpus):
     assert resp["hits"]["total"]["value"] == len(want)
     assert es.count(index=INDEX, query={"term": {"section": "games"}})["count"] == \
         len([d for d in corpus if d.get("section") == "games"])
+    # must: a keyword term (it scores, as in Elasticsearch) + optional should
+    resp = es.search(index=INDEX, query={"bool": {"must": [{"term": {"section": "libs"}}],
+                                                  "should": [{"match": {"title": "python"}}]}}, size=20)
+    native = _native(http, {"q": '+section:"libs" title:python', "size": 20})
+    assert resp["hits"]["total"]["value"] == native["total"] == len([d for d in corpus if d.get("section") == "libs"])
+    _same_hits(resp["hits"]["hits"], native["hits"])
 
 
 def test_sort_search_after_and_source(es, corpus):

@@ -82,6 +82,10 @@ def test_bool_combinations(no_ray):
         {"q": "+title:a +body:b", "filter": {"term": {"section": "s"}}}
     assert q({"bool": {"filter": {"term": {"section": "s"}}, "should": [{"match": {"title": "a"}}],
                        "minimum_should_match": 1}}) == {"q": "+title:a", "filter": {"term": {"section": "s"}}}
+    # a keyword term under must scores in Elasticsearch: next to optional should it is an exact-term clause
+    assert q({"bool": {"must": [{"term": {"section": "s"}}, {"range": {"size": {"gt": 1}}}],
+                       "should": [{"match": {"title": "a b"}}]}}) == \
+        {"q": '+section:"s" title:a title:b', "filter": {"range": {"size": {"gt": 1}}}}
 
 
 @pytest.mark.parametrize("query, named", [
@@ -234,3 +238,25 @@ def test_responses(no_ray):
     m = responses.mapping({"analyzer": bulk.STANDARD, "fields": {"n": {"type": "integer"}}}, {"title", "a.b", "_all"})
     assert m == {"properties": {"a": {"properties": {"b": {"type": "text"}}}, "title": {"type": "text"},
                                 "n": {"type": "long"}}}
+
+
+def test_api_key_middleware_accepts_the_clients_apikey_scheme(no_ray, monkeypatch):
+    """Elasticsearch clients send `Authorization: ApiKey <key>` (api_key="<key>"); Bearer still works."""
+    from fastapi import FastAPI
+    from starlette.testclient import TestClient
+
+    from raysearch.serve.app import APIKeyMiddleware
+
+    app = FastAPI()
+
+    @app.get("/_elastic/")
+    async def root():
+        return {"ok": True}
+
+    app.add_middleware(APIKeyMiddleware)
+    monkeypatch.setenv("RAYSEARCH_API_KEY", "s3cret")
+    client = TestClient(app)
+    assert client.get("/_elastic/").status_code == 401
+    assert client.get("/_elastic/", headers={"Authorization": "ApiKey wrong"}).status_code == 401
+    assert client.get("/_elastic/", headers={"Authorization": "ApiKey s3cret"}).json() == {"ok": True}
+    assert client.get("/_elastic/", headers={"Authorization": "Bearer s3cret"}).status_code == 200
