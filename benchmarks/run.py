@@ -305,10 +305,11 @@ DEBIAN_FIELDS = {"section": {"type": "keyword"}, "priority": {"type": "keyword"}
 
 def measure_bulk(client, index: str, docs: list[dict], sampler: ProcessSampler | None,
                  request_docs: int = 5000, poll_s: float = 0.25, timeout_s: float = 3600,
-                 create: bool = True) -> dict:
+                 create: bool = True, expect_documents: int | None = None) -> dict:
     """Bulk-index `docs` into the fresh index `index` (created here, with the Debian
     typed fields, unless `create` is false) and time it to searchable and to completed."""
     distinct = len({d["id"] for d in docs})
+    expected = distinct if expect_documents is None else expect_documents  # what the index counts once searchable
     if create:
         client.create_index(index, {"fields": DEBIAN_FIELDS})
     if sampler is not None:
@@ -345,7 +346,7 @@ def measure_bulk(client, index: str, docs: list[dict], sampler: ProcessSampler |
             break
         if all(x["batches"]["indexed"] == x["batches"]["total"] for x in views.values()):
             count = client.index(index)["documents"]
-            if count == distinct:
+            if count == expected:
                 searchable = polled
             elif recounts < 120:  # every batch indexed but not counted yet: look again
                 recounts, i = recounts + 1, len(ops) - 1
@@ -868,7 +869,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--keep-data", action="store_true", help="keep the temporary data directory")
     p.add_argument("--corpus", default=None, metavar="PATH",
                    help=f"documents, gzipped JSON lines (default {DEFAULT_CORPUS.relative_to(REPO)}, built when missing)")
+    p.add_argument("--scale", type=int, default=None, metavar="COPIES",
+                   help="instead: the scale benchmark over COPIES copies of the corpus under new ids "
+                        "(16: about 1M docs; benchmarks/scale.py)")
     args = p.parse_args(argv)
+    if args.scale:
+        import scale
+
+        extra = ["--corpus", args.corpus] if args.corpus else []
+        return scale.main(["--copies", str(args.scale), "--out", args.out, *extra])
 
     sizes = parse_sizes(args.docs or ("500,1500" if args.smoke else "16000,all"))
     n_queries = args.queries or (50 if args.smoke else 1000)

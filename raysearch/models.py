@@ -35,7 +35,8 @@ class IndexSettings(BaseModel):
 
 
 class SearchRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    # strict: "size": "10" or "highlight": "maybe" in a JSON body is a 400, not a guess
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, strict=True)
     q: str | None = Field(default=None, description="query in the lenient query syntax; absent, '' or '*' = all")
     from_: int = Field(default=0, ge=0, alias="from")
     size: int = Field(default=10, ge=0)

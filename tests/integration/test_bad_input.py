@@ -107,3 +107,11 @@ def test_per_document_limits_name_the_problem(http):
     assert "512" in reasons[0] and "1-512" in reasons[1] and "." in reasons[2]
     assert "256" in reasons[3] and "deeper than 20" in reasons[4] and "limit" in reasons[5]
     assert r.json()["documents"] == 1
+
+
+def test_search_body_values_of_the_wrong_type_are_400_naming_them(http):
+    http.post(f"/bulk-indexing/{INDEX}", json=[{"id": "x", "title": "y"}])
+    for body, named in (({"q": "a", "size": "10"}, "size"), ({"q": "a", "highlight": "maybe"}, "highlight"),
+                        ({"q": "a", "from": 1.5}, "from"), ({"q": 5}, "q")):
+        r = http.post(f"/indexes/{INDEX}/search", json=body)
+        assert r.status_code == 400 and named in r.json()["error"]["reason"], (body, r.text)
