@@ -33,6 +33,8 @@ from raysearch.ops.status import TERMINAL, OperationStatus
 from raysearch.storage.mongo import MongoStore, is_unavailable
 
 log = logging.getLogger("raysearch.tracker")
+FLUSH_CONCURRENCY = 8  # coalesced checkpoints written at once
+GAUGE_PERIOD_S = 0.5  # gauges of an index are exported at most this often
 
 
 @ray.remote
@@ -60,6 +62,7 @@ class TrackerActor:
         self._by_index: dict[str, set[str]] = {}
         self._unpersisted_ops: dict[str, set[str]] = {}
         self._sweeper: asyncio.Task | None = None
+        self._gauges_due: set[str] = set()
         self.evicted = 0
         for op in self.mongo.load_active_operations():  # a query on status: never the whole history
             self._register(op)
@@ -218,11 +221,12 @@ class TrackerActor:
     async def _flush_loop(self) -> None:
         while self._dirty:
             await asyncio.sleep(0.2)
-            for op_id in list(self._dirty):
-                self._dirty.discard(op_id)
-                op = self.ops.get(op_id)
-                if op is not None:  # else evicted: its final checkpoint, saved since, holds this change too
-                    await self._save(op)
+            batch = list(self._dirty)
+            self._dirty.clear()
+            # else evicted: its final checkpoint, saved since, holds this change too
+            ops = [op for op in (self.ops.get(op_id) for op_id in batch) if op is not None]
+            for i in range(0, len(ops), FLUSH_CONCURRENCY):  # saves of one operation stay in order (_save)
+                await asyncio.gather(*(self._save(op) for op in ops[i : i + FLUSH_CONCURRENCY]))
 
     async def _save(self, op: dict) -> None:
         """Write the checkpoint, then drop intake payloads of persisted batches; waits out a
@@ -254,6 +258,8 @@ class TrackerActor:
                     delay = min(delay * 2, 5.0)
         if book.is_terminal(snapshot) and book.is_terminal(op) and op_id not in self._intake_to_drop:
             self._evict(op)
+        if self.ops.get(op_id) is not op and self._save_locks.get(op_id) is lock and not lock.locked():
+            del self._save_locks[op_id]  # a late save of an evicted operation leaves no lock behind
 
     async def _sweep_loop(self) -> None:
         """Retention: delete finished operations older than operation_retention_s (the TTL
@@ -346,7 +352,7 @@ class TrackerActor:
         marks[str(shard)] = upto
         for op_id in list(self._unpersisted_ops.get(index, ())):  # only operations waiting for a watermark
             op = self.ops.get(op_id)
-            if op is not None:
+            if op is not None and book.persistable(op, marks):  # else nothing changes: no checkpoint
                 await self._checkpoint(op, durable=False)
 
     async def shard_started_empty(self, index: str, shard: int) -> None:
@@ -411,6 +417,15 @@ class TrackerActor:
         return min(times) if times else None
 
     def _export_gauges(self, index: str) -> None:
+        """Soon, at most every GAUGE_PERIOD_S per index (computing the lag's age scans the
+        index's active operations: not once per checkpoint)."""
+        if index in self._gauges_due:
+            return
+        self._gauges_due.add(index)
+        asyncio.get_running_loop().call_later(GAUGE_PERIOD_S, self._export_gauges_now, index)
+
+    def _export_gauges_now(self, index: str) -> None:
+        self._gauges_due.discard(index)
         oldest = self._oldest_unpersisted(index)
         metrics.gauge("in_flight", self._pending_by_index.get(index, 0), index=index)
         metrics.gauge("lag_batches", self._unpersisted_by_index.get(index, 0), index=index)

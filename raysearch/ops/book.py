@@ -108,6 +108,15 @@ def apply_watermarks(op: dict, watermarks: dict[str, int]) -> list[int]:
     return done
 
 
+def persistable(op: dict, watermarks: dict[str, int]) -> bool:
+    """Whether apply_watermarks would mark any batch persisted (a read-only check)."""
+    for b, state in enumerate(op["batch_state"]):
+        if state == INDEXED and all(watermarks.get(shard, -1) >= stamp
+                                    for shard, stamp in (op["opstamps"][b] or {}).items()):
+            return True
+    return False
+
+
 def unpersisted_on_shard(op: dict, shard: str) -> list[int]:
     """Batches indexed on `shard` but not persisted yet go back to pending; returns them."""
     redo = [b for b, s in enumerate(op["batch_state"]) if s == INDEXED and shard in (op["opstamps"][b] or {})]

@@ -62,3 +62,13 @@ def test_operation_cursor_round_trip(no_ray):
     for bad in ("", "x", "bm90IGpzb24", book.encode_cursor(1.0, "a")[:-3] + "!!", "WyJhIiwiYiJd"):
         with pytest.raises(ValueError):
             book.decode_cursor(bad)
+
+
+def test_persistable_matches_apply_watermarks(no_ray):
+    op = book.new_operation("op", "idx", [1, 1], [])
+    book.batch_indexed(op, 0, {0: 5, 1: 3}, 1, [])
+    book.batch_indexed(op, 1, {1: 9}, 1, [])
+    assert not book.persistable(op, {"0": 4, "1": 3})
+    assert book.persistable(op, {"0": 5, "1": 3})
+    assert book.apply_watermarks(op, {"0": 5, "1": 3}) == [0]
+    assert not book.persistable(op, {"0": 5, "1": 3}) and book.persistable(op, {"1": 9})
