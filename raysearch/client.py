@@ -167,12 +167,22 @@ class Client:
                 return states
             time.sleep(0.5)
 
-    def search(self, index: str, q: str, size: int = 10, from_: int = 0, fields: str | None = None,
-               operator: str = "or", highlight: bool = False) -> SearchResult:
+    def search(self, index: str, q: str | None = None, size: int = 10, from_: int = 0, fields: str | None = None,
+               operator: str = "or", highlight: bool = False, *, filter: dict | list | None = None,
+               sort: list | None = None, search_after: list | None = None,
+               facets: dict | None = None) -> SearchResult:
+        """`q` None or "" = every document; filter, sort, search_after and facets as in docs/api.md."""
         body = {"q": q, "size": size, "from": from_, "operator": operator, "highlight": highlight}
         if fields:
             body["fields"] = fields
+        for name, value in (("filter", filter), ("sort", sort), ("search_after", search_after), ("facets", facets)):
+            if value is not None:
+                body[name] = value
         return SearchResult.model_validate(self._call("POST", f"/indexes/{index}/search", json=body))
+
+    def declare_fields(self, index: str, fields: dict) -> dict:
+        """PUT /indexes/{index}/fields: declare typed fields later (a type never changes)."""
+        return self._call("PUT", f"/indexes/{index}/fields", json=fields)
 
     def close(self) -> None:
         self.http.close()

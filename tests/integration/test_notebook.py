@@ -21,5 +21,6 @@ def test_quickstart_notebook_executes(service, tmp_path, monkeypatch):
     outputs = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
     assert "completed 1400 documents" in outputs
     assert "mean nDCG@10" in outputs
+    assert "matches; the 5 largest:" in outputs and "sections:" in outputs  # the structured search cell
     assert "rd-1" in outputs and "skipped" not in outputs  # the Ray Data cell really indexed and found its rows
     assert (NOTEBOOK.parent / "quickstart.png").exists()
