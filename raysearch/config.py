@@ -34,10 +34,10 @@ class Settings(BaseModel):
     persist_interval_s: float = 0.2
     chunk_postings: int = Field(default=5000, description="max entries per MongoDB chunk document")
     drain_limit: int = Field(default=50_000, description="max changes drained from one shard per cycle")
-    compact_min_chunks: int = Field(
-        default=32, ge=1, description="a shard's MongoDB log is compacted once it has this many new chunks...")
+    compact_min_entries: int = Field(
+        default=100_000, ge=1, description="a shard's MongoDB log is compacted once it holds this many new entries...")
     compact_ratio: float = Field(
-        default=1.0, gt=0, description="...and at least this many times as many as its compacted (live) chunks")
+        default=1.0, gt=0, description="...and at least this many times its live entries (bounded write amplification)")
     compact_interval_s: float = Field(default=5.0, description="how often the compactor looks at the shards")
     max_prefix_expansions: int = 128
     max_body_bytes: int = 100 * 1024 * 1024

@@ -8,9 +8,9 @@ only then clear exactly those log entries. Then the shard's persisted watermark
 goes to the tracker.
 
 A second thread compacts each shard's MongoDB chunk log in the background
-(index/compaction.py, storage/mongo.py): once a shard has written as many new
-log chunks as it has live ones (and at least `compact_min_chunks`), its live
-entries are rewritten as a new generation and what they replace is deleted, so
+(index/compaction.py, storage/mongo.py): once a shard's log holds as many new
+entries as its compacted state holds live ones (and at least `compact_min_entries`),
+its live entries are rewritten as a new generation and what they replace is deleted, so
 MongoDB holds live data, not every version ever written. Compaction only touches
 chunks up to a seq already written, the drain only writes after it: the two never
 write the same documents.
@@ -48,7 +48,8 @@ class PersistenceActor:
         self.last_cycle_at = 0.0
         self.entries_written = 0
         self.chunks_written = 0
-        self._new_chunks: dict[tuple[str, int], int] = {}  # log chunks written since the last compaction
+        self._new_entries: dict[tuple[str, int], int] = {}  # log entries written since the last compaction
+        self._live_entries: dict[tuple[str, int], int] = {}  # entries of the shard's compacted generation
         self._compact_lock = threading.Lock()
         self.compactions = 0
         self.last_compaction: dict | None = None
@@ -97,10 +98,11 @@ class PersistenceActor:
             key = (index, n)
             if key not in self._next_seq:
                 self._next_seq[key] = self.mongo.next_chunk_seq(index, n)
-                self._new_chunks[key] = self.mongo.log_chunk_count(index, n)  # a backlog from before a restart
+                self._new_entries[key] = self.mongo.log_entry_count(index, n)  # a backlog from before a restart
+                self._live_entries[key] = self.mongo.head(index, n).get("live_entries", 0)
             self._write_with_retries(index, n, self._next_seq[key], blobs)
             self._next_seq[key] += len(blobs)
-            self._new_chunks[key] = self._new_chunks.get(key, 0) + len(blobs)
+            self._new_entries[key] = self._new_entries.get(key, 0) + entries
             self.entries_written += entries
             self.chunks_written += len(blobs)
         upto = ray.get(shard.ack_changes.remote(log_keys), timeout=120)
@@ -143,19 +145,14 @@ class PersistenceActor:
         while True:
             time.sleep(self.settings.compact_interval_s)
             try:
-                for key in [k for k, new in list(self._new_chunks.items()) if new >= self.settings.compact_min_chunks]:
-                    self._maybe_compact(*key)
+                s = self.settings
+                for key, new in list(self._new_entries.items()):
+                    if new >= s.compact_min_entries and new >= s.compact_ratio * self._live_entries.get(key, 0):
+                        self.compact(*key)
                 self.compact_error = None
             except Exception as exc:  # MongoDB down...: the log just stays longer
                 self.compact_error = f"{type(exc).__name__}: {exc}"
                 log.warning("compaction failed: %s", self.compact_error)
-
-    def _maybe_compact(self, index: str, n: int) -> None:
-        live = self.mongo.live_chunk_count(index, n)
-        logged = self.mongo.log_chunk_count(index, n)
-        self._new_chunks[(index, n)] = logged
-        if logged >= self.settings.compact_min_chunks and logged >= self.settings.compact_ratio * live:
-            self.compact(index, n)
 
     def compact(self, index: str, n: int) -> dict:
         """Rewrite shard n's chunks up to the last written seq as one generation of live entries."""
@@ -172,9 +169,10 @@ class PersistenceActor:
             if self.mongo.get_index_meta(index) is None:  # deleted meanwhile: leave nothing behind
                 self.mongo.delete_chunks(index)
                 return {"index": index, "shard": n, "compacted": False}
-            self.mongo.switch_generation(index, n, gen, upto)
+            self.mongo.switch_generation(index, n, gen, upto, len(state))
             self.mongo.drop_replaced(index, n)
-            self._new_chunks[(index, n)] = self.mongo.log_chunk_count(index, n)
+            self._live_entries[(index, n)] = len(state)
+            self._new_entries[(index, n)] = self.mongo.log_entry_count(index, n)  # written since `upto`
             self.compactions += 1
             self.last_compaction = {"index": index, "shard": n, "gen": gen, "upto": upto, "chunks_before": before,
                                     "chunks_after": count, "live_entries": len(state),
@@ -183,8 +181,9 @@ class PersistenceActor:
 
     def forget_index(self, index: str) -> None:
         with self._lock:
-            for key in [k for k in self._new_chunks if k[0] == index]:
-                del self._new_chunks[key]
+            for key in [k for k in self._new_entries if k[0] == index]:
+                self._new_entries.pop(key, None)
+                self._live_entries.pop(key, None)
             for key in [k for k in self._next_seq if k[0] == index]:
                 del self._next_seq[key]
             for key in [k for k in self._reported if k[0] == index]:

@@ -173,7 +173,8 @@ class MongoStore:
 
     # -------------------------------------------------------------- chunks
     def head(self, index: str, shard: int) -> dict:
-        return self.heads.find_one({"_id": f"{index}:{shard}"}) or {"gen": 0, "upto": -1}
+        """{gen, upto, live_entries} of a shard's compacted state (gen 0: never compacted)."""
+        return self.heads.find_one({"_id": f"{index}:{shard}"}) or {"gen": 0, "upto": -1, "live_entries": 0}
 
     def next_chunk_seq(self, index: str, shard: int) -> int:
         """The seq of the shard's next log chunk: after every log chunk and after what is compacted."""
@@ -195,14 +196,11 @@ class MongoStore:
         if ops:
             self.chunks.bulk_write(ops, ordered=True)
 
-    def log_chunk_count(self, index: str, shard: int) -> int:
-        """Log chunks not yet compacted (the compaction trigger)."""
+    def log_entry_count(self, index: str, shard: int) -> int:
+        """Entries of the log chunks not yet compacted (the compaction trigger, after a restart)."""
         upto = self.head(index, shard)["upto"]
-        return self.chunks.count_documents({"index": index, "shard": shard, "seq": {"$gt": upto}})
-
-    def live_chunk_count(self, index: str, shard: int) -> int:
-        gen = self.head(index, shard)["gen"]
-        return self.chunks.count_documents({"index": index, "shard": shard, "gen": gen}) if gen else 0
+        cursor = self.chunks.find({"index": index, "shard": shard, "seq": {"$gt": upto}}, projection={"entries": 1})
+        return sum(doc.get("entries", 0) for doc in cursor)
 
     def _iter_state(self, index: str, shard: int, head: dict, upto: int | None = None) -> Iterator[bytes]:
         if head["gen"]:
@@ -245,9 +243,10 @@ class MongoStore:
             self.chunks.bulk_write(batch, ordered=True)
         return count
 
-    def switch_generation(self, index: str, shard: int, gen: int, upto: int) -> None:
+    def switch_generation(self, index: str, shard: int, gen: int, upto: int, live_entries: int) -> None:
         """The atomic step of a compaction: one single-document write."""
-        self.heads.replace_one({"_id": f"{index}:{shard}"}, {"gen": gen, "upto": upto}, upsert=True)
+        self.heads.replace_one({"_id": f"{index}:{shard}"}, {"gen": gen, "upto": upto, "live_entries": live_entries},
+                               upsert=True)
 
     def drop_replaced(self, index: str, shard: int) -> int:
         """Delete what the current generation replaced: older generations and log chunks it covers."""
