@@ -309,11 +309,18 @@ class SearchService:
                                     facets.merge(query_plan["facets"], [], types))
             query_plan.update(await self._plan(shards, aclauses))
         k = request.from_ + request.size
+        # A first page travels with the query phase (each shard sends its own top `size`);
+        # a deeper page is fetched afterwards from the shards holding it (only its documents move).
+        query_plan["fetch"] = request.from_ == 0 and request.size <= FETCH_WITH_QUERY_MAX
         results = await asyncio.gather(*[sh.search.remote(query_plan, k) for sh in shards])
         total = sum(r["total"] for r in results)
         keys = query_plan["sort"]
         page = merge_hits([r["hits"] for r in results], keys, request.from_, k)
-        documents = await self._fetch(meta, shards, [doc_id for _, doc_id, _ in page])
+        if query_plan["fetch"]:
+            raws = {h[1]: raw for r in results for h, raw in zip(r["hits"], r.get("documents", ())) if raw is not None}
+            documents = {doc_id: json.loads(raws[doc_id]) for _, doc_id, _ in page if doc_id in raws}
+        else:
+            documents = await self._fetch(meta, shards, [doc_id for _, doc_id, _ in page])
         hits = []
         show_sort = request.sort is not None or request.search_after is not None
         for score, doc_id, values in page:
@@ -484,6 +491,7 @@ class SearchService:
 
 
 META_TTL_S = 2.0  # how stale a replica's copy of an index's settings may be
+FETCH_WITH_QUERY_MAX = 50  # first pages up to this size come back with the query phase
 MAX_OPERATIONS_PAGE = 1000  # GET /bulk-operations?limit=
 
 

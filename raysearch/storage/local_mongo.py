@@ -37,7 +37,12 @@ class LocalMongo:
 
     @property
     def uri(self) -> str:
-        return f"mongodb://127.0.0.1:{self.port}/"
+        # retryWrites=false: SecantusDB 0.7.0b3 keeps every retryable write's record for 30
+        # minutes and scans them all on each write (TransactionRegistry._prune_retryable_locked),
+        # so each write cost grew with the writes of the last half hour (per-PUT latency 73 -> 200 ms
+        # over 3,000 PUTs, half of the server's CPU in that scan, measured with py-spy). raysearch's
+        # writes are idempotent upserts that it retries itself; a real MongoDB keeps them retryable.
+        return f"mongodb://127.0.0.1:{self.port}/?retryWrites=false"
 
     def start(self, timeout_s: float = 60) -> "LocalMongo":
         Path(self.storage_path).mkdir(parents=True, exist_ok=True)
