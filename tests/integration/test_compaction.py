@@ -76,10 +76,13 @@ def test_reindexing_existing_ids_keeps_mongodb_at_live_size(http, service):
     assert http.post(f"/indexes/{INDEX}/verify").json()["ok"]
     uri = service.settings.mongo_uri
     compacted = _mongo_bytes(uri)
+    done_before = ray.get(_persistence().status.remote(), timeout=60)["compactions"]
     for round_ in range(2):  # every id again, twice: without compaction MongoDB would triple
         _bulk(http, [{**d, "body": d["body"] + f" revision {round_}"} for d in docs])
     grown = _mongo_bytes(uri)
-    assert grown > 2 * compacted  # the log holds history until it is compacted...
+    if ray.get(_persistence().status.remote(), timeout=60)["compactions"] == done_before:
+        assert grown > 2 * compacted  # the log holds history until it is compacted (unless the
+        # background compactor, triggered by these 200k+ entries, already ran)
     print("second compaction:", _compact_all())
     after = _mongo_bytes(uri)
     print(f"chunk bytes: compacted {compacted}, with history {grown}, compacted again {after}")
