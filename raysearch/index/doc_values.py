@@ -61,7 +61,11 @@ class Column:
         """(doc numbers, values) as numpy copies, cached until the next add."""
         n = len(self.docs)
         if self._arrays is None or self._arrays[0] != n:
-            self._arrays = (n, np.array(self.docs, dtype=np.int64), np.array(self.vals))
+            # slices copy at once under the GIL: no buffer of the growing arrays is ever exported
+            # (shards apply on other threads; an append during an export would raise)
+            docs, vals = self.docs[:n], self.vals[:n]
+            self._arrays = (n, np.frombuffer(docs, dtype=np.int64), np.frombuffer(vals, dtype=np.float64 if
+                                                                                  self.kind == FLOAT_KIND else np.int64))
         return self._arrays[1], self._arrays[2]
 
     def ranks(self) -> tuple[np.ndarray, list[str]]:

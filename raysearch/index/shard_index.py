@@ -86,7 +86,9 @@ class ShardStats:
 
     def live_mask(self, n: int) -> np.ndarray:
         """Booleans over numbers < n: which hold a live document (a copy)."""
-        return np.frombuffer(self.live, dtype=np.bool_, count=n).copy()  # the view goes at once: live can grow
+        # A slice is a copy made at once under the GIL: no numpy view ever exports `live`,
+        # which an apply on another thread may be growing (a view would make that raise).
+        return np.frombuffer(self.live[:n], dtype=np.bool_)
 
     def add(self, indexed: list, sign: int) -> None:
         """Count one document's `T` entry in (sign=1) or out (sign=-1)."""
