@@ -34,6 +34,9 @@ def execute(shard: ShardIndex, plan: dict, k: int) -> dict:
         scores = np.ones(n)
     else:
         candidates, scores = _match(shard, plan, n)
+        # A document re-indexed or deleted while this query ran may still sit in posting
+        # arrays read (or cached) before its removal: only numbers that hold a document count.
+        candidates &= shard.stats.live_mask(n)
     if plan.get("filter"):
         candidates &= filters.evaluate(plan["filter"], shard, n)
     total = int(candidates.sum())
@@ -51,6 +54,9 @@ def execute(shard: ShardIndex, plan: dict, k: int) -> dict:
     top = _top(numbers, keys, doc_ids, k)
     hits = []
     for number, key_values in top:
+        doc_id = doc_ids[number]
+        if doc_id is None:  # removed by an apply on another thread since the mask was read
+            continue
         values = []
         for (field, order), value, column in zip(sort, key_values, columns):
             if np.isinf(value):
@@ -58,7 +64,7 @@ def execute(shard: ShardIndex, plan: dict, k: int) -> dict:
                 continue
             value = -value if order == DESC else value
             values.append(float(value) if column is None else column.display(value))
-        hits.append([float(scores[number]), doc_ids[number], values])
+        hits.append([float(scores[number]), doc_id, values])
     out["hits"] = hits
     return out
 
