@@ -91,3 +91,51 @@ def test_a_corrupt_index_does_not_stop_the_service_from_starting(no_ray):
         assert messages and "bad" in messages[0]
     finally:
         server.shutdown()
+
+
+def _serve_status(monkeypatch, app_status: str | None, message: str = ""):
+    """Serve's status as the runner reads it (real schema classes, no Ray): the raysearch
+    application in `app_status`, or absent if None."""
+    from ray.serve.schema import ApplicationStatus, ApplicationStatusOverview, ServeStatus
+
+    from raysearch.runner import APP_NAME
+
+    apps = {} if app_status is None else {
+        APP_NAME: ApplicationStatusOverview(status=ApplicationStatus(app_status), message=message,
+                                            last_deployed_time_s=time.time(), deployments={})}
+    monkeypatch.setattr("ray.is_initialized", lambda: True)
+    monkeypatch.setattr("ray.serve.status", lambda: ServeStatus(applications=apps))
+
+
+def test_deploy_failure_reads_only_a_failed_application(no_ray, monkeypatch):
+    service = LocalService(Settings(port=1, mongo_uri="mongodb://x"))
+    for status in (None, "NOT_STARTED", "DEPLOYING", "RUNNING", "UNHEALTHY"):
+        _serve_status(monkeypatch, status, "still going")
+        assert service._deploy_failure() is None, status
+    _serve_status(monkeypatch, "DEPLOY_FAILED", "")
+    assert service._deploy_failure() == "deployment failed"
+    _serve_status(monkeypatch, "DEPLOY_FAILED", "x" * 5000)
+    assert service._deploy_failure() == "x" * 2000  # bounded
+
+    def serve_not_up():
+        raise ConnectionError("Serve is still starting")
+
+    monkeypatch.setattr("ray.serve.status", serve_not_up)
+    assert service._deploy_failure() is None
+    monkeypatch.setattr("ray.is_initialized", lambda: False)
+    assert service._deploy_failure() is None
+
+
+def test_fails_fast_when_the_deployment_failed(no_ray, monkeypatch):
+    """/readyz would say "starting" forever (no replica will come up): the failed deployment,
+    with Serve's message, ends the wait at once, not at the overall timeout."""
+    _serve_status(monkeypatch, "DEPLOY_FAILED", "ValidationError: port must be an int")
+    server, calls = _fake_readyz([(503, "actors not answering: worker 0")])
+    try:
+        service = LocalService(Settings(port=server.server_port, mongo_uri="mongodb://x"))
+        started = time.time()
+        with pytest.raises(RuntimeError, match="failed to start: ValidationError: port must be an int"):
+            service.wait_ready(timeout_s=600)
+        assert time.time() - started < 30 and len(calls) == 1
+    finally:
+        server.shutdown()
