@@ -39,6 +39,8 @@ class Settings(BaseModel):
     compact_ratio: float = Field(
         default=1.0, gt=0, description="...and at least this many times its live entries (bounded write amplification)")
     compact_interval_s: float = Field(default=5.0, description="how often the compactor looks at the shards")
+    snapshot_idle_s: float = Field(
+        default=2.0, gt=0, description="a shard snapshots its statistics after this long without writes")
     max_prefix_expansions: int = 128
     max_body_bytes: int = 100 * 1024 * 1024
     max_doc_bytes: int = 1024 * 1024

@@ -143,12 +143,28 @@ class LocalService:
             self.mongo.stop()
             self.mongo = None
 
+    @staticmethod
+    def _snapshot_shards() -> None:
+        """Before a planned stop, every shard snapshots its statistics (most already did,
+        once idle), so the next start opens them without a scan. Best effort."""
+        import ray
+
+        from raysearch.actors import registry
+        from raysearch.config import NAMESPACE
+
+        try:
+            handles = [ray.get_actor(name, namespace=NAMESPACE) for name in registry.all_shard_names()]
+            ray.get([h.snapshot.remote() for h in handles], timeout=60)
+        except Exception as exc:  # stopping anyway; the next start scans what has no snapshot
+            log.warning("shard snapshots before stop failed: %s", exc)
+
     def stop_ray(self) -> None:
         """Stop Serve and Ray (every actor); MongoDB and the data directory stay."""
         import ray
         from ray import serve
 
         if ray.is_initialized():
+            self._snapshot_shards()
             try:
                 serve.shutdown()
             except Exception as exc:  # shutting down anyway

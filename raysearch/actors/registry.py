@@ -80,6 +80,13 @@ def shard_names_of(index: str) -> list[str]:
                    and n["name"][len(prefix):].isdigit()})
 
 
+def all_shard_names() -> list[str]:
+    """Names of every shard actor of every index."""
+    prefix = "raysearch:shard:"
+    names = ray.util.list_named_actors(all_namespaces=True)
+    return sorted(n["name"] for n in names if n.get("namespace") == NAMESPACE and n["name"].startswith(prefix))
+
+
 def find(name: str):
     """The named actor if it exists, else None."""
     try:

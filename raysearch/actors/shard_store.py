@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import threading
@@ -21,6 +22,8 @@ from raysearch.index.shard_index import ShardIndex
 from raysearch.search.executor import execute
 from raysearch.storage.rocks import RocksKV
 
+log = logging.getLogger(__name__)
+
 
 def shard_path(settings: Settings, index: str, shard: int) -> str:
     root = settings.data_dir
@@ -38,12 +41,37 @@ class ShardStore:
         self.kv = RocksKV(self.path)
         self.index = ShardIndex(self.kv)
         self.restored = False
+        self._last_write = time.monotonic()
+        self._closed = False
         if self.index.is_empty():
             self._restore_from_mongo()
             # Whatever this shard had applied but not persisted is gone: the tracker re-runs it.
             tracker = registry.find(registry.TRACKER)
             if tracker is not None:
                 tracker.shard_started_empty.remote(index, shard)
+        threading.Thread(target=self._snapshot_loop, name="shard-snapshot", daemon=True).start()
+
+    # ---------------------------------------------------------- snapshot
+    def _snapshot_loop(self) -> None:
+        """Snapshot the derived state once the shard has been idle for a moment, so that a
+        restart opens it without scanning every document (ShardIndex.write_snapshot)."""
+        idle = self.settings.snapshot_idle_s
+        while not self._closed:
+            time.sleep(min(idle, 1.0))
+            try:
+                index = self.index
+                if index.snapshot_opstamp != index.last_opstamp and time.monotonic() - self._last_write >= idle:
+                    self.snapshot()
+            except Exception as exc:  # the next round tries again; a restart without one only scans
+                if not self._closed:
+                    log.warning("shard %s/%s: snapshot failed: %s", self.index_name, self.shard, exc)
+
+    def snapshot(self) -> int:
+        """Write the snapshot now (also before a planned stop); returns its opstamp."""
+        with self._write_lock:
+            if self._closed:
+                return -1
+            return self.index.write_snapshot()
 
     def _restore_from_mongo(self) -> None:
         """A shard whose RocksDB is gone (deleted, or its node lost) comes back from MongoDB alone."""
@@ -81,6 +109,7 @@ class ShardStore:
     # ------------------------------------------------------------ writes
     def apply(self, batch_key: str, batch: ShardBatch) -> int:
         with self._write_lock:
+            self._last_write = time.monotonic()
             return self.index.apply(batch_key, batch)
 
     # Draining does not take the write lock: batches are atomic in RocksDB, log entries
@@ -118,6 +147,7 @@ class ShardStore:
     def drop(self) -> None:
         """Delete this shard's data (DELETE /indexes/{index}); the actor is killed next."""
         with self._write_lock:
+            self._closed = True
             self.kv.close()
             shutil.rmtree(self.path, ignore_errors=True)
 
@@ -160,6 +190,8 @@ class ShardStore:
             "bytes_on_disk": _dir_bytes(self.path),
             "pending_changes": self.index.pending_changes(),
             "last_opstamp": self.index.last_opstamp,
+            "snapshot_opstamp": self.index.snapshot_opstamp,
+            "opened_from": self.index.opened_from,
             "restored": self.restored,
         }
 

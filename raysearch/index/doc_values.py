@@ -128,6 +128,32 @@ class DocValues:
     def __init__(self):
         self.columns: dict[str, Column] = {}
 
+    def export(self, live: np.ndarray) -> dict[str, tuple]:
+        """The columns as plain bytes for a shard snapshot, without the pairs of documents
+        no longer live (a removed version's pairs are dropped here, not in memory: the
+        columns only ever grow while the shard is open, which keeps their caches simple)."""
+        out = {}
+        for field, column in self.columns.items():
+            n = len(column.docs)
+            docs = np.frombuffer(column.docs[:n], dtype=np.int64)
+            vals = np.frombuffer(column.vals[:n], dtype=np.float64 if column.kind == FLOAT_KIND else np.int64)
+            inside = docs < len(live)
+            keep = np.zeros(n, dtype=bool)
+            keep[inside] = live[docs[inside]]
+            out[field] = (column.kind, docs[keep].tobytes(), vals[keep].tobytes(), list(column.term_list))
+        return out
+
+    @classmethod
+    def from_export(cls, exported: dict[str, tuple]) -> "DocValues":
+        values = cls()
+        for field, (kind, docs, vals, term_list) in exported.items():
+            column = values.columns[field] = Column(kind)
+            column.docs.frombytes(docs)
+            column.vals.frombytes(vals)
+            column.term_list = list(term_list)
+            column.terms = {term: i for i, term in enumerate(column.term_list)}
+        return values
+
     def add(self, docnum: int, values: dict[str, list]) -> None:
         for field, vals in values.items():
             if not vals:

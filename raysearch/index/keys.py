@@ -16,10 +16,14 @@ Internal keys (never mirrored; they start with '~'):
                                      (columnar, = a MongoDB chunk payload); the durable
                                      dirty marks, drained by persistence oldest first
   ~M                                 last opstamp
+  ~S                                 snapshot of the derived in-memory state (statistics,
+                                     doc numbers, doc-value columns) as of one opstamp,
+                                     so a shard opens without scanning every T entry;
+                                     used only when it matches ~M (shard_index.py)
 Field names, terms and ids never contain NUL (validated at the ingress), so the
 NUL separators are unambiguous.
-Document frequencies, field statistics and the document count are not stored:
-they are derived from the T entries when a shard opens (shard_index.ShardStats).
+Document frequencies, field statistics and the document count are not data:
+they are derived from the T entries (shard_index.ShardStats) and snapshotted under ~S.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ APPLIED = b"A"
 INTERNAL = b"~"
 CHANGE_LOG = b"~O"
 LAST_OPSTAMP = b"~M"
+SNAPSHOT = b"~S"
 SEP = b"\x00"
 
 _U64 = struct.Struct(">Q")

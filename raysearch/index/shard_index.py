@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import bisect
 import json
+import logging
+import pickle
 from collections import OrderedDict
 from typing import Iterable, Iterator
 
@@ -32,6 +34,10 @@ from raysearch.index.encoding import (
     split_columnar,
 )
 from raysearch.storage.kv import KV
+
+log = logging.getLogger(__name__)
+
+SNAPSHOT_FORMAT = 1
 
 
 class _Overlay:
@@ -153,12 +159,68 @@ class ShardIndex:
     def __init__(self, kv: KV):
         self.kv = kv
         self.last_opstamp = decode_u64(kv.get(K.LAST_OPSTAMP))
-        self._load()
+        self.snapshot_opstamp = -1  # opstamp of the snapshot on disk (-1: none usable)
+        self.opened_from = "scan"  # or "snapshot": how the derived state was built at open
+        if self._load_snapshot():
+            self.opened_from = "snapshot"
+        else:
+            self._load()
         self.cache = PostingCache()
         self.generation = 0  # bumped by every write: a list read before it is not cached
         # opstamp -> keys it logged, for the change-log entries not yet drained; kept in
         # memory so watermarks and backlog sizes never need a scan of the log.
         self._log_sizes: dict[int, int] = {op: columnar_count(blob) for _, op, blob in self._log()}
+
+    # ------------------------------------------------------------ snapshot
+    # The derived state (statistics, doc numbers, batch bases, doc-value columns) is
+    # rebuilt by a scan of every T entry -- time proportional to the index. A snapshot
+    # of it, written when the shard is idle, lets a shard open in time proportional to
+    # the snapshot's size instead. It is used only if it was taken at the store's last
+    # opstamp: every batch moves ~M in its own atomic write, so any later write makes an
+    # older snapshot stale, and a crash can never pair a snapshot with other data.
+    # Pickle is safe here: the value is written by this class into the shard's own
+    # RocksDB (never mirrored, never from a user), like the rest of the shard's files.
+
+    def snapshot_bytes(self) -> bytes:
+        """The derived state as of last_opstamp; the caller keeps writes out meanwhile."""
+        stats = self.stats
+        live = np.frombuffer(bytes(stats.live), dtype=np.bool_)
+        state = {
+            "format": SNAPSHOT_FORMAT, "opstamp": self.last_opstamp,
+            "df": stats.df, "fields": stats.fields, "term_counts": stats.term_counts,
+            "docs": stats.docs, "doc_ids": stats.doc_ids, "live": bytes(stats.live),
+            "bases": self.bases, "next_docnum": self.next_docnum,
+            "values": self.values.export(live),
+        }
+        return pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+
+    def write_snapshot(self) -> int:
+        """Snapshot the derived state (no writes may run meanwhile); returns its opstamp."""
+        if self.snapshot_opstamp != self.last_opstamp:
+            blob = self.snapshot_bytes()
+            self.kv.write({K.SNAPSHOT: blob})
+            self.snapshot_opstamp = self.last_opstamp
+        return self.snapshot_opstamp
+
+    def _load_snapshot(self) -> bool:
+        raw = self.kv.get(K.SNAPSHOT)
+        if raw is None:
+            return False
+        try:
+            state = pickle.loads(raw)
+            if state.get("format") != SNAPSHOT_FORMAT or state["opstamp"] != self.last_opstamp:
+                return False
+            stats = ShardStats()
+            stats.df, stats.fields, stats.term_counts = state["df"], state["fields"], state["term_counts"]
+            stats.docs, stats.doc_ids, stats.live = state["docs"], state["doc_ids"], bytearray(state["live"])
+            values = DocValues.from_export(state["values"])
+        except Exception as exc:  # unreadable: the scan rebuilds everything (and a new snapshot follows)
+            log.warning("shard snapshot unreadable (%s): rebuilding the statistics by a scan", exc)
+            return False
+        self.stats, self.values = stats, values
+        self.bases, self.next_docnum = state["bases"], state["next_docnum"]
+        self.snapshot_opstamp = self.last_opstamp
+        return True
 
     def _load(self) -> None:
         """Derive the statistics, doc numbers and batch bases from the stored entries."""
@@ -338,7 +400,9 @@ class ShardIndex:
         # persisted watermarks stay monotonic.
         top = max((decode_u64(v) for _, v in self.kv.scan(K.APPLIED, K.upper_bound(K.APPLIED))), default=0)
         self.last_opstamp = max(self.last_opstamp, top)
-        self.kv.write({K.LAST_OPSTAMP: encode_u64(self.last_opstamp)})
+        # Whatever snapshot there was describes other data: gone with this same write.
+        self.kv.write({K.LAST_OPSTAMP: encode_u64(self.last_opstamp), K.SNAPSHOT: None})
+        self.snapshot_opstamp = -1
         self._load()
         self.generation += 1
         self.cache = PostingCache()

@@ -105,6 +105,14 @@ def test_restart_of_the_ray_side_keeps_everything(bulk, http, service, oracle, d
     assert not ray.is_initialized()
     service.start()
     assert http.get(f"/indexes/{INDEX}").json()["documents"] == before_count
+    # a planned stop snapshots every shard: they open without scanning their documents
+    from raysearch.actors import registry
+    from raysearch.config import NAMESPACE
+
+    infos = [ray.get(ray.get_actor(registry.shard_name(INDEX, n), namespace=NAMESPACE).info.remote(), timeout=60)
+             for n in range(4)]
+    assert [i["opened_from"] for i in infos] == ["snapshot"] * 4, infos
+    assert all(i["snapshot_opstamp"] == i["last_opstamp"] > 0 for i in infos), infos
     after = [http.get(f"/indexes/{INDEX}/search", params={"q": q}).json()["hits"] for q in queries]
     assert [[(h["id"], h["score"]) for h in hits] for hits in after] == [
         [(h["id"], h["score"]) for h in hits] for hits in before

@@ -1,6 +1,7 @@
 """ShardIndex on the in-memory KV (unit test: no Ray, no RocksDB)."""
 
 from raysearch.analysis.analyzer import Analyzer
+from raysearch.index import keys as K
 from raysearch.index.batch import ShardBatch, split_batch
 from raysearch.index.shard_index import ShardIndex, posting_lists
 from raysearch.search.executor import execute
@@ -136,3 +137,98 @@ def test_term_counts_are_kept_as_documents_come_and_go(no_ray):
     assert shard.term_count("_all") == 0
     reopened = ShardIndex(shard.kv)
     assert reopened.term_count("_all") == shard.term_count("_all")
+
+
+# ------------------------------------------------------------------ snapshot
+TYPES = {"section": "keyword", "size": "integer", "score": "float"}
+
+
+def _typed(docs):
+    per_shard, _, _ = split_batch(docs, [], 1, Analyzer(), TYPES)
+    return per_shard[0]
+
+
+def _derived(shard):
+    """Everything a shard derives from its T and B entries, in a form two opens can compare."""
+    stats = shard.stats
+    live = [(i, d) for i, d in enumerate(stats.doc_ids) if d is not None]
+    assert [i for i, flag in enumerate(stats.live) if flag] == [i for i, _ in live]
+    columns = {}
+    for field, column in shard.values.columns.items():
+        docs, vals = column.arrays()
+        pairs = sorted((int(d), column.term_list[int(v)] if column.kind == "k" else v.item())
+                       for d, v in zip(docs, vals) if stats.doc_ids[int(d)] is not None)
+        columns[field] = pairs
+    return {"df": dict(stats.df), "fields": {f: list(v) for f, v in stats.fields.items()},
+            "term_counts": dict(stats.term_counts), "docs": stats.docs, "live": live,
+            # a batch that added no documents has a base in memory but no B entry
+            "bases": {op: base for op, base in shard.bases.items() if shard.kv.get(K.batch_base_key(op))},
+            "next_docnum": shard.next_docnum, "columns": columns}
+
+
+def _grown_shard(kv):
+    shard = ShardIndex(kv)
+    shard.apply("b1", _typed([{"id": f"d{i}", "title": f"red apple {i % 3}", "section": f"s{i % 4}",
+                               "size": i, "score": i / 2} for i in range(20)]))
+    shard.apply("b2", _typed([{"id": "d3", "title": "blue sky", "section": ["x", "y"], "size": 99}]))
+    shard.apply("b3", ShardBatch(deletes=["d5", "d7"]))
+    shard.apply("b4", _typed([{"id": "new", "title": "green apple", "section": "s1", "size": -4}]))
+    return shard
+
+
+def test_a_snapshot_reopens_the_same_derived_state_without_a_scan(no_ray):
+    kv = MemoryKV()
+    shard = _grown_shard(kv)
+    assert shard.opened_from == "scan" and shard.snapshot_opstamp == -1
+    assert shard.write_snapshot() == shard.last_opstamp == 4
+    reopened = ShardIndex(kv)
+    assert reopened.opened_from == "snapshot" and reopened.snapshot_opstamp == 4
+    kv_without = MemoryKV()  # the same store without its snapshot: what a scan derives
+    for key, value in kv.scan(b"", b"\xff"):
+        if key != b"~S":
+            kv_without.write({key: value})
+    scanned = ShardIndex(kv_without)
+    assert scanned.opened_from == "scan"
+    scanned_state = _derived(scanned)
+    assert _derived(reopened) == scanned_state == _derived(shard)
+    for q in ["apple", "red sky", "green"]:
+        assert _search(reopened, q) == _search(scanned, q) == _search(shard, q)
+    # the reopened shard keeps working: writes after it, and their effect on a later snapshot
+    reopened.apply("b5", _typed([{"id": "d1", "title": "apple pie", "section": "z", "size": 7}]))
+    reopened.apply("b6", ShardBatch(deletes=["new"]))
+    assert reopened.write_snapshot() == 6
+    again = ShardIndex(kv)
+    assert again.opened_from == "snapshot"
+    assert _derived(again) == _derived(reopened)
+    assert _search(again, "apple") == _search(reopened, "apple")
+
+
+def test_a_stale_or_unreadable_snapshot_is_never_used(no_ray):
+    kv = MemoryKV()
+    shard = _grown_shard(kv)
+    shard.write_snapshot()
+    shard.apply("b5", _typed([{"id": "late", "title": "late apple", "section": "s9", "size": 1}]))
+    reopened = ShardIndex(kv)  # the snapshot is of opstamp 4, the store is at 5
+    assert reopened.opened_from == "scan"
+    assert _derived(reopened)["df"] == _derived(shard)["df"]
+    assert _search(reopened, "late")[1][0][1] == "late"
+    kv.write({b"~S": b"not a pickle"})
+    shard.last_opstamp = reopened.last_opstamp
+    assert ShardIndex(kv).opened_from == "scan"
+
+
+def test_restore_drops_any_snapshot(no_ray):
+    kv = MemoryKV()
+    shard = _grown_shard(kv)
+    shard.write_snapshot()
+    mirrored = []
+    while True:
+        entries, log = shard.collect_changes(limit=1)
+        if not log:
+            break
+        mirrored.extend(entries)
+        shard.ack_changes(log)
+    target = ShardIndex(kv)
+    target.restore(mirrored)  # replays over the same store: derived state rebuilt, snapshot gone
+    assert kv.get(b"~S") is None and target.snapshot_opstamp == -1
+    assert _derived(target)["df"] == _derived(shard)["df"]
