@@ -68,8 +68,8 @@ class Client:
     def delete_index(self, index: str) -> dict:
         return self._call("DELETE", f"/indexes/{index}")
 
-    def verify(self, index: str) -> dict:
-        return self._call("POST", f"/indexes/{index}/verify")
+    def verify(self, index: str, shard: int | None = None) -> dict:
+        return self._call("POST", f"/indexes/{index}/verify", params={"shard": shard} if shard is not None else None)
 
     def restore(self, index: str, shard: int | None = None) -> dict:
         return self._call("POST", f"/indexes/{index}/restore", params={"shard": shard} if shard is not None else None)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import threading
 import time
 
@@ -28,7 +29,8 @@ import ray
 from raysearch import indexmeta
 from raysearch.actors import registry
 from raysearch.config import Settings
-from raysearch.index.compaction import cut_chunks, live_state
+from raysearch.index.compaction import cut_sorted, replay_into
+from raysearch.storage.rocks import RocksKV
 from raysearch.storage.mongo import MongoStore
 
 log = logging.getLogger("raysearch.persistence")
@@ -163,19 +165,37 @@ class PersistenceActor:
             if upto <= head["upto"]:
                 return {"index": index, "shard": n, "compacted": False}
             before = self.mongo.chunks.count_documents({"index": index, "shard": n})
-            state = live_state(self.mongo.iter_compactable(index, n, head, upto))
             gen = head["gen"] + 1
-            count = self.mongo.write_generation(index, n, gen, cut_chunks(state, self.settings.chunk_postings))
+            # The live state is replayed into a scratch RocksDB, not a dict: memory stays
+            # bounded by RocksDB's buffers whatever the shard's size, and its scan yields the
+            # entries in key order for the new generation.
+            scratch_path = os.path.join(self.settings.data_dir, "scratch", f"compact-{index}-{n}")
+            shutil.rmtree(scratch_path, ignore_errors=True)
+            scratch = RocksKV(scratch_path, sync=False)
+            live = 0
+            try:
+                replay_into(scratch, self.mongo.iter_compactable(index, n, head, upto))
+
+                def entries():
+                    nonlocal live
+                    for item in scratch.scan(b"", b"\xff"):
+                        live += 1
+                        yield item
+
+                count = self.mongo.write_generation(index, n, gen, cut_sorted(entries(), self.settings.chunk_postings))
+            finally:
+                scratch.close()
+                shutil.rmtree(scratch_path, ignore_errors=True)
             if self.mongo.get_index_meta(index) is None:  # deleted meanwhile: leave nothing behind
                 self.mongo.delete_chunks(index)
                 return {"index": index, "shard": n, "compacted": False}
-            self.mongo.switch_generation(index, n, gen, upto, len(state))
+            self.mongo.switch_generation(index, n, gen, upto, live)
             self.mongo.drop_replaced(index, n)
-            self._live_entries[(index, n)] = len(state)
+            self._live_entries[(index, n)] = live
             self._new_entries[(index, n)] = self.mongo.log_entry_count(index, n)  # written since `upto`
             self.compactions += 1
             self.last_compaction = {"index": index, "shard": n, "gen": gen, "upto": upto, "chunks_before": before,
-                                    "chunks_after": count, "live_entries": len(state),
+                                    "chunks_after": count, "live_entries": live,
                                     "seconds": round(time.time() - started, 3)}
             return {**self.last_compaction, "compacted": True}
 

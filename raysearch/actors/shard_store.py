@@ -201,6 +201,50 @@ class ShardStore:
     def terms(self, field: str) -> list[str]:
         return self.index.terms(field)
 
+    def verify(self, max_mismatches: int = 1000) -> dict:
+        """Compare this shard's mirrored entries with MongoDB's, key by key, in bounded memory:
+        MongoDB's chunks are replayed into a scratch RocksDB beside the shard, then both stores
+        are walked in key order (verification.compare_sorted). Nothing crosses Ray but the result."""
+        from raysearch.index.compaction import replay_into
+        from raysearch.index.verification import compare_sorted
+        from raysearch.storage.mongo import ChunksChanged, MongoStore
+
+        scratch_path = self.path.rstrip("/") + ".verify"
+        mongo = MongoStore(self.settings.mongo_uri, self.settings.mongo_db)
+        started = time.monotonic()
+        self._verify_progress = {"phase": "replaying MongoDB", "entries": 0}
+        try:
+            for attempt in range(5):
+                shutil.rmtree(scratch_path, ignore_errors=True)
+                scratch = RocksKV(scratch_path, sync=False)
+                try:
+                    replay_into(scratch, mongo.iter_chunks(self.index_name, self.shard))
+                    break
+                except ChunksChanged:  # compacted while read: read again
+                    scratch.close()
+                    if attempt == 4:
+                        raise
+            try:
+                self._verify_progress = {"phase": "comparing", "entries": 0}
+
+                def progress(entries: int) -> None:
+                    self._verify_progress["entries"] = entries
+
+                result = compare_sorted(self.kv.scan(b"", K.INTERNAL), scratch.scan(b"", K.INTERNAL),
+                                        max_mismatches, progress)
+            finally:
+                scratch.close()
+        finally:
+            mongo.close()
+            shutil.rmtree(scratch_path, ignore_errors=True)
+            self._verify_progress = None
+        result["seconds"] = round(time.monotonic() - started, 3)
+        return result
+
+    def verify_progress(self) -> dict | None:
+        """What a running verify has done so far (None when none runs)."""
+        return getattr(self, "_verify_progress", None)
+
     def export(self, prefix: bytes = b"") -> list[tuple[bytes, bytes]]:
         """Mirrored entries under `prefix` (verify and tests)."""
         stop = K.upper_bound(prefix) if prefix else K.INTERNAL

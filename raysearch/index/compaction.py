@@ -27,12 +27,41 @@ def live_state(blobs: Iterable[bytes]) -> dict[bytes, bytes]:
     return state
 
 
-def cut_chunks(state: dict[bytes, bytes], max_postings: int,
+def replay_into(kv, blobs: Iterable[bytes], group: int = 20_000) -> int:
+    """Replay chunk payloads in order into a KV store (puts, and deletes for removals):
+    the live state on disk instead of in memory. Returns the entries replayed."""
+    changes: dict[bytes, bytes | None] = {}
+    count = 0
+    for blob in blobs:
+        for key, value in decode_entries(blob):
+            changes[key] = value
+            count += 1
+            if len(changes) >= group:
+                kv.write(changes)
+                changes = {}
+    if changes:
+        kv.write(changes)
+    return count
+
+
+def cut_sorted(items: Iterable[tuple[bytes, bytes]], max_postings: int,
                group: int = 50_000) -> Iterator[tuple[int, int, bytes]]:
-    """The live entries, sorted by key, as chunk payloads (entries, postings, blob) of at
-    most `max_postings` postings each (a posting block counts its postings)."""
-    keys = sorted(state)
-    for start in range(0, len(keys), group):
-        part = keys[start : start + group]
-        blob = encode_columns(part, [state[k] for k in part])
-        yield from split_columnar(blob, max_postings, weights=columnar_weights(blob, K.POSTING[0]))
+    """Live entries, from (key, value) pairs in key order (a scan of the store the chunks
+    were replayed into), as chunk payloads (entries, postings, blob) of at most
+    `max_postings` postings each (a posting block counts its postings). Holds `group`
+    entries at a time, never the whole state."""
+    keys: list[bytes] = []
+    values: list[bytes] = []
+
+    def flush():
+        blob = encode_columns(keys, values)
+        return split_columnar(blob, max_postings, weights=columnar_weights(blob, K.POSTING[0]))
+
+    for key, value in items:
+        keys.append(key)
+        values.append(value)
+        if len(keys) >= group:
+            yield from flush()
+            keys, values = [], []
+    if keys:
+        yield from flush()

@@ -73,7 +73,8 @@ class APIKeyMiddleware:
         # Read per request from this replica's environment (set from Settings in Ingress.__init__):
         # module globals are not shared reliably once Serve has pickled the app.
         key = os.environ.get("RAYSEARCH_API_KEY")
-        if key and (scope["method"], _route_path(scope)) not in OPEN_ROUTES:
+        path = _route_path(scope)
+        if key and (scope["method"], path) not in OPEN_ROUTES:
             given = b""
             for name, value in scope.get("headers") or ():
                 if name == b"authorization":
@@ -82,10 +83,25 @@ class APIKeyMiddleware:
             # `Bearer <key>`, or `ApiKey <key>` as Elasticsearch clients send it (api_key="<key>")
             if not (hmac.compare_digest(given, b"Bearer " + key.encode())
                     or hmac.compare_digest(given, b"ApiKey " + key.encode())):
-                body = Unauthorized("missing or wrong 'Authorization: Bearer <key>'").to_json()
-                response = JSONResponse(body, status_code=401, headers={"WWW-Authenticate": "Bearer"})
+                if path == "/_elastic" or path.startswith("/_elastic/"):
+                    response = _elastic_unauthorized(path)
+                else:
+                    body = Unauthorized("missing or wrong 'Authorization: Bearer <key>'").to_json()
+                    response = JSONResponse(body, status_code=401, headers={"WWW-Authenticate": "Bearer"})
                 return await response(scope, receive, send)
         return await self.app(scope, receive, send)
+
+
+def _elastic_unauthorized(path: str) -> JSONResponse:
+    """401 under /_elastic as Elasticsearch answers it (security_exception, its product header),
+    so its clients raise their authentication error (AuthenticationException), never a product check."""
+    from raysearch.elastic.errors import ElasticError
+    from raysearch.elastic.responses import PRODUCT_HEADERS
+
+    reason = f"missing or wrong authentication credentials for REST request [{path[:200]}] " \
+             f"(Authorization: ApiKey <key> or Bearer <key>)"
+    return JSONResponse(ElasticError(401, "security_exception", reason).to_json(), status_code=401,
+                        headers={**PRODUCT_HEADERS, "WWW-Authenticate": "ApiKey, Bearer"})
 
 
 def _route_path(scope) -> str:
@@ -196,8 +212,8 @@ class Ingress:
         return await self.service.delete_index(index)
 
     @api.post("/indexes/{index}/verify")
-    async def verify(self, index: str):
-        return await self.service.verify(index)
+    async def verify(self, index: str, shard: Optional[int] = None):
+        return await self.service.verify(index, shard)
 
     @api.post("/indexes/{index}/restore")
     async def restore(self, index: str, shard: Optional[int] = None):

@@ -20,7 +20,6 @@ from raysearch.config import Settings
 from raysearch.errors import AlreadyExists, Conflict, IndexNotFound, InvalidRequest, NotFound, Overloaded, PayloadTooLarge
 from raysearch.index import keys as K
 from raysearch.index.batch import encode_payload
-from raysearch.index.compaction import live_state
 from raysearch.index.routing import shard_for
 from raysearch.models import FieldSettings, IndexSettings, SearchRequest
 from raysearch.ops import book
@@ -29,7 +28,7 @@ from raysearch.search.merge import merge_hits
 from raysearch.search.plan import GlobalStats, analyze_clauses, build_plan, prefix_pairs, stats_request
 from raysearch.search.query import parse_query
 from raysearch.serve import decoding, validation
-from raysearch.storage.mongo import ChunksChanged, MongoStore
+from raysearch.storage.mongo import MongoStore
 
 
 class SearchService:
@@ -448,25 +447,25 @@ class SearchService:
             }
         return {"indexes": out, "persistence": persistence}
 
-    async def verify(self, index: str) -> dict:
-        """Compare every mirrored entry (posting lists included) in RocksDB with MongoDB."""
+    async def verify(self, index: str, shard: int | None = None) -> dict:
+        """Compare every mirrored entry (posting lists included) in RocksDB with MongoDB.
+
+        Each shard compares itself with MongoDB in bounded memory (ShardStore.verify), one
+        shard at a time; `shard` limits it to one (the CLI goes shard by shard to show progress)."""
         meta, _, shards = self._index(index)
+        if shard is not None and not 0 <= shard < meta["shards"]:
+            raise InvalidRequest(f"index {index!r} has shards 0..{meta['shards'] - 1}, not {shard}")
         await self.persistence.flush.remote()
-        mismatches, terms_checked = [], 0
-        for n, shard in enumerate(shards):
-            rocks = dict(await shard.export.remote())
-            mongo = await asyncio.to_thread(self._replay_chunks, index, n)
-            lists: dict[tuple[str, str], bool] = {}
-            for key in rocks.keys() | mongo.keys():
-                same = rocks.get(key) == mongo.get(key)
-                if key[:1] == K.POSTING:
-                    field, term, _ = K.split_block_key(key)
-                    lists[(field, term)] = lists.get((field, term), True) and same
-                elif not same:
-                    mismatches.append({"shard": n, "key": key.decode(errors="replace")[:200]})
-            terms_checked += len(lists)
-            mismatches += [{"shard": n, "field": f, "term": t} for (f, t), ok in lists.items() if not ok]
-        return {"ok": not mismatches, "terms_checked": terms_checked, "mismatches": mismatches[:1000]}
+        mismatches, terms_checked, entries_checked, per_shard = [], 0, 0, []
+        for n in range(meta["shards"]) if shard is None else [shard]:
+            part = await shards[n].verify.remote()
+            terms_checked += part["terms"]
+            entries_checked += part["entries"]
+            mismatches += [{"shard": n, **m} for m in part["mismatches"]]
+            per_shard.append({"shard": n, "entries": part["entries"], "terms": part["terms"],
+                              "ok": not part["mismatches"], "seconds": part["seconds"]})
+        return {"ok": not mismatches, "terms_checked": terms_checked, "entries_checked": entries_checked,
+                "shards": per_shard, "mismatches": mismatches[:1000]}
 
     async def restore(self, index: str, shard: int | None = None) -> dict:
         """Rebuild shards from MongoDB alone; batches not yet persisted are re-run from the intake log."""
@@ -480,14 +479,6 @@ class SearchService:
             info = await shards[n].rebuild.remote()
             restored.append({"shard": n, "documents": info["documents"]})
         return {"index": index, "restored": restored}
-
-    def _replay_chunks(self, index: str, shard: int) -> dict[bytes, bytes]:
-        for attempt in range(5):
-            try:
-                return live_state(self.mongo.iter_chunks(index, shard))
-            except ChunksChanged:  # compacted while read: read again
-                if attempt == 4:
-                    raise
 
 
 META_TTL_S = 2.0  # how stale a replica's copy of an index's settings may be

@@ -8,7 +8,7 @@ from rocksdict import Options, ReadOptions, Rdict, WriteBatch, WriteOptions
 
 
 class RocksKV:
-    def __init__(self, path: str):
+    def __init__(self, path: str, sync: bool = True):
         options = Options(raw_mode=True)
         options.create_if_missing(True)
         # Modest memtables: a service holds several shards on a small machine.
@@ -18,7 +18,7 @@ class RocksKV:
         self._db = Rdict(path, options)
         # sync=True: a batch acknowledged by the shard survives a power cut, not only kill -9.
         self._write_options = WriteOptions()
-        self._write_options.sync = True
+        self._write_options.sync = sync  # False only for scratch stores (verify's replay)
 
     def get(self, key: bytes) -> bytes | None:
         return self._db.get(key)

@@ -64,6 +64,13 @@ def test_verify_endpoint_agrees(bulk, http):
     report = http.post(f"/indexes/{INDEX}/verify").json()
     assert report["ok"], report["mismatches"][:5]
     assert report["terms_checked"] > 50_000
+    # each shard compared itself with MongoDB key by key: every mirrored entry was seen
+    assert [s["shard"] for s in report["shards"]] == [0, 1, 2, 3] and all(s["ok"] for s in report["shards"])
+    assert report["entries_checked"] == sum(s["entries"] for s in report["shards"]) > 2 * N_DOCS
+    one = http.post(f"/indexes/{INDEX}/verify", params={"shard": 2}).json()
+    assert one["ok"] and one["shards"] == [dict(report["shards"][2], seconds=one["shards"][0]["seconds"])]
+    bad = http.post(f"/indexes/{INDEX}/verify", params={"shard": 4})
+    assert bad.status_code == 400 and "shards 0..3" in bad.json()["error"]["reason"]
 
 
 def _check_queries(http, oracle, queries):
