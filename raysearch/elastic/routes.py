@@ -125,8 +125,30 @@ async def _view(index: str) -> tuple[IndexView, dict]:
 
 
 def _flag(request: Request, name: str) -> bool:
+    """A boolean URL parameter read as Elasticsearch reads it: absent is false, `?name` alone or
+    `true` is true, `false` is false; anything else (`maybe`, `1`, `yes`) is a 400 naming it."""
     value = request.query_params.get(name)
-    return value is not None and value.lower() in ("", "true", "1")
+    if value is None or value == "false":
+        return False
+    if value in ("", "true"):
+        return True
+    raise ElasticError(400, "illegal_argument_exception",
+                       f"Failed to parse value [{value[:100]}] of parameter [{name}] "
+                       f"as only [true] or [false] are allowed.")
+
+
+_OP_TYPES = ("index", "create")
+
+
+def _op_type(request: Request, default: str = "index") -> str:
+    """`?op_type=` of a single-document write: `index` or `create` (any case, as Elasticsearch)."""
+    value = request.query_params.get("op_type")
+    if value is None:
+        return default
+    if value.lower() not in _OP_TYPES:
+        raise ElasticError(400, "illegal_argument_exception",
+                           f"opType must be 'create' or 'index', found: [{value[:100]}] (parameter [op_type])")
+    return value.lower()
 
 
 # ------------------------------------------------------------------ cluster
@@ -289,10 +311,11 @@ async def create_index(index: str, request: Request):
 
 @router.delete("/{index}")
 async def delete_index(index: str, request: Request):
+    ignore_unavailable = _flag(request, "ignore_unavailable")
     try:
         _meta(index)
     except ElasticError as exc:
-        if exc.status == 404 and _flag(request, "ignore_unavailable"):
+        if exc.status == 404 and ignore_unavailable:
             return {"acknowledged": True}
         raise
     await _svc().delete_index(index)
@@ -382,13 +405,14 @@ async def _one(action: es_bulk.Action) -> JSONResponse:
 @router.post("/{index}/_doc/{doc_id}")
 async def index_doc(index: str, doc_id: str, request: Request):
     _check_index(index)
-    op = "create" if request.query_params.get("op_type") == "create" else "index"
+    op = _op_type(request)
     return await _one(es_bulk.Action(op, index, doc_id, await _json(request, "document")))
 
 
 @router.post("/{index}/_doc")
 async def index_doc_new_id(index: str, request: Request):
     _check_index(index)
+    _op_type(request)  # a new id: either op_type creates it
     return await _one(es_bulk.Action("index", index, None, await _json(request, "document")))
 
 
@@ -419,6 +443,9 @@ _IGNORED_PARAMS = {"pretty", "human", "error_trace", "filter_path", "typed_keys"
                    "allow_partial_search_results", "ccs_minimize_roundtrips", "batched_reduce_size",
                    "preference", "routing", "max_concurrent_shard_requests", "pre_filter_shard_size",
                    "ignore_throttled", "include_named_queries_score"}
+_BOOLEAN_PARAMS = {"rest_total_hits_as_int", "typed_keys", "ignore_unavailable", "allow_no_indices",
+                   "request_cache", "allow_partial_search_results", "ccs_minimize_roundtrips",
+                   "ignore_throttled", "include_named_queries_score", "error_trace"}
 
 
 def _search_body(request: Request, body: dict) -> dict:
@@ -447,6 +474,8 @@ def _search_body(request: Request, body: dict) -> dict:
             "track_total_hits", v)
     if "track_scores" in params:
         body["track_scores"] = _flag(request, "track_scores")
+    for name in _BOOLEAN_PARAMS & set(params):  # ignored, but a value Elasticsearch refuses is refused
+        _flag(request, name)
     return body
 
 

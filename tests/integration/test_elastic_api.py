@@ -173,6 +173,40 @@ def test_bulk_actions_documents_and_count(es, http):
     assert not es.indices.exists(index=index)
 
 
+def test_invalid_flags_and_op_type_are_400_naming_the_parameter(es, service):
+    """Elasticsearch refuses a boolean URL parameter that is not true/false (illegal_argument_exception),
+    and an op_type other than index/create: so does raysearch, before anything is written."""
+    import httpx
+
+    index, base = "es-flags", service.url + "/_elastic"
+    es.indices.delete(index=index, ignore_unavailable=True)
+    es.index(index=index, id="a", document={"title": "strict flags"}, refresh=True)
+    with httpx.Client(base_url=base, timeout=120) as client:
+        for method, path, param in [("GET", f"/{index}/_search?track_scores=maybe", "track_scores"),
+                                    ("POST", f"/{index}/_search?rest_total_hits_as_int=1", "rest_total_hits_as_int"),
+                                    ("GET", f"/{index}/_search?q=strict&ignore_unavailable=yes",
+                                     "ignore_unavailable"),
+                                    ("DELETE", f"/{index}?ignore_unavailable=nope", "ignore_unavailable"),
+                                    ("DELETE", "/es-no-such-index?ignore_unavailable=TRUE", "ignore_unavailable"),
+                                    ("PUT", f"/{index}/_doc/b?op_type=upsert", "op_type"),
+                                    ("POST", f"/{index}/_doc?op_type=maybe", "op_type")]:
+            r = client.request(method, path, json={"title": "must not be written"} if "_doc" in path else None)
+            assert r.status_code == 400, (path, r.text)
+            assert r.headers["x-elastic-product"] == "Elasticsearch"
+            err = r.json()["error"]
+            assert err["type"] == "illegal_argument_exception" == err["root_cause"][0]["type"], r.text
+            assert param in err["reason"], (path, err)
+        assert es.indices.exists(index=index)  # the refused DELETE did nothing
+        assert es.count(index=index)["count"] == 1  # nor did the refused writes
+        # the valid spellings still work
+        r = client.get(f"/{index}/_search", params={"q": "strict", "track_scores": "true",
+                                                    "rest_total_hits_as_int": ""})
+        assert r.status_code == 200 and r.json()["hits"]["total"] == 1, r.text
+        assert client.put(f"/{index}/_doc/c?op_type=CREATE", json={"title": "c"}).status_code == 201
+        assert client.put(f"/{index}/_doc/c?op_type=create", json={"title": "c"}).status_code == 409
+    es.indices.delete(index=index)
+
+
 # ------------------------------------------------------------------ search
 def test_match_against_the_oracle_and_raysearch(es, http, corpus):
     oracle = Oracle(corpus, Analyzer(STANDARD), field="title", types=TYPES)

@@ -260,3 +260,35 @@ def test_api_key_middleware_accepts_the_clients_apikey_scheme(no_ray, monkeypatc
     assert client.get("/_elastic/", headers={"Authorization": "ApiKey wrong"}).status_code == 401
     assert client.get("/_elastic/", headers={"Authorization": "ApiKey s3cret"}).json() == {"ok": True}
     assert client.get("/_elastic/", headers={"Authorization": "Bearer s3cret"}).status_code == 200
+
+
+def _request(query: str):
+    from starlette.requests import Request
+
+    return Request({"type": "http", "method": "GET", "path": "/_elastic/x/_search", "query_string": query.encode(),
+                    "headers": []})
+
+
+def test_boolean_and_op_type_parameters_are_strict():
+    """As Elasticsearch: a flag is true for `?flag` or `true`, false if absent or `false`, and
+    any other value is a 400 (illegal_argument_exception) naming the parameter; op_type is
+    `index` or `create`."""
+    from raysearch.elastic.routes import _flag, _op_type
+
+    assert _flag(_request(""), "track_scores") is False
+    assert _flag(_request("track_scores"), "track_scores") is True
+    assert _flag(_request("track_scores=true"), "track_scores") is True
+    assert _flag(_request("track_scores=false"), "track_scores") is False
+    for bad in ("maybe", "1", "0", "yes", "TRUE", "false%20", "%00"):
+        with pytest.raises(ElasticError) as info:
+            _flag(_request(f"track_scores={bad}"), "track_scores")
+        body = info.value.to_json()
+        assert body["status"] == 400 and body["error"]["type"] == "illegal_argument_exception"
+        assert "[track_scores]" in body["error"]["reason"], body
+    assert _op_type(_request("")) == "index"
+    assert _op_type(_request("op_type=create")) == "create" and _op_type(_request("op_type=INDEX")) == "index"
+    for bad in ("upsert", "", "creat", "update"):
+        with pytest.raises(ElasticError) as info:
+            _op_type(_request(f"op_type={bad}"))
+        assert info.value.status == 400 and info.value.type == "illegal_argument_exception"
+        assert "op_type" in info.value.reason
