@@ -92,29 +92,65 @@ def test_reindexing_existing_ids_keeps_mongodb_at_live_size(http, service):
     assert http.get(f"/indexes/{INDEX}").json()["documents"] == len({d["id"] for d in docs})
 
 
+def _kill_when(pid: int, moment, timeout_s: float = 120) -> bool:
+    """SIGKILL `pid` as soon as `moment()` holds (polled every few ms); whether it did."""
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        if moment():
+            os.kill(pid, signal.SIGKILL)
+            return True
+        time.sleep(0.003)
+    os.kill(pid, signal.SIGKILL)
+    return False
+
+
 def test_kill9_during_compaction_loses_and_resurrects_nothing(http, service):
+    """The kill is aimed at moments inside a compaction -- once the new generation's first
+    chunks are in MongoDB (before the switch), and once the head has switched (while what it
+    replaced is being deleted) -- and each time a bulk is being drained into the same shard's
+    log meanwhile, so compaction and persistence race as they do in production."""
     persistence = _persistence()
     docs = debian_docs(0, 3000)
     before = _snapshot(http)
-    for delay in (0.05, 0.3, 0.8):
-        # new history to compact: re-index a third of the ids, delete a few
-        _bulk(http, [{**d, "title": d["title"] + f" v{delay}"} for d in docs[:1000]])
-        for d in docs[2990:2993]:
-            http.delete(f"/indexes/{INDEX}/documents/{d['id']}")
-        ray.get(persistence.flush.remote(), timeout=600)
-        pid = ray.get(persistence.pid.remote(), timeout=60)
-        persistence.compact.remote(INDEX, 0)  # not waited for: killed mid-way
-        time.sleep(delay)
-        os.kill(pid, signal.SIGKILL)
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            try:
-                if ray.get(persistence.pid.remote(), timeout=30) != pid:
-                    break
-            except Exception:
-                time.sleep(0.5)
-        report = http.post(f"/indexes/{INDEX}/verify").json()
-        assert report["ok"], (delay, report["mismatches"][:5])
+    db = MongoClient(service.settings.mongo_uri)["raysearch"]
+    head_id = f"{INDEX}:0"
+    observed = []
+    try:
+        for round_, moment in enumerate(("generation started", "head switched", "generation started")):
+            # new history to compact: re-index a third of the ids, delete a few
+            _bulk(http, [{**d, "title": d["title"] + f" v{round_}"} for d in docs[:1000]])
+            for d in docs[2990:2993]:
+                http.delete(f"/indexes/{INDEX}/documents/{d['id']}")
+            ray.get(persistence.flush.remote(), timeout=600)
+            gen = (db.chunk_heads.find_one({"_id": head_id}) or {"gen": 0})["gen"]
+            pid = ray.get(persistence.pid.remote(), timeout=60)
+            racing = [http.post(f"/bulk-indexing/{INDEX}", json=[{**d, "body": d["body"] + f" race {round_}"}
+                                                                  for d in docs[1000 + i:1100 + i]]).json()["operation_id"]
+                      for i in range(0, 500, 100)]  # drained while the compaction runs
+            persistence.compact.remote(INDEX, 0)  # not waited for: killed mid-way
+            if moment == "generation started":
+                when = lambda: db.chunks.count_documents({"index": INDEX, "shard": 0, "gen": gen + 1}, limit=1) > 0  # noqa: E731
+            else:
+                when = lambda: (db.chunk_heads.find_one({"_id": head_id}) or {"gen": 0})["gen"] > gen  # noqa: E731
+            assert _kill_when(pid, when), f"compaction never reached '{moment}'"
+            head = db.chunk_heads.find_one({"_id": head_id}) or {"gen": 0}
+            observed.append({"moment": moment, "switched": head["gen"] > gen,
+                             "new_generation_chunks": db.chunks.count_documents({"index": INDEX, "shard": 0,
+                                                                                 "gen": gen + 1})})
+            deadline = time.time() + 120
+            while time.time() < deadline:
+                try:
+                    if ray.get(persistence.pid.remote(), timeout=30) != pid:
+                        break
+                except Exception:
+                    time.sleep(0.5)
+            for op in racing:
+                assert wait_operation(http, op)["status"] == "completed"
+            report = http.post(f"/indexes/{INDEX}/verify").json()
+            assert report["ok"], (moment, observed, report["mismatches"][:5])
+    finally:
+        db.client.close()
+    print("kills landed at:", observed)  # each one inside a compaction: _kill_when saw its moment
     _compact_all()
     assert http.post(f"/indexes/{INDEX}/verify").json()["ok"]
     # a shard rebuilt from the compacted chunks alone answers as the live one did
@@ -122,4 +158,6 @@ def test_kill9_during_compaction_loses_and_resurrects_nothing(http, service):
     assert http.post(f"/indexes/{INDEX}/restore").status_code == 200
     assert _snapshot(http) == expected
     assert http.get(f"/indexes/{INDEX}").json()["documents"] == len({d["id"] for d in docs}) - 3
+    body = http.get(f"/indexes/{INDEX}/documents/{docs[1000]['id']}").json()
+    assert "race 2" in str(body)  # the last racing bulk is there, after the kills and the restore
     assert before != expected  # the titles changed: the snapshot really compares something
