@@ -3,7 +3,7 @@ against a brute-force oracle (tests/structured_oracle.py), on a real structured 
 the Debian sample's package fields (section, priority, sizes, essential), plus a
 keyword list, a date and a float derived from each package so every type is covered.
 1 and 4 shards must give identical answers; so must a shard after kill -9 and a
-shard rebuilt from MongoDB alone."""
+shard rebuilt from MongoDB alone, and after a restart of the whole Ray side."""
 
 from __future__ import annotations
 
@@ -136,10 +136,8 @@ FACETS = {
 }
 
 
-@pytest.mark.parametrize("flt", FILTERS, ids=[json.dumps(f)[:40] for f in FILTERS])
-def test_filters_with_facets_match_the_oracle(http, structured, flt):
-    docs, _ = structured
-    oracle = _oracle(docs)
+def _check_filter(http, oracle: StructuredOracle, flt):
+    """A filter's total, first page (sorted by size) and facets: 1 and 4 shards alike, equal to the oracle."""
     want_ids = oracle.select(flt)
     out = _both(http, {"filter": flt, "size": 20, "facets": FACETS, "sort": [{"size": "asc"}]})
     assert out["total"] == len(want_ids), flt
@@ -147,26 +145,44 @@ def test_filters_with_facets_match_the_oracle(http, structured, flt):
     _facets_equal(out["facets"], oracle.facets(want_ids, FACETS))
 
 
+def _page_through(http, body: dict, page_size: int) -> list[dict]:
+    """Every hit of a sorted request, page after page with search_after (1 and 4 shards alike)."""
+    hits, after = [], None
+    while True:
+        page_body = {**body, "size": page_size}
+        if after is not None:
+            page_body["search_after"] = after
+        page = _both(http, page_body)["hits"]
+        if not page:
+            return hits
+        hits += page
+        after = page[-1]["sort"]
+        assert page[-1]["sort"][-1] == page[-1]["id"]  # ties by id: the id closes every sort key
+
+
+def _check_sorted_pages(http, oracle: StructuredOracle, body: dict, want_ids: list[str], page_size: int = 97):
+    """Paging through a sorted request gives every match once, in the oracle's order, with its sort values."""
+    want = oracle.ordered(want_ids, body["sort"])
+    got = [(h["id"], h["sort"][:-1]) for h in _page_through(http, body, page_size)]
+    assert [d for d, _ in got] == [d for d, _ in want], body
+    for (_, values), (_, expected) in zip(got, want):
+        assert values == expected, body
+
+
+SORT_FILTER = {"range": {"installed_size": {"lt": 20000}}}
+
+
+@pytest.mark.parametrize("flt", FILTERS, ids=[json.dumps(f)[:40] for f in FILTERS])
+def test_filters_with_facets_match_the_oracle(http, structured, flt):
+    docs, _ = structured
+    _check_filter(http, _oracle(docs), flt)
+
+
 @pytest.mark.parametrize("sort", SORTS, ids=[json.dumps(s)[:40] for s in SORTS])
 def test_sorts_and_search_after_page_through_every_match(http, structured, sort):
     docs, _ = structured
     oracle = _oracle(docs)
-    flt = {"range": {"installed_size": {"lt": 20000}}}
-    want = oracle.ordered(oracle.select(flt), sort)
-    got, after = [], None
-    while True:
-        body = {"filter": flt, "sort": sort, "size": 97}
-        if after is not None:
-            body["search_after"] = after
-        page = _both(http, body)["hits"]
-        if not page:
-            break
-        got += [(h["id"], h["sort"][:-1]) for h in page]
-        after = page[-1]["sort"]
-        assert page[-1]["sort"][-1] == page[-1]["id"]
-    assert [d for d, _ in got] == [d for d, _ in want]
-    for (_, values), (_, expected) in zip(got, want):
-        assert values == expected
+    _check_sorted_pages(http, oracle, {"filter": SORT_FILTER, "sort": sort}, oracle.select(SORT_FILTER))
 
 
 def test_text_query_with_filter_sort_and_cursor(http, structured):
@@ -196,22 +212,63 @@ def test_text_query_with_filter_sort_and_cursor(http, structured):
         assert sorted(seen) == sorted(ids) and len(seen) == len(set(seen)), q
 
 
-def test_query_language_keyword_terms_and_ranges(http, structured):
+QUERY_LANGUAGE = {  # q -> the same selection as a filter (the oracle's)
+    "+section:games +installed_size:[1000 TO 5000]":
+        [{"term": {"section": "games"}}, {"range": {"installed_size": {"gte": 1000, "lte": 5000}}}],
+    "+section:games +installed_size:>=20000": [{"term": {"section": "games"}},
+                                              {"range": {"installed_size": {"gte": 20000}}}],
+    "+tags:all -essential:true -section:libs": [{"term": {"tags": "all"}}, {"not": {"term": {"essential": True}}},
+                                                {"not": {"term": {"section": "libs"}}}],
+    "+rating:{2.5 TO *} +section:python": [{"range": {"rating": {"gt": 2.5}}}, {"term": {"section": "python"}}],
+    "+released:[2020-01-01 TO 2021-06-30} +tags:h3": [{"range": {"released": {"gte": "2020-01-01",
+                                                                              "lt": "2021-06-30"}}},
+                                                      {"term": {"tags": "h3"}}],
+    "+size:<20000 +priority:optional -tags:amd64": [{"range": {"size": {"lt": 20000}}},
+                                                    {"term": {"priority": "optional"}},
+                                                    {"not": {"term": {"tags": "amd64"}}}],
+}
+# a range whose bounds do not fit the field's type is plain words: the same answer as these words alone
+LENIENT = {
+    "installed_size:[big TO small]": "big TO small",
+    "installed_size:>=lots": "lots",
+    "released:[recent TO ancient]": "recent TO ancient",
+    "+rating:{high TO *} library": "+high library",
+}
+
+
+@pytest.mark.parametrize("q", QUERY_LANGUAGE, ids=list(QUERY_LANGUAGE))
+def test_query_language_keyword_terms_and_ranges(http, structured, q):
     docs, _ = structured
     oracle = _oracle(docs)
-    cases = {
-        "+section:games +installed_size:[1000 TO 5000]":
-            [{"term": {"section": "games"}}, {"range": {"installed_size": {"gte": 1000, "lte": 5000}}}],
-        "+section:games +installed_size:>=20000": [{"term": {"section": "games"}},
-                                                  {"range": {"installed_size": {"gte": 20000}}}],
-        "+tags:all -essential:false": [{"term": {"tags": "all"}}, {"not": {"term": {"essential": False}}}],
-        "+rating:{2.5 TO *} +section:python": [{"range": {"rating": {"gt": 2.5}}}, {"term": {"section": "python"}}],
-    }
-    for q, flt in cases.items():
-        out = _both(http, {"q": q, "size": 5})
-        assert out["total"] == len(oracle.select(flt)), q
-    # lenient: a range that does not fit the type is plain words, never an error
-    assert http.get("/indexes/structured4/search", params={"q": "installed_size:[big TO small]"}).status_code == 200
+    want = oracle.select(QUERY_LANGUAGE[q])
+    assert want, f"{q}: the oracle selects nothing, the test would prove nothing"
+    out = _both(http, {"q": q, "size": len(want) + 10})
+    assert out["total"] == len(want), q
+    assert sorted(h["id"] for h in out["hits"]) == sorted(want), q
+    scores = [h["score"] for h in out["hits"]]
+    assert scores == sorted(scores, reverse=True), q
+    for sort in ([{"installed_size": "desc"}, {"section": "asc"}], [{"released": "asc"}], SORTS[4]):
+        _check_sorted_pages(http, oracle, {"q": q, "sort": sort}, want, page_size=max(7, len(want) // 4 + 1))
+
+
+@pytest.mark.parametrize("q", LENIENT, ids=list(LENIENT))
+def test_query_language_malformed_range_is_plain_words(http, structured, q):
+    docs, _ = structured
+    words = LENIENT[q]
+    got = _both(http, {"q": q, "size": 50})
+    plain = _both(http, {"q": words, "size": 50})
+    assert got == plain, q
+    assert got["total"] > 0, f"{words!r} matches nothing: the test would prove nothing"
+    text_oracle = Oracle(docs, Analyzer(), types=TYPES)
+    if not words.startswith("+"):  # OR of the words: the text oracle's BM25
+        scores = text_oracle.scores(words)
+        assert got["total"] == len(scores), q
+        assert_same_ranking(got["hits"], scores, sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))[:50])
+    r = http.get("/indexes/structured4/search", params={"q": q, "size": 50})  # GET reads it the same way
+    assert r.status_code == 200, r.text
+    answer = r.json()
+    answer.pop("took_ms")
+    assert answer == plain, q
 
 
 def test_get_search_takes_url_encoded_json(http, structured):
@@ -297,3 +354,25 @@ def test_answers_survive_kill9_of_a_shard_and_a_rebuild_from_mongodb(http, struc
     assert r.status_code == 200, r.text
     assert _snapshot(http) == before  # rebuilt from MongoDB alone
     assert http.post("/indexes/structured4/verify").json()["ok"]
+
+
+def test_answers_survive_a_restart_of_the_ray_side(http, service, structured):
+    """Serve and every actor stopped (MongoDB and the data directory stay), then started again
+    (as in test_faults.py / test_debian_8000.py; start() waits for /readyz): every filter with
+    its facets, every sort paged with search_after, still equal the oracle on 1 and 4 shards."""
+    docs, _ = structured
+    before = _snapshot(http)
+    service.stop_ray()
+    assert not ray.is_initialized()
+    service.start()
+    for index in INDEXES:
+        assert http.get(f"/indexes/{index}").json()["documents"] == N_DOCS, index
+    assert _snapshot(http) == before
+    oracle = _oracle(docs)
+    for flt in FILTERS:
+        _check_filter(http, oracle, flt)
+    for sort in SORTS:
+        _check_sorted_pages(http, oracle, {"filter": SORT_FILTER, "sort": sort}, oracle.select(SORT_FILTER))
+    for index in INDEXES:
+        report = http.post(f"/indexes/{index}/verify").json()
+        assert report["ok"], (index, report["mismatches"][:5])
