@@ -203,16 +203,24 @@ class MongoStore:
         return sum(doc.get("entries", 0) for doc in cursor)
 
     def _iter_state(self, index: str, shard: int, head: dict, upto: int | None = None) -> Iterator[bytes]:
+        # Read in pages of CHUNK_PAGE chunks, each a query of its own from the last key read:
+        # SecantusDB materialises a query's whole result in memory, so one cursor over a shard's
+        # chunks held all of them at once (its RSS reached 8 GB at 300k documents).
         if head["gen"]:
-            cursor = self.chunks.find({"index": index, "shard": shard, "gen": head["gen"]},
-                                      projection={"data": 1}).sort("cseq", ASCENDING)
-            for doc in cursor:
+            yield from self._paged({"index": index, "shard": shard, "gen": head["gen"]}, "cseq", None)
+        yield from self._paged({"index": index, "shard": shard}, "seq", (head["upto"], upto))
+
+    def _paged(self, query: dict, order: str, bounds: tuple | None) -> Iterator[bytes]:
+        low, high = bounds if bounds is not None else (-1, None)
+        while True:
+            cond = {"$gt": low} if high is None else {"$gt": low, "$lte": high}
+            page = list(self.chunks.find({**query, order: cond}, projection={"data": 1, order: 1})
+                        .sort(order, ASCENDING).limit(CHUNK_PAGE))
+            for doc in page:
                 yield bytes(doc["data"])
-        seq = {"$gt": head["upto"]} if upto is None else {"$gt": head["upto"], "$lte": upto}
-        cursor = self.chunks.find({"index": index, "shard": shard, "seq": seq},
-                                  projection={"data": 1}).sort("seq", ASCENDING)
-        for doc in cursor:
-            yield bytes(doc["data"])
+            if len(page) < CHUNK_PAGE:
+                return
+            low = page[-1][order]
 
     def iter_chunks(self, index: str, shard: int) -> Iterator[bytes]:
         """The shard's chunk payloads in replay order: its compacted generation, then newer log
@@ -261,6 +269,9 @@ class MongoStore:
     def delete_chunks(self, index: str) -> None:
         self.chunks.delete_many({"index": index})
         self.heads.delete_many({"_id": {"$regex": "^" + re.escape(index) + ":[0-9]+$"}})
+
+
+CHUNK_PAGE = 16  # chunk documents per query when a shard's chunks are read back (~ 16 x <= 1 MB)
 
 
 class ChunksChanged(RuntimeError):
