@@ -155,13 +155,18 @@ class ShardStore:
     @ray.method(enable_task_events=False)
     def stats(self, fields: list[str], pairs: list, prefixes: list, max_expansions: int) -> dict:
         pairs = [tuple(p) for p in pairs]
-        return {
-            "fields": self.index.field_stats(fields),
+        index = self.index
+        version = index.stats_version()
+        out = {
+            "fields": index.field_stats(fields),
             "pairs": pairs,
-            "doc_freqs": self.index.doc_freqs(pairs),
+            "doc_freqs": index.doc_freqs(pairs),
             "prefixes": prefixes,
-            "expansions": [self.index.expand_prefix(f, p, max_expansions + 1) for f, p in prefixes],
+            "expansions": [index.expand_prefix(f, p, max_expansions + 1) for f, p in prefixes],
         }
+        # the version these statistics are of, if no apply changed them while they were read
+        out["version"] = version if version is not None and version == index.stats_version() else None
+        return out
 
     # Hot read paths: no per-call task events for the dashboard (measured 7-10 % of a call).
     @ray.method(enable_task_events=False)
@@ -169,6 +174,10 @@ class ShardStore:
         """Query phase: total, top k as [score, id, sort values], facet partials; with
         plan["fetch"] (a first page), also the stored documents of its hits (query and fetch
         in one round: at most shards x size documents travel, and a round trip is saved)."""
+        expected = plan.get("versions")
+        if expected is not None and (self.shard >= len(expected) or expected[self.shard] != self.index.stats_version()):
+            # planned with summed statistics this shard no longer has: the ingress plans again
+            return {"stale": True, "total": 0, "hits": [], "facets": {}}
         result = execute(self.index, plan, k)
         if plan.get("fetch") and result["hits"]:
             result["documents"] = self.index.get_documents([h[1] for h in result["hits"]])

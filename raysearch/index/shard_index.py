@@ -12,6 +12,7 @@ from __future__ import annotations
 import bisect
 import json
 import logging
+import os
 import pickle
 from collections import OrderedDict
 from typing import Iterable, Iterator
@@ -167,6 +168,11 @@ class ShardIndex:
             self._load()
         self.cache = PostingCache()
         self.generation = 0  # bumped by every write: a list read before it is not cached
+        # Version of the statistics (df, field lengths, dictionary), for an ingress that keeps
+        # summed statistics between queries: a seqlock (odd while an apply changes them) under
+        # an epoch drawn per open, so a restarted shard never repeats an earlier version.
+        self.epoch = os.urandom(6).hex()
+        self._stats_seq = 0
         # opstamp -> keys it logged, for the change-log entries not yet drained; kept in
         # memory so watermarks and backlog sizes never need a scan of the log.
         self._log_sizes: dict[int, int] = {op: columnar_count(blob) for _, op, blob in self._log()}
@@ -294,13 +300,17 @@ class ShardIndex:
             raise
         self.last_opstamp = opstamp
         self.next_docnum = base + len(batch.doc_ids)
-        for docnum, indexed in removed:  # only once the batch is durable
-            self.stats.add(indexed, -1)
-            self.stats.unnumber(docnum)
-        for i, (indexed, typed) in enumerate(added):
-            self.stats.add(indexed, 1)
-            if typed:
-                self.values.add(base + i, typed)
+        self._stats_seq += 1  # odd: the statistics are changing
+        try:
+            for docnum, indexed in removed:  # only once the batch is durable
+                self.stats.add(indexed, -1)
+                self.stats.unnumber(docnum)
+            for i, (indexed, typed) in enumerate(added):
+                self.stats.add(indexed, 1)
+                if typed:
+                    self.values.add(base + i, typed)
+        finally:
+            self._stats_seq += 1
         self.generation += 1
         for prefix in touched:
             self.cache.pop(prefix, None)
@@ -403,7 +413,11 @@ class ShardIndex:
         # Whatever snapshot there was describes other data: gone with this same write.
         self.kv.write({K.LAST_OPSTAMP: encode_u64(self.last_opstamp), K.SNAPSHOT: None})
         self.snapshot_opstamp = -1
-        self._load()
+        self._stats_seq += 1
+        try:
+            self._load()
+        finally:
+            self._stats_seq += 1
         self.generation += 1
         self.cache = PostingCache()
 
@@ -413,6 +427,12 @@ class ShardIndex:
         return True
 
     # ---------------------------------------------------------------- reads
+    def stats_version(self) -> list | None:
+        """[epoch, sequence] of the statistics now, or None while an apply is changing them.
+        Read it before and after reading statistics: equal means they were read whole."""
+        seq = self._stats_seq
+        return None if seq % 2 else [self.epoch, seq]
+
     def doc_count(self) -> int:
         return self.stats.docs
 

@@ -19,7 +19,7 @@ import numpy as np
 from raysearch.index.shard_index import ShardIndex
 from raysearch.search import facets, filters
 from raysearch.search.bm25 import B, K1
-from raysearch.search.query import MUST, MUST_NOT, PHRASE, RANGE
+from raysearch.search.query import MUST, MUST_NOT, PHRASE, RANGE, SHOULD
 from raysearch.search.sorting import DESC, SCORE
 
 DEFAULT_SORT = [[SCORE, DESC]]
@@ -70,29 +70,65 @@ def execute(shard: ShardIndex, plan: dict, k: int) -> dict:
 
 
 def _match(shard: ShardIndex, plan: dict, n: int):
+    """(candidates mask, scores) over document numbers < n.
+
+    The masks and the score array are the query's only arrays of the shard's size: a
+    single-term clause scatters its contributions straight into `scores` and its
+    matches into the SHOULD mask (no per-clause temporaries of size n), which is the
+    same arithmetic, in the same clause order, as summing a per-clause array."""
     avgdl = plan["avgdl"]
     scores = np.zeros(n)
     should = np.zeros(n, dtype=bool)
-    must_hits = np.zeros(n, dtype=np.int32)
-    excluded = np.zeros(n, dtype=bool)
+    must_hits = None
+    excluded = None
     musts = 0
     for clause in plan["clauses"]:
+        occur = clause["occur"]
+        if occur == SHOULD and _single_term(clause):
+            _add_term(shard, clause["parts"][0], avgdl, n, scores, should)
+            continue
         matched, contrib = _clause_scores(shard, clause, avgdl, n)
-        if clause["occur"] == MUST_NOT:
-            excluded |= matched
+        if occur == MUST_NOT:
+            excluded = matched if excluded is None else excluded | matched
             continue
         if contrib is not None:
             scores += contrib
-        if clause["occur"] == MUST:
+        if occur == MUST:
             musts += 1
-            must_hits += matched
+            must_hits = matched.astype(np.int32) if must_hits is None else must_hits + matched
         else:
             should |= matched
     candidates = (must_hits == musts) if musts else should
-    if musts:
-        candidates &= must_hits > 0
-    candidates &= ~excluded
+    if excluded is not None:
+        candidates &= ~excluded
     return candidates, scores
+
+
+def _single_term(clause: dict) -> bool:
+    parts = clause["parts"]
+    return clause["kind"] != PHRASE and clause["kind"] != RANGE and len(parts) == 1 and len(parts[0][1]) == 1
+
+
+def _add_term(shard: ShardIndex, part: list, avgdl: dict[str, float], n: int,
+              scores: np.ndarray, matched: np.ndarray) -> None:
+    """One term's BM25 contributions added into `scores`, its documents set in `matched`."""
+    field, ((term, weight),) = part
+    numbers, tf, dl = _postings_below(shard, field, term, n)
+    if len(numbers):
+        norm_base = K1 * (1.0 - B)
+        norm_slope = K1 * B / avgdl[field]
+        matched[numbers] = True
+        # a posting list holds each document once: a plain scatter-add is exact
+        scores[numbers] += weight * tf / (tf + norm_base + norm_slope * dl)
+
+
+def _postings_below(shard: ShardIndex, field: str, term: str, n: int):
+    """The term's (numbers, tf, dl) without documents numbered after this query started."""
+    numbers, tf, dl = shard.posting_arrays(field, term)
+    if len(numbers) and numbers[-1] >= n:  # numbers ascend: only the newest can be too new
+        keep = numbers < n
+        numbers, tf, dl = numbers[keep], tf[keep], dl[keep]
+    return numbers, tf, dl
 
 
 def _sort_keys(shard: ShardIndex, sort: list, numbers: np.ndarray, scores: np.ndarray, n: int):
@@ -178,10 +214,7 @@ def _clause_scores(shard: ShardIndex, clause: dict, avgdl: dict[str, float], n: 
                 contrib[i] += weight * freq / (freq + norm_base + norm_slope * dl)
         else:
             for term, weight in part[1]:
-                numbers, tf, dl = shard.posting_arrays(field, term)
-                if len(numbers) and numbers.max() >= n:  # documents indexed after this query started
-                    keep = numbers < n
-                    numbers, tf, dl = numbers[keep], tf[keep], dl[keep]
+                numbers, tf, dl = _postings_below(shard, field, term, n)
                 if len(numbers):
                     matched[numbers] = True
                     contrib[numbers] += weight * tf / (tf + norm_base + norm_slope * dl)

@@ -26,6 +26,7 @@ from raysearch.ops import book
 from raysearch.search import facets, filters, sorting
 from raysearch.search.merge import merge_hits
 from raysearch.search.plan import GlobalStats, analyze_clauses, build_plan, prefix_pairs, stats_request
+from raysearch.search.stats_cache import StatsCache
 from raysearch.search.query import parse_query
 from raysearch.serve import decoding, validation
 from raysearch.storage.mongo import MongoStore
@@ -41,6 +42,7 @@ class SearchService:
         self.workers = registry.workers(settings)  # resolved again by name where a stale handle matters
         self._indexes: dict[str, tuple[dict, Analyzer, list]] = {}  # name -> (meta, analyzer, shard handles)
         self._fields_cache: dict[str, tuple[float, set[str]]] = {}
+        self._stats_cache = StatsCache()  # summed statistics between queries (one-round searches)
         self._checked: dict[str, float] = {}  # index -> when its record was last re-read
 
     # ------------------------------------------------------------ indexes
@@ -150,6 +152,7 @@ class SearchService:
             shards = [registry.find(n) for n in registry.shard_names_of(name)]
             shards = [s for s in shards if s is not None]
         self.mongo.indexes.delete_one({"_id": name})  # persistence stops draining it from its next cycle
+        self._stats_cache.invalidate(name)
         await self.persistence.forget_index.remote(name)
         await asyncio.gather(*[s.drop.remote() for s in shards])
         for s in shards:
@@ -306,12 +309,16 @@ class SearchService:
             if not aclauses:
                 return self._answer(started, index, 0, [], {} if not query_plan["facets"] else
                                     facets.merge(query_plan["facets"], [], types))
-            query_plan.update(await self._plan(shards, aclauses))
+            query_plan.update(await self._plan(index, shards, aclauses))
         k = request.from_ + request.size
         # A first page travels with the query phase (each shard sends its own top `size`);
         # a deeper page is fetched afterwards from the shards holding it (only its documents move).
         query_plan["fetch"] = request.from_ == 0 and request.size <= FETCH_WITH_QUERY_MAX
         results = await asyncio.gather(*[sh.search.remote(query_plan, k) for sh in shards])
+        if any(r.get("stale") for r in results):  # planned from cached statistics a shard has moved past
+            self._stats_cache.invalidate(index)
+            query_plan.update(await self._plan(index, shards, aclauses, cached=False))
+            results = await asyncio.gather(*[sh.search.remote(query_plan, k) for sh in shards])
         total = sum(r["total"] for r in results)
         keys = query_plan["sort"]
         page = merge_hits([r["hits"] for r in results], keys, request.from_, k)
@@ -361,12 +368,20 @@ class SearchService:
                     out[doc_id] = json.loads(raw)
         return out
 
-    async def _plan(self, shards: list, aclauses) -> dict:
-        """Global statistics from every shard, then the scoring plan (clauses and avgdl)."""
+    async def _plan(self, index: str, shards: list, aclauses, cached: bool = True) -> dict:
+        """Global statistics, then the scoring plan (clauses and avgdl). From the replica's
+        cache when it holds every field and term (the plan then names the shard versions it
+        assumes, and goes out in the query phase's one round: search/stats_cache.py), else
+        from a round of calls to every shard (which then fills the cache)."""
         req = stats_request(aclauses)
+        hit = self._stats_cache.lookup(index, req) if cached else None
+        if hit is not None and len(hit[1]) == len(shards):
+            stats, versions = hit
+            return {**build_plan(aclauses, stats), "versions": versions}
         m = self.settings.max_prefix_expansions
         parts = await asyncio.gather(*[sh.stats.remote(req.fields, req.pairs, req.prefixes, m) for sh in shards])
         stats = GlobalStats.merge(parts, m)
+        self._stats_cache.store(index, [p.get("version") for p in parts], req, stats)
         extra = prefix_pairs(stats)
         prefix_dfs = {}
         if extra:
@@ -374,7 +389,7 @@ class SearchService:
             for part in more:
                 for pair, df in zip(part["pairs"], part["doc_freqs"]):
                     prefix_dfs[tuple(pair)] = prefix_dfs.get(tuple(pair), 0) + df
-        return build_plan(aclauses, stats, prefix_dfs)
+        return {**build_plan(aclauses, stats, prefix_dfs), "versions": None}
 
     @staticmethod
     def _default_fields(meta: dict) -> list[tuple[str, float]]:

@@ -85,3 +85,28 @@ def deployed_beside(service, app, name: str):
         yield base
     finally:
         serve.delete(name)
+
+
+class ShardSpy:
+    """Stands in for a shard actor handle: `handle.method.remote(*args)` calls the real actor
+    and records (method, shard, args, answer)."""
+
+    def __init__(self, handle, shard: int, calls: list):
+        self._handle, self._shard, self._calls = handle, shard, calls
+
+    def __getattr__(self, method: str):
+        real, shard, calls = getattr(self._handle, method), self._shard, self._calls
+
+        class _Method:
+            @staticmethod
+            def remote(*args):
+                ref = real.remote(*args)
+
+                async def answer():
+                    result = await ref
+                    calls.append((method, shard, args, result))
+                    return result
+
+                return answer()
+
+        return _Method

@@ -14,34 +14,10 @@ import pytest
 from raysearch.index.routing import shard_for
 from raysearch.serve.service import FETCH_WITH_QUERY_MAX
 from tests.conftest import wait_operation
+from tests.integration.helpers import ShardSpy as _Spy
 
 INDEX = "fetch-phase"
 N_DOCS = 150
-
-
-class _Spy:
-    """Stands in for a shard actor handle: `handle.method.remote(*args)` calls the real actor
-    and records (method, shard, args, answer)."""
-
-    def __init__(self, handle, shard: int, calls: list):
-        self._handle, self._shard, self._calls = handle, shard, calls
-
-    def __getattr__(self, method: str):
-        real, shard, calls = getattr(self._handle, method), self._shard, self._calls
-
-        class _Method:
-            @staticmethod
-            def remote(*args):
-                ref = real.remote(*args)
-
-                async def answer():
-                    result = await ref
-                    calls.append((method, shard, args, result))
-                    return result
-
-                return answer()
-
-        return _Method
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,65 @@
+"""Summed statistics an ingress keeps between queries, so a search can take one round.
+
+A search needs global statistics (field lengths and document frequencies summed over
+every shard) before any shard can score. Asking for them costs a round of calls to
+every shard; this cache keeps what earlier rounds summed, together with the version
+each shard reported for its statistics (ShardIndex.stats_version). A query whose
+fields and terms are all cached is planned from it at once and sent to the shards
+with those versions; a shard whose statistics have moved on answers "stale" instead
+of scoring, and the ingress drops the index's cache and plans again the usual way
+(two rounds). Exactness therefore never depends on the cache: a plan is only ever
+scored against the very statistics it was built from.
+
+Pure logic, no Ray. Bounded: an index's entry is dropped when its shards' versions
+change (any write) or when it holds more than `max_pairs` terms.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from raysearch.search.plan import GlobalStats, StatsRequest
+
+
+@dataclass
+class _Entry:
+    versions: list
+    fields: dict[str, tuple[int, int]] = field(default_factory=dict)
+    doc_freqs: dict[tuple[str, str], int] = field(default_factory=dict)
+
+
+class StatsCache:
+    def __init__(self, max_pairs: int = 200_000):
+        self.max_pairs = max_pairs
+        self._entries: dict[str, _Entry] = {}
+        self.hits = 0
+        self.misses = 0
+
+    def lookup(self, index: str, req: StatsRequest) -> tuple[GlobalStats, list] | None:
+        """(statistics for `req`, the shard versions they hold at) if everything is cached."""
+        entry = self._entries.get(index)
+        if (entry is None or req.prefixes  # prefix expansions take their own round anyway
+                or any(f not in entry.fields for f in req.fields)
+                or any(tuple(p) not in entry.doc_freqs for p in req.pairs)):
+            self.misses += 1
+            return None
+        self.hits += 1
+        stats = GlobalStats({f: entry.fields[f] for f in req.fields},
+                            {tuple(p): entry.doc_freqs[tuple(p)] for p in req.pairs}, {})
+        return stats, entry.versions
+
+    def store(self, index: str, versions: list, req: StatsRequest, stats: GlobalStats) -> None:
+        """Keep statistics summed from shards that reported `versions` (one per shard; None
+        where a shard's statistics changed while read: then nothing is kept)."""
+        if not versions or any(v is None for v in versions):
+            return
+        entry = self._entries.get(index)
+        if entry is None or entry.versions != versions or len(entry.doc_freqs) > self.max_pairs:
+            entry = self._entries[index] = _Entry(list(versions))
+        for f in req.fields:
+            entry.fields[f] = tuple(stats.fields.get(f, (0, 0)))
+        for p in req.pairs:
+            entry.doc_freqs[tuple(p)] = stats.doc_freqs.get(tuple(p), 0)
+
+    def invalidate(self, index: str) -> None:
+        self._entries.pop(index, None)
