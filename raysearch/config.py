@@ -38,6 +38,10 @@ class Settings(BaseModel):
         default=100_000, ge=1, description="a shard's MongoDB log is compacted once it holds this many new entries...")
     compact_ratio: float = Field(
         default=1.0, gt=0, description="...and at least this many times its live entries (bounded write amplification)")
+    compact_garbage_ratio: float = Field(
+        default=0.05, gt=0, description="a shard's log is also compacted once the values it superseded (updates, "
+        "deletes) weigh this fraction of its live bytes: MongoDB then stays near its live size")
+    compact_min_garbage_bytes: int = Field(default=1 << 20, ge=1, description="...and at least this many bytes")
     compact_interval_s: float = Field(default=5.0, description="how often the compactor looks at the shards")
     snapshot_idle_s: float = Field(
         default=2.0, gt=0, description="a shard snapshots its statistics after this long without writes")

@@ -8,9 +8,11 @@ only then clear exactly those log entries. Then the shard's persisted watermark
 goes to the tracker.
 
 A second thread compacts each shard's MongoDB chunk log in the background
-(index/compaction.py, storage/mongo.py): once a shard's log holds as many new
-entries as its compacted state holds live ones (and at least `compact_min_entries`),
-its live entries are rewritten as a new generation and what they replace is deleted, so
+(index/compaction.py, storage/mongo.py): once a shard's log holds history (values its
+entries superseded, as the shard counted them) worth `compact_garbage_ratio` of the live
+bytes, or as many new entries as its compacted state holds live ones (and at least
+`compact_min_entries`), its live entries are rewritten as a new generation and what they
+replace is deleted, so
 MongoDB holds live data, not every version ever written. Compaction only touches
 chunks up to a seq already written, the drain only writes after it: the two never
 write the same documents.
@@ -52,6 +54,8 @@ class PersistenceActor:
         self.chunks_written = 0
         self._new_entries: dict[tuple[str, int], int] = {}  # log entries written since the last compaction
         self._live_entries: dict[tuple[str, int], int] = {}  # entries of the shard's compacted generation
+        self._garbage: dict[tuple[str, int], int] = {}  # bytes the log's entries superseded since then
+        self._live_bytes: dict[tuple[str, int], int] = {}  # bytes of the compacted generation
         self._compact_lock = threading.Lock()
         self.compactions = 0
         self.last_compaction: dict | None = None
@@ -94,28 +98,32 @@ class PersistenceActor:
 
     def _drain_shard(self, index: str, n: int, tracker) -> int:
         shard = registry.shard(self.settings, index, n)
-        blobs, log_keys = ray.get(shard.collect_changes.remote(self.settings.drain_limit), timeout=120)
+        blobs, log_keys, garbage = ray.get(shard.collect_changes.remote(self.settings.drain_limit), timeout=120)
         entries = sum(count for count, _, _ in blobs)
         if blobs:
             key = (index, n)
             if key not in self._next_seq:
                 self._next_seq[key] = self.mongo.next_chunk_seq(index, n)
-                self._new_entries[key] = self.mongo.log_entry_count(index, n)  # a backlog from before a restart
-                self._live_entries[key] = self.mongo.head(index, n).get("live_entries", 0)
-            self._write_with_retries(index, n, self._next_seq[key], blobs)
+                # a backlog from before a restart
+                self._new_entries[key], self._garbage[key] = self.mongo.log_stats(index, n)
+                head = self.mongo.head(index, n)
+                self._live_entries[key] = head.get("live_entries", 0)
+                self._live_bytes[key] = head.get("live_bytes", 0)
+            self._write_with_retries(index, n, self._next_seq[key], blobs, garbage)
             self._next_seq[key] += len(blobs)
             self._new_entries[key] = self._new_entries.get(key, 0) + entries
+            self._garbage[key] = self._garbage.get(key, 0) + garbage
             self.entries_written += entries
             self.chunks_written += len(blobs)
         upto = ray.get(shard.ack_changes.remote(log_keys), timeout=120)
         self._report(tracker, index, n, upto)
         return entries
 
-    def _write_with_retries(self, index: str, n: int, seq: int, blobs) -> None:
+    def _write_with_retries(self, index: str, n: int, seq: int, blobs, garbage: int = 0) -> None:
         attempts = self.settings.persist_attempts
         for attempt in range(attempts):
             try:
-                self.mongo.write_chunks(index, n, seq, blobs)
+                self.mongo.write_chunks(index, n, seq, blobs, garbage)
                 return
             except Exception:
                 if attempt == attempts - 1:
@@ -147,14 +155,23 @@ class PersistenceActor:
         while True:
             time.sleep(self.settings.compact_interval_s)
             try:
-                s = self.settings
-                for key, new in list(self._new_entries.items()):
-                    if new >= s.compact_min_entries and new >= s.compact_ratio * self._live_entries.get(key, 0):
-                        self.compact(*key)
+                for key in [k for k in list(self._new_entries) if self._compaction_due(k)]:
+                    self.compact(*key)
                 self.compact_error = None
             except Exception as exc:  # MongoDB down...: the log just stays longer
                 self.compact_error = f"{type(exc).__name__}: {exc}"
                 log.warning("compaction failed: %s", self.compact_error)
+
+    def _compaction_due(self, key: tuple[str, int]) -> bool:
+        """Whether shard `key`'s log is worth rewriting into a new generation: when it holds
+        history worth `compact_garbage_ratio` of the live bytes (updates and deletes: MongoDB
+        then stays near its live size), or when it has grown as large as the live state
+        (pure growth: a restore replays at most twice the live data)."""
+        s = self.settings
+        new, garbage = self._new_entries.get(key, 0), self._garbage.get(key, 0)
+        if garbage >= max(s.compact_min_garbage_bytes, s.compact_garbage_ratio * self._live_bytes.get(key, 0)):
+            return True
+        return new >= s.compact_min_entries and new >= s.compact_ratio * self._live_entries.get(key, 0)
 
     def compact(self, index: str, n: int) -> dict:
         """Rewrite shard n's chunks up to the last written seq as one generation of live entries."""
@@ -182,28 +199,31 @@ class PersistenceActor:
                         live += 1
                         yield item
 
-                count = self.mongo.write_generation(index, n, gen, cut_sorted(entries(), self.settings.chunk_postings))
+                count, size = self.mongo.write_generation(index, n, gen,
+                                                          cut_sorted(entries(), self.settings.chunk_postings))
             finally:
                 scratch.close()
                 shutil.rmtree(scratch_path, ignore_errors=True)
             if self.mongo.get_index_meta(index) is None:  # deleted meanwhile: leave nothing behind
                 self.mongo.delete_chunks(index)
                 return {"index": index, "shard": n, "compacted": False}
-            self.mongo.switch_generation(index, n, gen, upto, live)
+            self.mongo.switch_generation(index, n, gen, upto, live, size)
             self.mongo.drop_replaced(index, n)
             self._live_entries[(index, n)] = live
-            self._new_entries[(index, n)] = self.mongo.log_entry_count(index, n)  # written since `upto`
+            self._live_bytes[(index, n)] = size
+            # what was written since `upto`
+            self._new_entries[(index, n)], self._garbage[(index, n)] = self.mongo.log_stats(index, n)
             self.compactions += 1
             self.last_compaction = {"index": index, "shard": n, "gen": gen, "upto": upto, "chunks_before": before,
-                                    "chunks_after": count, "live_entries": live,
+                                    "chunks_after": count, "live_entries": live, "live_bytes": size,
                                     "seconds": round(time.time() - started, 3)}
             return {**self.last_compaction, "compacted": True}
 
     def forget_index(self, index: str) -> None:
         with self._lock:
             for key in [k for k in self._new_entries if k[0] == index]:
-                self._new_entries.pop(key, None)
-                self._live_entries.pop(key, None)
+                for counts in (self._new_entries, self._live_entries, self._garbage, self._live_bytes):
+                    counts.pop(key, None)
             for key in [k for k in self._next_seq if k[0] == index]:
                 del self._next_seq[key]
             for key in [k for k in self._reported if k[0] == index]:
@@ -219,6 +239,11 @@ class PersistenceActor:
             "compactions": self.compactions,
             "last_compaction": self.last_compaction,
             "compact_error": self.compact_error,
+            "logs": {f"{i}:{n}": {"new_entries": new, "garbage_bytes": self._garbage.get((i, n), 0),
+                                  "live_entries": self._live_entries.get((i, n), 0),
+                                  "live_bytes": self._live_bytes.get((i, n), 0),
+                                  "compaction_due": self._compaction_due((i, n))}
+                     for (i, n), new in list(self._new_entries.items())},
         }
 
     def pid(self) -> int:

@@ -115,8 +115,10 @@ class ShardStore:
     # Draining does not take the write lock: batches are atomic in RocksDB, log entries
     # are read before the values they name, and the drain deletes only its own entries.
     def collect_changes(self, limit: int):
-        """(encoded chunk payloads, log keys) of the oldest changes, read from RocksDB."""
-        return self.index.collect_chunks(limit, self.settings.chunk_postings)
+        """(encoded chunk payloads, log keys, bytes of earlier values they supersede) of the
+        oldest changes, read from RocksDB."""
+        chunks, log_keys = self.index.collect_chunks(limit, self.settings.chunk_postings)
+        return chunks, log_keys, self.index.garbage_of(log_keys)
 
     def ack_changes(self, log_keys: list[bytes]) -> int:
         """Clear drained change-log entries; returns the persisted watermark (opstamp)."""

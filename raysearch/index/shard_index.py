@@ -176,6 +176,10 @@ class ShardIndex:
         # opstamp -> keys it logged, for the change-log entries not yet drained; kept in
         # memory so watermarks and backlog sizes never need a scan of the log.
         self._log_sizes: dict[int, int] = {op: columnar_count(blob) for _, op, blob in self._log()}
+        # opstamp -> bytes of earlier values its entries supersede, for the compaction trigger
+        # (in memory: after a restart, batches not yet drained count none, which only delays it)
+        self._log_garbage: dict[int, int] = {}
+        self._batch_garbage = 0
 
     # ------------------------------------------------------------ snapshot
     # The derived state (statistics, doc numbers, batch bases, doc-value columns) is
@@ -259,6 +263,7 @@ class ShardIndex:
         if seen is not None:
             return decode_u64(seen)
         opstamp = self.last_opstamp + 1
+        self._batch_garbage = 0
         stamp = K.opstamp_bytes(opstamp)
         overlay = _Overlay(self.kv)
         removed: list = []  # (doc number, T entry) of documents leaving the statistics
@@ -288,6 +293,8 @@ class ShardIndex:
         # Registered before the write and before last_opstamp moves, so a concurrent
         # persisted_upto() can never count this batch as persisted.
         self._log_sizes[opstamp] = len(logged)
+        if self._batch_garbage:
+            self._log_garbage[opstamp] = self._batch_garbage
         # Numbered before their postings become visible to searches (a query ignores
         # numbers beyond those it saw when it started).
         self.bases[opstamp] = base
@@ -327,16 +334,25 @@ class ShardIndex:
         stamp = K.opstamp_bytes(opstamp)
         indexed, _ = parse_indexed(terms_json)
         removed.append((docnum, indexed))
+        # Bytes of stored values this removal supersedes (what MongoDB's log then holds as
+        # history until a compaction): counted once per key per batch, as only a batch's last
+        # value of a key is logged.
+        pending = ov.changes
+        garbage = len(raw) + len(ov.get(K.doc_key(doc_id)) or b"")
         for field, _, terms in indexed:
             for term in terms:
                 prefix = K.term_prefix(field, term)
                 block_key = K.block_key(prefix, stamp)
+                fresh = block_key not in pending
                 block = ov.get(block_key)
                 if block is not None:
+                    if fresh:
+                        garbage += len(block)
                     ov.put(block_key, block_without(block, local))
                 touched.add(prefix)
         ov.put(key, None)
         ov.put(K.doc_key(doc_id), None)
+        self._batch_garbage += garbage
         return True
 
     # ---------------------------------------------------------- change log
@@ -380,12 +396,18 @@ class ShardIndex:
                   for c in split_columnar(blob, chunk_entries_max, weights=columnar_weights(blob, K.POSTING[0]))]
         return chunks, log_keys
 
+    def garbage_of(self, log_keys: list[bytes]) -> int:
+        """Bytes of earlier values that the entries of these log keys supersede."""
+        return sum(self._log_garbage.get(K.split_change_log_key(key)[0], 0) for key in log_keys)
+
     def ack_changes(self, log_keys: list[bytes]) -> None:
         """Clear exactly the drained log entries; a key dirtied again since keeps its newer entry."""
         if log_keys:
             self.kv.write({key: None for key in log_keys})
             for key in log_keys:
-                self._log_sizes.pop(K.split_change_log_key(key)[0], None)
+                opstamp = K.split_change_log_key(key)[0]
+                self._log_sizes.pop(opstamp, None)
+                self._log_garbage.pop(opstamp, None)
 
     def persisted_upto(self) -> int:
         """Highest opstamp whose every change is persisted."""

@@ -174,7 +174,8 @@ class MongoStore:
     # -------------------------------------------------------------- chunks
     def head(self, index: str, shard: int) -> dict:
         """{gen, upto, live_entries} of a shard's compacted state (gen 0: never compacted)."""
-        return self.heads.find_one({"_id": f"{index}:{shard}"}) or {"gen": 0, "upto": -1, "live_entries": 0}
+        return self.heads.find_one({"_id": f"{index}:{shard}"}) or {"gen": 0, "upto": -1, "live_entries": 0,
+                                                                   "live_bytes": 0}
 
     def next_chunk_seq(self, index: str, shard: int) -> int:
         """The seq of the shard's next log chunk: after every log chunk and after what is compacted."""
@@ -182,13 +183,16 @@ class MongoStore:
                                     sort=[("seq", DESCENDING)], projection={"seq": 1})
         return max(last["seq"] if last else -1, self.head(index, shard)["upto"]) + 1
 
-    def write_chunks(self, index: str, shard: int, first_seq: int, blobs: list[tuple[int, int, bytes]]) -> None:
-        """Idempotent: chunks are keyed by _id, so a replay after a crash rewrites the same documents."""
+    def write_chunks(self, index: str, shard: int, first_seq: int, blobs: list[tuple[int, int, bytes]],
+                     garbage: int = 0) -> None:
+        """Idempotent: chunks are keyed by _id, so a replay after a crash rewrites the same documents.
+        `garbage`: bytes of earlier values these entries supersede (on the first chunk), the
+        compaction trigger's measure of history."""
         ops = [
             ReplaceOne(
                 {"_id": f"{index}:{shard}:{first_seq + i:012d}"},
                 {"index": index, "shard": shard, "seq": first_seq + i, "entries": n, "postings": postings,
-                 "data": Binary(blob)},
+                 "garbage": garbage if i == 0 else 0, "data": Binary(blob)},
                 upsert=True,
             )
             for i, (n, postings, blob) in enumerate(blobs)
@@ -198,9 +202,18 @@ class MongoStore:
 
     def log_entry_count(self, index: str, shard: int) -> int:
         """Entries of the log chunks not yet compacted (the compaction trigger, after a restart)."""
+        return self.log_stats(index, shard)[0]
+
+    def log_stats(self, index: str, shard: int) -> tuple[int, int]:
+        """(entries, bytes of values they superseded) of the log chunks not yet compacted."""
         upto = self.head(index, shard)["upto"]
-        cursor = self.chunks.find({"index": index, "shard": shard, "seq": {"$gt": upto}}, projection={"entries": 1})
-        return sum(doc.get("entries", 0) for doc in cursor)
+        cursor = self.chunks.find({"index": index, "shard": shard, "seq": {"$gt": upto}},
+                                  projection={"entries": 1, "garbage": 1})
+        entries = garbage = 0
+        for doc in cursor:
+            entries += doc.get("entries", 0)
+            garbage += doc.get("garbage", 0)
+        return entries, garbage
 
     def _iter_state(self, index: str, shard: int, head: dict, upto: int | None = None) -> Iterator[bytes]:
         # Read in pages of CHUNK_PAGE chunks, each a query of its own from the last key read:
@@ -235,11 +248,13 @@ class MongoStore:
         """What a compaction replays: generation `head`, then log chunks up to `upto`."""
         return self._iter_state(index, shard, head, upto)
 
-    def write_generation(self, index: str, shard: int, gen: int, blobs: Iterable[tuple[int, int, bytes]]) -> int:
-        """Write compacted chunks of generation `gen` (not yet visible); returns how many."""
+    def write_generation(self, index: str, shard: int, gen: int,
+                         blobs: Iterable[tuple[int, int, bytes]]) -> tuple[int, int]:
+        """Write compacted chunks of generation `gen` (not yet visible); returns (chunks, bytes)."""
         self.chunks.delete_many({"index": index, "shard": shard, "gen": gen})  # leftovers of a crashed attempt
-        count, batch = 0, []
+        count, size, batch = 0, 0, []
         for n, postings, blob in blobs:
+            size += len(blob)
             batch.append(ReplaceOne({"_id": f"{index}:{shard}:g{gen}:{count:09d}"},
                                     {"index": index, "shard": shard, "gen": gen, "cseq": count, "entries": n,
                                      "postings": postings, "data": Binary(blob)}, upsert=True))
@@ -249,11 +264,13 @@ class MongoStore:
                 batch = []
         if batch:
             self.chunks.bulk_write(batch, ordered=True)
-        return count
+        return count, size
 
-    def switch_generation(self, index: str, shard: int, gen: int, upto: int, live_entries: int) -> None:
+    def switch_generation(self, index: str, shard: int, gen: int, upto: int, live_entries: int,
+                          live_bytes: int = 0) -> None:
         """The atomic step of a compaction: one single-document write."""
-        self.heads.replace_one({"_id": f"{index}:{shard}"}, {"gen": gen, "upto": upto, "live_entries": live_entries},
+        self.heads.replace_one({"_id": f"{index}:{shard}"},
+                               {"gen": gen, "upto": upto, "live_entries": live_entries, "live_bytes": live_bytes},
                                upsert=True)
 
     def drop_replaced(self, index: str, shard: int) -> int:

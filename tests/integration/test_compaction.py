@@ -92,6 +92,34 @@ def test_reindexing_existing_ids_keeps_mongodb_at_live_size(http, service):
     assert http.get(f"/indexes/{INDEX}").json()["documents"] == len({d["id"] for d in docs})
 
 
+def test_updates_are_compacted_in_the_background(http, service):
+    """No compaction asked for: re-indexing a fifth of the ids leaves history in the log, the
+    shards count the bytes it superseded, and the background compactor rewrites each shard
+    once that history passes compact_garbage_ratio of its live bytes -- MongoDB comes back to
+    within 10 % of its size before the update."""
+    docs = debian_docs(0, 3000)
+    _compact_all()
+    uri = service.settings.mongo_uri
+    before = _mongo_bytes(uri)
+    persistence = _persistence()
+    done_before = ray.get(persistence.status.remote(), timeout=60)["compactions"]
+    _bulk(http, [{**d, "body": d["body"] + " updated"} for d in docs[::5]])
+    ray.get(persistence.flush.remote(), timeout=600)
+    status = ray.get(persistence.status.remote(), timeout=60)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        status = ray.get(persistence.status.remote(), timeout=60)
+        logs = [status["logs"].get(f"{INDEX}:{n}", {}) for n in range(SHARDS)]
+        if status["compactions"] >= done_before + SHARDS and not any(log.get("compaction_due") for log in logs):
+            break
+        time.sleep(1)
+    print("after the update:", status["logs"], status["last_compaction"])
+    assert status["compactions"] >= done_before + SHARDS, status  # every shard, by itself
+    after = _mongo_bytes(uri)
+    assert after <= 1.10 * before, (before, after)
+    assert http.post(f"/indexes/{INDEX}/verify").json()["ok"]
+
+
 def _kill_when(pid: int, moment, timeout_s: float = 120) -> bool:
     """SIGKILL `pid` as soon as `moment()` holds (polled every few ms); whether it did."""
     deadline = time.time() + timeout_s

@@ -232,3 +232,31 @@ def test_restore_drops_any_snapshot(no_ray):
     target.restore(mirrored)  # replays over the same store: derived state rebuilt, snapshot gone
     assert kv.get(b"~S") is None and target.snapshot_opstamp == -1
     assert _derived(target)["df"] == _derived(shard)["df"]
+
+
+def test_the_log_counts_the_bytes_each_batch_supersedes(no_ray):
+    """The compaction trigger's measure of history: an insert supersedes nothing; a re-index
+    or delete supersedes exactly the old T and D values and each old block it rewrote, once."""
+    kv = MemoryKV()
+    shard = ShardIndex(kv)
+    shard.apply("b1", _docs([{"id": "a", "title": "red apple"}, {"id": "b", "title": "red sky"}]))
+    _, log = shard.collect_changes(limit=10_000)
+    assert shard.garbage_of(log) == 0
+    shard.ack_changes(log)
+    old = {k: v for k, v in kv.scan(b"", b"~")}
+    shard.apply("b2", _docs([{"id": "a", "title": "green apple"}]))
+    after_b2 = {k: v for k, v in kv.scan(b"", b"~")}
+    shard.apply("b3", ShardBatch(deletes=["b"]))
+    _, log = shard.collect_changes(limit=10_000)
+    assert len(log) == 2
+    # b2: a's T and D, b1's blocks of red and appl (title and _all); b3: b's T and D, the blocks
+    # of red (as b2 left them) and sky
+    blocks = {k: v for k, v in old.items() if k[:1] == b"P"}
+    expected_b2 = len(old[b"Ta"]) + len(old[b"Da"]) + sum(len(v) for k, v in blocks.items()
+                                                         if b"\x00red\x00" in k or b"\x00appl\x00" in k)
+    assert shard.garbage_of(log[:1]) == expected_b2
+    expected_b3 = len(old[b"Tb"]) + len(old[b"Db"]) + sum(len(after_b2[k]) for k in blocks
+                                                          if (b"\x00red\x00" in k or b"\x00sky\x00" in k) and k in after_b2)
+    assert shard.garbage_of(log[1:]) == expected_b3
+    shard.ack_changes(log)
+    assert shard.garbage_of(log) == 0  # forgotten once drained
