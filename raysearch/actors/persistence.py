@@ -178,10 +178,12 @@ class PersistenceActor:
         with self._compact_lock:
             started = time.time()
             head = self.mongo.head(index, n)
+            if head.get("drop"):  # a crash interrupted the last compaction's deletions: finish them
+                self.mongo.drop_replaced(index, n)
             upto = self.mongo.next_chunk_seq(index, n) - 1  # every seq up to here is written
             if upto <= head["upto"]:
                 return {"index": index, "shard": n, "compacted": False}
-            before = self.mongo.chunks.count_documents({"index": index, "shard": n})
+            before = (head.get("chunks") or 0) + upto - head["upto"]
             gen = head["gen"] + 1
             # The live state is replayed into a scratch RocksDB, not a dict: memory stays
             # bounded by RocksDB's buffers whatever the shard's size, and its scan yields the
@@ -207,7 +209,7 @@ class PersistenceActor:
             if self.mongo.get_index_meta(index) is None:  # deleted meanwhile: leave nothing behind
                 self.mongo.delete_chunks(index)
                 return {"index": index, "shard": n, "compacted": False}
-            self.mongo.switch_generation(index, n, gen, upto, live, size)
+            self.mongo.switch_generation(index, n, gen, upto, live, size, count, head)
             self.mongo.drop_replaced(index, n)
             self._live_entries[(index, n)] = live
             self._live_bytes[(index, n)] = size
