@@ -41,6 +41,7 @@ class Client:
         self.http = httpx.Client(base_url=self.url, timeout=timeout, headers=headers)
 
     def _call(self, method: str, path: str, **kw) -> dict:
+        unavailable = 0
         for attempt in range(30):
             try:
                 r = self.http.request(method, path, **kw)
@@ -48,6 +49,12 @@ class Client:
                 raise ServiceUnavailable(0, "unreachable", f"{self.url}: {exc}") from None
             if r.status_code == 429 and attempt < 29:  # backpressure: honour Retry-After
                 time.sleep(float(r.headers.get("Retry-After", "1")))
+                continue
+            # MongoDB briefly unreachable: nothing was acknowledged, so sending again is safe
+            # (ids make a bulk idempotent in effect); a few tries, as Elasticsearch's clients do
+            if r.status_code == 503 and "Retry-After" in r.headers and unavailable < 5:
+                unavailable += 1
+                time.sleep(float(r.headers["Retry-After"]))
                 continue
             break
         if r.status_code >= 400:

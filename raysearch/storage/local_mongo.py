@@ -28,9 +28,6 @@ def _executable() -> str:
     return str(beside) if beside.exists() else (shutil.which("secantusd-py") or "secantusd-py")
 
 
-CACHE_SIZE = "256M"
-
-
 class LocalMongo:
     def __init__(self, storage_path: str, port: int | None = None, log_path: str | None = None):
         self.storage_path = storage_path
@@ -52,10 +49,7 @@ class LocalMongo:
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
             [_executable(), "--host", "127.0.0.1", "--port", str(self.port), "--storage-path", self.storage_path,
-             "--log-level", "WARNING",
-             # WiredTiger's cache defaults to 1 GB; the local server shares a small machine with
-             # Ray and the shards, and raysearch reads MongoDB only to restore, verify and compact
-             "--cache-size", CACHE_SIZE],
+             "--log-level", "WARNING"],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
         deadline = time.time() + timeout_s
