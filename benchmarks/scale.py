@@ -151,8 +151,11 @@ def main(argv: list[str] | None = None) -> int:
                             "index_info_p50_ms": index_info_ms(http)})
                 lat = bench.structured_latency(service.url, INDEX, queries, warm)
                 report["search"].append({"documents": info["documents"], **lat})
-                print(f"  at {info['documents']:,} docs: plain p50 {lat['unfiltered']['p50_ms']} ms, "
-                      f"filtered {lat['filtered']['p50_ms']} ms, faceted {lat['faceted']['p50_ms']} ms", flush=True)
+                print(f"  at {info['documents']:,} docs: " + ", ".join(
+                    f"{kind} p50/p99 {lat[kind]['p50_ms']}/{lat[kind]['p99_ms']} ms"
+                    for kind in ("unfiltered", "filtered", "sorted_by_field", "faceted")) +
+                    f"; GET /indexes p50 {row['index_info_p50_ms']} ms, RocksDB {row['rocksdb_bytes']:,} B, "
+                    f"MongoDB dataSize {row['mongodb_data_bytes']:,} B", flush=True)
             report["slices"].append(row)
 
         print("update round: the first copy's ids again, changed ...", flush=True)
