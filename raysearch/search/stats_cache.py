@@ -32,8 +32,6 @@ class StatsCache:
     def __init__(self, max_pairs: int = 200_000):
         self.max_pairs = max_pairs
         self._entries: dict[str, _Entry] = {}
-        self.hits = 0
-        self.misses = 0
 
     def lookup(self, index: str, req: StatsRequest) -> tuple[GlobalStats, list] | None:
         """(statistics for `req`, the shard versions they hold at) if everything is cached."""
@@ -41,9 +39,7 @@ class StatsCache:
         if (entry is None or req.prefixes  # prefix expansions take their own round anyway
                 or any(f not in entry.fields for f in req.fields)
                 or any(tuple(p) not in entry.doc_freqs for p in req.pairs)):
-            self.misses += 1
             return None
-        self.hits += 1
         stats = GlobalStats({f: entry.fields[f] for f in req.fields},
                             {tuple(p): entry.doc_freqs[tuple(p)] for p in req.pairs}, {})
         return stats, entry.versions

@@ -211,10 +211,6 @@ class MongoStore:
         if ops:
             self.chunks.bulk_write(ops, ordered=True)
 
-    def log_entry_count(self, index: str, shard: int) -> int:
-        """Entries of the log chunks not yet compacted (the compaction trigger, after a restart)."""
-        return self.log_stats(index, shard)[0]
-
     def log_stats(self, index: str, shard: int) -> tuple[int, int]:
         """(entries, bytes of values they superseded) of the log chunks not yet compacted."""
         upto = self.head(index, shard)["upto"]

@@ -27,6 +27,18 @@ def _search(shard, q):
     return result["total"], [(score, doc_id) for score, doc_id, _ in result["hits"]]
 
 
+def _drain_all(shard):
+    """Every change-log entry, drained as persistence does (what MongoDB would mirror)."""
+    mirrored = []
+    while True:
+        entries, log = shard.collect_changes(limit=1)
+        if not log:
+            break
+        mirrored.extend(entries)
+        shard.ack_changes(log)
+    return mirrored
+
+
 def test_apply_is_idempotent_and_reindex_replaces(no_ray):
     shard = ShardIndex(MemoryKV())
     op1 = shard.apply("b1", _docs([{"id": "a", "title": "red apple"}, {"id": "b", "title": "green apple"}]))
@@ -61,13 +73,7 @@ def test_restore_from_entries_reproduces_the_store(no_ray):
     shard = ShardIndex(MemoryKV())
     shard.apply("b1", _docs([{"id": "a", "title": "one two"}, {"id": "b", "title": "two"}]))
     shard.apply("b2", ShardBatch(deletes=["a"]))
-    mirrored = []
-    while True:
-        entries, log = shard.collect_changes(limit=1)
-        if not log:
-            break
-        mirrored.extend(entries)
-        shard.ack_changes(log)
+    mirrored = _drain_all(shard)
     copy = ShardIndex(MemoryKV())
     copy.restore(mirrored)
     assert list(copy.data_items()) == list(shard.data_items())
@@ -221,13 +227,7 @@ def test_restore_drops_any_snapshot(no_ray):
     kv = MemoryKV()
     shard = _grown_shard(kv)
     shard.write_snapshot()
-    mirrored = []
-    while True:
-        entries, log = shard.collect_changes(limit=1)
-        if not log:
-            break
-        mirrored.extend(entries)
-        shard.ack_changes(log)
+    mirrored = _drain_all(shard)
     target = ShardIndex(kv)
     target.restore(mirrored)  # replays over the same store: derived state rebuilt, snapshot gone
     assert kv.get(b"~S") is None and target.snapshot_opstamp == -1
