@@ -59,7 +59,8 @@ class Column:
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray]:
         """(doc numbers, values) as numpy copies, cached until the next add."""
-        n = len(self.docs)
+        # an add on another thread appends docs before vals: only complete pairs are read
+        n = min(len(self.docs), len(self.vals))
         if self._arrays is None or self._arrays[0] != n:
             # slices copy at once under the GIL: no buffer of the growing arrays is ever exported
             # (shards apply on other threads; an append during an export would raise)
@@ -101,11 +102,14 @@ class Column:
     def per_doc(self, n: int, take_max: bool) -> np.ndarray:
         """One comparable value per document number < n (min, or max for descending sorts
         of lists); NaN where the document has none."""
-        cache_key = (len(self.docs), len(self.term_list), n, take_max)
+        # keyed by what was actually read (an add may be running on another thread): the
+        # dictionary's size before the ranks are taken, the pairs as read
+        terms = len(self.term_list)
+        docs, vals = self.comparable()
+        cache_key = (len(docs), terms, n, take_max)
         hit = self._keys.get(take_max)
         if hit is not None and hit[0] == cache_key:
             return hit[1]
-        docs, vals = self.comparable()
         keep = docs < n
         docs, vals = docs[keep], vals[keep]
         out = np.full(n, -np.inf if take_max else np.inf)

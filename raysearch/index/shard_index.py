@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import pickle
+import threading
 from collections import OrderedDict
 from typing import Iterable, Iterator
 
@@ -71,6 +72,8 @@ class ShardStats:
         self.term_counts: dict[str, int] = {}  # field -> distinct terms (kept as they change: O(1) metadata)
         self.docs = 0
         self._sorted: dict[str, list[str]] = {}  # field -> sorted terms, built lazily for prefixes
+        self._sorted_lock = threading.Lock()
+        self._changes = 0  # adds so far: a sorted list built across one is not cached
         # Dense shard-local document numbers (stored in the T entries, assigned per batch
         # from its base), for vectorised scoring. A removed document's number simply has
         # no postings left; doc_ids[number] is None for numbers not (or no longer) held.
@@ -80,8 +83,10 @@ class ShardStats:
     def number(self, doc_id: str, docnum: int) -> None:
         if docnum >= len(self.doc_ids):
             grow = docnum + 1 - len(self.doc_ids)
+            # `live` grows first: a query on another thread reads n = len(doc_ids), then
+            # live_mask(n), and the GIL may switch between the two extends.
+            self.live.extend(bytes(docnum + 1 - len(self.live)))
             self.doc_ids.extend([None] * grow)
-            self.live.extend(bytes(grow))
         self.doc_ids[docnum] = doc_id
         self.live[docnum] = 1
 
@@ -95,7 +100,10 @@ class ShardStats:
         """Booleans over numbers < n: which hold a live document (a copy)."""
         # A slice is a copy made at once under the GIL: no numpy view ever exports `live`,
         # which an apply on another thread may be growing (a view would make that raise).
-        return np.frombuffer(self.live[:n], dtype=np.bool_)
+        mask = np.frombuffer(self.live[:n], dtype=np.bool_)
+        if len(mask) < n:  # numbers being added on another thread are not live yet
+            mask = np.concatenate((mask, np.zeros(n - len(mask), dtype=np.bool_)))
+        return mask
 
     def add(self, indexed: list, sign: int) -> None:
         """Count one document's `T` entry in (sign=1) or out (sign=-1)."""
@@ -117,43 +125,74 @@ class ShardStats:
                     distinct -= df.pop(key, None) is not None
             if distinct:
                 self.term_counts[field] = self.term_counts.get(field, 0) + distinct
-            self._sorted.pop(field, None)
+            with self._sorted_lock:
+                self._changes += 1
+                self._sorted.pop(field, None)
         self.docs += sign
 
     def sorted_terms(self, field: str) -> list[str]:
         terms = self._sorted.get(field)
         if terms is None:
-            terms = self._sorted[field] = sorted(t for f, t in self.df if f == field)
+            changes = self._changes
+            # list(dict) copies the keys in one C call (an add on another thread cannot
+            # change the dict mid-iteration); cached only if no add came meanwhile
+            terms = sorted(t for f, t in list(self.df) if f == field)
+            with self._sorted_lock:
+                if changes == self._changes:
+                    self._sorted[field] = terms
         return terms
 
 
 class PostingCache:
-    """LRU of posting arrays, bounded by the number of postings held."""
+    """LRU of posting arrays, bounded by the number of postings held.
+
+    Thread-safe: the shard actor runs queries on several threads while one applies.
+    Every write bumps `generation` and drops the lists it touched, under the lock; a
+    list read from RocksDB is cached only if no write happened since its read began,
+    checked under the same lock (else a list read before a write could be cached after
+    the write dropped it, and hide the write's documents from every later query)."""
 
     def __init__(self, max_postings: int = 4_000_000):
         self.max_postings = max_postings
         self.size = 0
+        self.generation = 0
         self._items: OrderedDict = OrderedDict()
+        self._lock = threading.Lock()
 
     def get(self, key):
-        item = self._items.get(key)
-        if item is not None:
-            self._items.move_to_end(key)
-        return item
+        with self._lock:
+            item = self._items.get(key)
+            if item is not None:
+                self._items.move_to_end(key)
+            return item
 
-    def put(self, key, arrays) -> None:
-        self.pop(key)
-        self._items[key] = arrays
-        self.size += len(arrays[0])
-        while self.size > self.max_postings and self._items:
-            _, old = self._items.popitem(last=False)
-            self.size -= len(old[0])
+    def put(self, key, arrays, generation: int) -> None:
+        """Cache a list read while the cache was at `generation`, if it still is."""
+        with self._lock:
+            if generation != self.generation:
+                return
+            self._pop(key)
+            self._items[key] = arrays
+            self.size += len(arrays[0])
+            while self.size > self.max_postings and self._items:
+                _, old = self._items.popitem(last=False)
+                self.size -= len(old[0])
 
-    def pop(self, key, default=None):
+    def invalidate(self, keys: Iterable[bytes] | None = None) -> None:
+        """After a write: drop these lists (None: all of them)."""
+        with self._lock:
+            self.generation += 1
+            if keys is None:
+                self._items.clear()
+                self.size = 0
+            else:
+                for key in keys:
+                    self._pop(key)
+
+    def _pop(self, key) -> None:
         item = self._items.pop(key, None)
         if item is not None:
             self.size -= len(item[0])
-        return item if item is not None else default
 
 
 class ShardIndex:
@@ -167,7 +206,6 @@ class ShardIndex:
         else:
             self._load()
         self.cache = PostingCache()
-        self.generation = 0  # bumped by every write: a list read before it is not cached
         # Version of the statistics (df, field lengths, dictionary), for an ingress that keeps
         # summed statistics between queries: a seqlock (odd while an apply changes them) under
         # an epoch drawn per open, so a restarted shard never repeats an earlier version.
@@ -318,9 +356,7 @@ class ShardIndex:
                     self.values.add(base + i, typed)
         finally:
             self._stats_seq += 1
-        self.generation += 1
-        for prefix in touched:
-            self.cache.pop(prefix, None)
+        self.cache.invalidate(touched)
         return opstamp
 
     def _remove_doc(self, ov: _Overlay, removed: list, touched: set, doc_id: str) -> bool:
@@ -440,8 +476,7 @@ class ShardIndex:
             self._load()
         finally:
             self._stats_seq += 1
-        self.generation += 1
-        self.cache = PostingCache()
+        self.cache.invalidate()
 
     def is_empty(self) -> bool:
         for _ in self.kv.scan(b"", K.INTERNAL):
@@ -503,7 +538,7 @@ class ShardIndex:
         hit = self.cache.get(prefix)
         if hit is not None:
             return hit
-        generation = self.generation
+        generation = self.cache.generation
         numbers, tfs, dls = [], [], []
         for base, block in self._blocks(prefix):
             docs, tf, dl, _ = block_columns(block)
@@ -515,8 +550,7 @@ class ShardIndex:
                       np.concatenate(dls).astype(np.float64))
         else:
             arrays = (np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0))
-        if generation == self.generation:  # no write happened meanwhile
-            self.cache.put(prefix, arrays)
+        self.cache.put(prefix, arrays, generation)  # unless a write happened meanwhile
         return arrays
 
     def fields(self) -> list[str]:
