@@ -8,6 +8,19 @@ Filters and ranges are masks from doc values (filters.py) and never score.
 
 The result is the query phase only -- (score, id, sort values) per hit, the
 total and the facet partials -- the ingress fetches the final page's documents.
+
+Dynamic pruning (MaxScore, Turtle & Flood 1995, over whole posting lists): a
+free-text query (only single-term SHOULD clauses) ranked by score does not score
+every match. Each list's largest possible contribution is bounded from its largest
+tf and smallest field length; lists are scored from the highest bound down, and
+after each one the k-th best partial score among eligible documents is a floor
+for the final k-th score. Once the bounds of the lists left sum below that floor,
+no document found only in them can reach the top k: they are not scored at all,
+only looked up (binary search) for the few documents that still can. Those are
+then scored again from zero in clause order, the same float additions as the
+exhaustive path, so scores and ranking are bit-identical to it. Matches are still
+marked in every list (a boolean scatter, far cheaper than scoring), so totals and
+facets stay exact.
 """
 
 from __future__ import annotations
@@ -25,26 +38,40 @@ from raysearch.search.sorting import DESC, SCORE
 DEFAULT_SORT = [[SCORE, DESC]]
 
 
+# Below this many postings in all a query's lists, scoring them all costs less than pruning.
+PRUNE_MIN_POSTINGS = 50_000
+# Relative slack on the pruning bounds: partial and final scores are float sums taken in
+# different orders, a few ulps apart; a document within the slack is kept, never dropped.
+_SLACK = 1e-9
+_FLOOR_SAMPLE = 4096
+
+
 def execute(shard: ShardIndex, plan: dict, k: int) -> dict:
     """{"total": matches, "hits": [[score, id, sort values]] best first (at most k), "facets": partials}."""
     doc_ids = shard.stats.doc_ids
     n = len(doc_ids)  # documents numbered later than this query's start are not seen
+    top_candidates = None  # the only documents that can make the top k, when pruned
     if plan.get("match_all"):
         candidates = shard.stats.live_mask(n)
         scores = np.ones(n)
+    elif (terms := _prunable_terms(plan, k)) is not None:
+        eligible = shard.stats.live_mask(n)
+        if plan.get("filter"):
+            eligible &= filters.evaluate(plan["filter"], shard, n)
+        candidates, scores, top_candidates = _match_pruned(shard, terms, plan["avgdl"], n, k, eligible)
     else:
         candidates, scores = _match(shard, plan, n)
         # A document re-indexed or deleted while this query ran may still sit in posting
         # arrays read (or cached) before its removal: only numbers that hold a document count.
         candidates &= shard.stats.live_mask(n)
-    if plan.get("filter"):
+    if plan.get("filter") and top_candidates is None:
         candidates &= filters.evaluate(plan["filter"], shard, n)
     total = int(candidates.sum())
     partials = facets.shard_partials(plan["facets"], shard, candidates) if plan.get("facets") else {}
     out = {"total": total, "hits": [], "facets": partials}
     if k <= 0 or total == 0:
         return out
-    numbers = np.flatnonzero(candidates)
+    numbers = np.flatnonzero(candidates) if top_candidates is None else top_candidates
     sort = plan.get("sort") or DEFAULT_SORT
     keys, columns = _sort_keys(shard, sort, numbers, scores, n)
     after = plan.get("search_after")
@@ -102,6 +129,119 @@ def _match(shard: ShardIndex, plan: dict, n: int):
     if excluded is not None:
         candidates &= ~excluded
     return candidates, scores
+
+
+def _prunable_terms(plan: dict, k: int) -> list[tuple[str, str, float]] | None:
+    """(field, term, weight) per clause, in clause order, if the plan can be pruned: ranked by
+    score alone (no cursor), two or more clauses, each a single term that may match (SHOULD)."""
+    if k <= 0 or plan.get("search_after") is not None:
+        return None
+    sort = plan.get("sort")
+    if sort and [list(key) for key in sort] != DEFAULT_SORT:
+        return None
+    clauses = plan["clauses"]
+    if len(clauses) < 2 or not all(c["occur"] == SHOULD and _single_term(c) for c in clauses):
+        return None
+    terms = []
+    for clause in clauses:
+        field, ((term, weight),) = clause["parts"][0]
+        if not weight > 0:  # the bounds assume contributions only add
+            return None
+        terms.append((field, term, weight))
+    return terms
+
+
+def _match_pruned(shard: ShardIndex, terms: list, avgdl: dict[str, float], n: int, k: int,
+                  eligible: np.ndarray):
+    """(candidates mask, scores, numbers that can make the top k) -- see the module docstring.
+    `scores` is exact at those numbers only (elsewhere it may hold partial sums)."""
+    lists, matched, postings = [], np.zeros(n, dtype=bool), 0
+    for field, term, weight in terms:
+        numbers, tf, dl = _postings_below(shard, field, term, n)
+        matched[numbers] = True
+        norm_base, norm_slope = K1 * (1.0 - B), K1 * B / avgdl[field]
+        lists.append((weight, norm_base, norm_slope, numbers, tf, dl))
+        postings += len(numbers)
+    candidates = matched & eligible
+    if postings < PRUNE_MIN_POSTINGS:
+        return candidates, _clause_order_scores(lists, n), None
+
+    # The most a list can add to one document: tf/(tf + nb + ns*dl) grows with tf, falls with dl.
+    bounds = []
+    for weight, norm_base, norm_slope, numbers, tf, dl in lists:
+        if len(numbers) == 0:
+            bounds.append(0.0)
+            continue
+        top_tf, low_dl = float(tf.max()), float(dl.min())
+        bounds.append(weight * top_tf / (top_tf + norm_base + norm_slope * low_dl) * (1 + _SLACK))
+    scores = partial = np.zeros(n)  # partial sums first; exact values are written over them at the end
+    floor = 0.0  # a k-th best score among eligible documents, partial or exact: <= the final k-th
+    left = sorted(range(len(lists)), key=lambda i: bounds[i])  # not scored yet, highest bound last
+    while left:
+        if floor > 0 and sum(bounds[i] for i in left) < floor * (1 - _SLACK):
+            break  # documents only in the lists left cannot reach the top k
+        weight, norm_base, norm_slope, numbers, tf, dl = lists[left.pop()]
+        if len(numbers):
+            partial[numbers] += weight * tf / (tf + norm_base + norm_slope * dl)
+            # a floor from an even sample of the list (any eligible documents' partial scores
+            # bound the k-th best from below): a partition of at most ~4k values, not of P
+            sample = numbers[::max(1, len(numbers) // _FLOOR_SAMPLE)]
+            floor = max(floor, _kth_largest(partial[sample[eligible[sample]]], k))
+    if floor <= 0:  # fewer than k eligible documents in any one list: nothing to prune by
+        return candidates, _clause_order_scores(lists, n), None
+    rest = sum(bounds[i] for i in left)
+    top = np.flatnonzero(candidates & (partial + rest >= floor * (1 - _SLACK)))
+    for _ in range(2):
+        # Many documents may still reach the floor (lists of similar bounds): score the most
+        # promising exactly, whose k-th best is a higher floor, and keep those that reach it.
+        if not left or len(top) <= 4 * k + 64:
+            break
+        upper = partial[top] + rest
+        promising = top[np.argpartition(-upper, 4 * k + 63)[:4 * k + 64]]
+        floor = max(floor, _kth_largest(_exact_scores(lists, promising), k))
+        top = top[upper >= floor * (1 - _SLACK)]
+    if left and len(top) * len(lists) * 4 > sum(len(lists[i][3]) for i in left):
+        # Looking the survivors up would cost more than scoring the lists left: score them.
+        for i in left:
+            weight, norm_base, norm_slope, numbers, tf, dl = lists[i]
+            if len(numbers):
+                partial[numbers] += weight * tf / (tf + norm_base + norm_slope * dl)
+        matches = np.flatnonzero(candidates)
+        floor = max(floor, _kth_largest(partial[matches], k))
+        top = matches[partial[matches] >= floor * (1 - _SLACK)]
+    # Exact scores of those, from zero, in clause order: the exhaustive path's float additions.
+    scores[top] = _exact_scores(lists, top)
+    return candidates, scores, top
+
+
+def _kth_largest(values: np.ndarray, k: int) -> float:
+    """The k-th largest value, or 0.0 when there are fewer than k."""
+    if len(values) < k:
+        return 0.0
+    return float(np.partition(values, len(values) - k)[len(values) - k])
+
+
+def _clause_order_scores(lists: list, n: int) -> np.ndarray:
+    scores = np.zeros(n)
+    for weight, norm_base, norm_slope, numbers, tf, dl in lists:
+        scores[numbers] += weight * tf / (tf + norm_base + norm_slope * dl)
+    return scores
+
+
+def _exact_scores(lists: list, numbers: np.ndarray) -> np.ndarray:
+    """Scores of these documents, summed from zero list by list in clause order, as the
+    exhaustive path sums them; each list's numbers ascend, so a binary search finds its own."""
+    exact = np.zeros(len(numbers))
+    if len(numbers) == 0:
+        return exact
+    for weight, norm_base, norm_slope, held_numbers, tf, dl in lists:
+        if len(held_numbers) == 0:
+            continue
+        at = np.minimum(np.searchsorted(held_numbers, numbers), len(held_numbers) - 1)
+        held = held_numbers[at] == numbers
+        j = at[held]
+        exact[held] += weight * tf[j] / (tf[j] + norm_base + norm_slope * dl[j])
+    return exact
 
 
 def _single_term(clause: dict) -> bool:
