@@ -114,13 +114,16 @@ def test_retention_deletes_old_finished_operations_only(http, service):
         mongo.save_operation(done)
         stored = mongo.operations.find_one({"_id": old_done})
         assert stored["status"] == "failed" and isinstance(stored["finished_at"], datetime)
-        # An active checkpoint with a stale finished_at (written by hand): status decides, it stays.
+        # An active checkpoint with a stray finished_at (written by hand): status decides, it stays.
+        # An hour old, not older: the TTL index (7 days) would delete it whatever its status, at
+        # the server's next TTL pass, and that is not the sweep's doing (a real checkpoint of an
+        # active operation has no finished_at, asserted just below).
         active = book.new_operation(old_active, index, [1], [])
         active["created_at"] = month_ago
         mongo.save_operation(active)
         assert "finished_at" not in mongo.operations.find_one({"_id": old_active})
         mongo.operations.update_one({"_id": old_active},
-                                    {"$set": {"finished_at": datetime.now(timezone.utc) - timedelta(days=30)}})
+                                    {"$set": {"finished_at": datetime.now(timezone.utc) - timedelta(hours=1)}})
         recent = http.put(f"/indexes/{index}/documents/r", json={"title": "recent"}).json()["operation_id"]
         assert wait_operation(http, recent, 120)["status"] == "completed"
 
