@@ -369,9 +369,11 @@ def test_answers_survive_a_restart_of_the_ray_side(http, service, structured):
         assert http.get(f"/indexes/{index}").json()["documents"] == N_DOCS, index
     assert _snapshot(http) == before
     oracle = _oracle(docs)
-    for flt in FILTERS:
+    # Every other filter and sort (each kind of operator and field type is among them): the full
+    # lists ran before the restart, and after it the columns are either all there or not.
+    for flt in FILTERS[::2]:
         _check_filter(http, oracle, flt)
-    for sort in SORTS:
+    for sort in SORTS[::2]:
         _check_sorted_pages(http, oracle, {"filter": SORT_FILTER, "sort": sort}, oracle.select(SORT_FILTER))
     for index in INDEXES:
         report = http.post(f"/indexes/{index}/verify").json()
