@@ -102,32 +102,38 @@ def test_retry_brings_a_finished_failed_operation_back(http, service):
 
 
 def test_retention_deletes_old_finished_operations_only(http, service):
+    """The sweep deletes terminal operations finished before its cutoff, never an active one.
+
+    Everything here is set against what else deletes finished operations in the background,
+    so that only the sweep called here can make or break an assertion: the TTL index (7 days)
+    and the tracker's own periodic sweep (the default retention, 7 days) would both delete an
+    operation a month old at any moment. The old operations are two hours old, and the sweep
+    is called with a one-hour retention."""
     mongo = MongoStore(service.settings.mongo_uri, service.settings.mongo_db)
     index = "ophist-retention"
-    month_ago = time.time() - 30 * 86400
+    two_hours_ago = time.time() - 2 * 3600
     old_done, old_active = f"old-done-{time.time_ns()}", f"old-active-{time.time_ns()}"
     try:
         ttl = mongo.operations.index_information()[TTL_INDEX]
         assert ttl["key"] == [("finished_at", 1)] and ttl["expireAfterSeconds"] == 7 * 86400
         done = book.new_operation(old_done, index, [], [{"position": 0, "id": None, "reason": "bad"}])
-        done["created_at"] = done["completed_at"] = month_ago  # failed at once, a month ago
+        done["created_at"] = done["completed_at"] = two_hours_ago  # failed at once, two hours ago
         mongo.save_operation(done)
         stored = mongo.operations.find_one({"_id": old_done})
         assert stored["status"] == "failed" and isinstance(stored["finished_at"], datetime)
-        # An active checkpoint with a stray finished_at (written by hand): status decides, it stays.
-        # An hour old, not older: the TTL index (7 days) would delete it whatever its status, at
-        # the server's next TTL pass, and that is not the sweep's doing (a real checkpoint of an
-        # active operation has no finished_at, asserted just below).
+        # An active checkpoint with a stray finished_at as old (written by hand): status decides,
+        # it stays. (A real checkpoint of an active operation has no finished_at: asserted below.)
         active = book.new_operation(old_active, index, [1], [])
-        active["created_at"] = month_ago
+        active["created_at"] = two_hours_ago
         mongo.save_operation(active)
         assert "finished_at" not in mongo.operations.find_one({"_id": old_active})
         mongo.operations.update_one({"_id": old_active},
-                                    {"$set": {"finished_at": datetime.now(timezone.utc) - timedelta(hours=1)}})
+                                    {"$set": {"finished_at": datetime.now(timezone.utc) - timedelta(hours=2)}})
         recent = http.put(f"/indexes/{index}/documents/r", json={"title": "recent"}).json()["operation_id"]
         assert wait_operation(http, recent, 120)["status"] == "completed"
+        _until_evicted([recent])  # from here on GET reads it from MongoDB alone
 
-        swept = ray.get(_tracker().sweep.remote(), timeout=120)  # the default retention: 7 days
+        swept = ray.get(_tracker().sweep.remote(3600.0), timeout=120)  # retention: one hour
         assert swept >= 1
         assert http.get(f"/bulk-operations/{old_done}").status_code == 404
         assert mongo.operations.find_one({"_id": old_active}) is not None
