@@ -43,7 +43,7 @@ PRUNE_MIN_POSTINGS = 50_000
 # Relative slack on the pruning bounds: partial and final scores are float sums taken in
 # different orders, a few ulps apart; a document within the slack is kept, never dropped.
 _SLACK = 1e-9
-_FLOOR_SAMPLE = 4096
+_FLOOR_SAMPLE = 4096  # at most this many partial scores per list are partitioned for the floor
 
 
 def execute(shard: ShardIndex, plan: dict, k: int) -> dict:
@@ -159,8 +159,7 @@ def _match_pruned(shard: ShardIndex, terms: list, avgdl: dict[str, float], n: in
     for field, term, weight in terms:
         numbers, tf, dl = _postings_below(shard, field, term, n)
         matched[numbers] = True
-        norm_base, norm_slope = K1 * (1.0 - B), K1 * B / avgdl[field]
-        lists.append((weight, norm_base, norm_slope, numbers, tf, dl))
+        lists.append((weight, _norms(avgdl[field]), numbers, tf, dl))
         postings += len(numbers)
     candidates = matched & eligible
     if postings < PRUNE_MIN_POSTINGS:
@@ -168,21 +167,20 @@ def _match_pruned(shard: ShardIndex, terms: list, avgdl: dict[str, float], n: in
 
     # The most a list can add to one document: tf/(tf + nb + ns*dl) grows with tf, falls with dl.
     bounds = []
-    for weight, norm_base, norm_slope, numbers, tf, dl in lists:
+    for weight, norm, numbers, tf, dl in lists:
         if len(numbers) == 0:
             bounds.append(0.0)
             continue
-        top_tf, low_dl = float(tf.max()), float(dl.min())
-        bounds.append(weight * top_tf / (top_tf + norm_base + norm_slope * low_dl) * (1 + _SLACK))
+        bounds.append(_impacts(weight, float(tf.max()), float(dl.min()), norm) * (1 + _SLACK))
     scores = partial = np.zeros(n)  # partial sums first; exact values are written over them at the end
     floor = 0.0  # a k-th best score among eligible documents, partial or exact: <= the final k-th
     left = sorted(range(len(lists)), key=lambda i: bounds[i])  # not scored yet, highest bound last
     while left:
         if floor > 0 and sum(bounds[i] for i in left) < floor * (1 - _SLACK):
             break  # documents only in the lists left cannot reach the top k
-        weight, norm_base, norm_slope, numbers, tf, dl = lists[left.pop()]
+        weight, norm, numbers, tf, dl = lists[left.pop()]
         if len(numbers):
-            partial[numbers] += weight * tf / (tf + norm_base + norm_slope * dl)
+            partial[numbers] += _impacts(weight, tf, dl, norm)
             # a floor from an even sample of the list (any eligible documents' partial scores
             # bound the k-th best from below): a partition of at most ~4k values, not of P
             sample = numbers[::max(1, len(numbers) // _FLOOR_SAMPLE)]
@@ -203,9 +201,8 @@ def _match_pruned(shard: ShardIndex, terms: list, avgdl: dict[str, float], n: in
     if left and len(top) * len(lists) * 4 > sum(len(lists[i][3]) for i in left):
         # Looking the survivors up would cost more than scoring the lists left: score them.
         for i in left:
-            weight, norm_base, norm_slope, numbers, tf, dl = lists[i]
-            if len(numbers):
-                partial[numbers] += weight * tf / (tf + norm_base + norm_slope * dl)
+            weight, norm, numbers, tf, dl = lists[i]
+            partial[numbers] += _impacts(weight, tf, dl, norm)
         matches = np.flatnonzero(candidates)
         floor = max(floor, _kth_largest(partial[matches], k))
         top = matches[partial[matches] >= floor * (1 - _SLACK)]
@@ -223,8 +220,8 @@ def _kth_largest(values: np.ndarray, k: int) -> float:
 
 def _clause_order_scores(lists: list, n: int) -> np.ndarray:
     scores = np.zeros(n)
-    for weight, norm_base, norm_slope, numbers, tf, dl in lists:
-        scores[numbers] += weight * tf / (tf + norm_base + norm_slope * dl)
+    for weight, norm, numbers, tf, dl in lists:
+        scores[numbers] += _impacts(weight, tf, dl, norm)
     return scores
 
 
@@ -234,14 +231,27 @@ def _exact_scores(lists: list, numbers: np.ndarray) -> np.ndarray:
     exact = np.zeros(len(numbers))
     if len(numbers) == 0:
         return exact
-    for weight, norm_base, norm_slope, held_numbers, tf, dl in lists:
+    for weight, norm, held_numbers, tf, dl in lists:
         if len(held_numbers) == 0:
             continue
         at = np.minimum(np.searchsorted(held_numbers, numbers), len(held_numbers) - 1)
         held = held_numbers[at] == numbers
         j = at[held]
-        exact[held] += weight * tf[j] / (tf[j] + norm_base + norm_slope * dl[j])
+        exact[held] += _impacts(weight, tf[j], dl[j], norm)
     return exact
+
+
+def _norms(avgdl: float) -> tuple[float, float]:
+    """BM25's length normalisation k1 * (1 - b + b * dl / avgdl) (bm25.py) as base + slope * dl,
+    so that a posting list's normalisation is one multiply-add per document."""
+    return K1 * (1.0 - B), K1 * B / avgdl
+
+
+def _impacts(weight: float, tf, dl, norm: tuple[float, float]):
+    """BM25 contributions of postings (arrays or scalars): the one place the executor writes
+    the formula, so every path -- exhaustive, pruned, rescored -- adds the same floats."""
+    norm_base, norm_slope = norm
+    return weight * tf / (tf + norm_base + norm_slope * dl)
 
 
 def _single_term(clause: dict) -> bool:
@@ -255,11 +265,9 @@ def _add_term(shard: ShardIndex, part: list, avgdl: dict[str, float], n: int,
     field, ((term, weight),) = part
     numbers, tf, dl = _postings_below(shard, field, term, n)
     if len(numbers):
-        norm_base = K1 * (1.0 - B)
-        norm_slope = K1 * B / avgdl[field]
         matched[numbers] = True
         # a posting list holds each document once: a plain scatter-add is exact
-        scores[numbers] += weight * tf / (tf + norm_base + norm_slope * dl)
+        scores[numbers] += _impacts(weight, tf, dl, _norms(avgdl[field]))
 
 
 def _postings_below(shard: ShardIndex, field: str, term: str, n: int):
@@ -343,21 +351,20 @@ def _clause_scores(shard: ShardIndex, clause: dict, avgdl: dict[str, float], n: 
     contrib = np.zeros(n)
     for part in clause["parts"]:
         field = part[0]
-        norm_base = K1 * (1.0 - B)
-        norm_slope = K1 * B / avgdl[field]
+        norm = _norms(avgdl[field])
         if clause["kind"] == PHRASE:
             _, terms, offsets, weight = part
             for i, freq, dl in _phrase_matches(shard, field, terms, offsets):
                 if i >= n:  # indexed after this query started
                     continue
                 matched[i] = True
-                contrib[i] += weight * freq / (freq + norm_base + norm_slope * dl)
+                contrib[i] += _impacts(weight, freq, dl, norm)
         else:
             for term, weight in part[1]:
                 numbers, tf, dl = _postings_below(shard, field, term, n)
                 if len(numbers):
                     matched[numbers] = True
-                    contrib[numbers] += weight * tf / (tf + norm_base + norm_slope * dl)
+                    contrib[numbers] += _impacts(weight, tf, dl, norm)
     return matched, contrib
 
 
