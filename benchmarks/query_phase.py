@@ -99,6 +99,8 @@ def main() -> None:
     ap.add_argument("--path", default="/tmp/raysearch-query-phase-shard")
     ap.add_argument("--reuse", action="store_true", help="use the shard already at --path")
     ap.add_argument("--k", type=int, default=10)
+    ap.add_argument("--slowest", type=int, default=0,
+                    help="also list the N prunable queries slowest when pruned, with both times")
     args = ap.parse_args()
     if not CORPUS.exists():
         sys.exit(f"{CORPUS} is missing: python scripts/build_debian_corpus.py")
@@ -109,7 +111,8 @@ def main() -> None:
     kv = RocksKV(str(path), sync=False)
     shard = ShardIndex(kv)
     analyzer = Analyzer()
-    plans = [plan_for(shard, analyzer, q) for q in queries_from(docs, 300)]
+    queries = queries_from(docs, 300)
+    plans = [plan_for(shard, analyzer, q) for q in queries]
     prunable = sum(executor._prunable_terms(p, args.k) is not None for p in plans)
     print(f"shard: {shard.doc_count():,} documents (opened from {shard.opened_from}); 300 queries, "
           f"{prunable} prunable (two or more terms), top {args.k}")
@@ -125,6 +128,22 @@ def main() -> None:
             print(f"round {round_no + 1} {name:20s} p50 {t[150]:6.2f}  p90 {t[270]:6.2f}  p99 {t[297]:6.2f}  "
                   f"mean {sum(t) / len(t):6.2f} ms")
     print("identical hits, scores and totals in both modes")
+    if args.slowest:
+        rows = []
+        for q, plan in zip(queries, plans):
+            if exhaustive_terms(plan, args.k) is None:
+                continue
+            t0 = time.perf_counter()
+            executor.execute(shard, plan, args.k)
+            pruned_ms = (time.perf_counter() - t0) * 1000
+            executor._prunable_terms = lambda plan, k: None
+            t0 = time.perf_counter()
+            executor.execute(shard, plan, args.k)
+            every_ms = (time.perf_counter() - t0) * 1000
+            executor._prunable_terms = exhaustive_terms
+            rows.append((pruned_ms, every_ms, q))
+        for pruned_ms, every_ms, q in sorted(rows, reverse=True)[:args.slowest]:
+            print(f"pruned {pruned_ms:6.2f}  every match {every_ms:6.2f} ms  {q!r}")
     kv.close()
 
 
