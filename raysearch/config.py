@@ -32,6 +32,9 @@ class Settings(BaseModel):
     persist_attempts: int = 5
     backoff_base_s: float = 0.5
     persist_interval_s: float = 0.2
+    full_drain_interval_s: float = Field(
+        default=30.0, gt=0, description="the persistence actor drains the indexes the tracker names as having "
+        "unpersisted batches every cycle, and every shard of every index this often (a safety net)")
     chunk_postings: int = Field(default=5000, description="max entries per MongoDB chunk document")
     drain_limit: int = Field(default=50_000, description="max changes drained from one shard per cycle")
     compact_min_entries: int = Field(

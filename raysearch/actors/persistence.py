@@ -5,7 +5,9 @@ the shard, the DB's only owner; each entry holds one batch's keys and values,
 written in the same WriteBatch as the data), write them as chunk documents
 (<= chunk_postings postings each, keyed by _id so a replay is idempotent), and
 only then clear exactly those log entries. Then the shard's persisted watermark
-goes to the tracker.
+goes to the tracker. Cycles visit only the indexes with batches not yet persisted
+(the tracker names them); a full cycle over every index runs every
+`full_drain_interval_s` as a safety net (drain_once).
 
 A second thread compacts each shard's MongoDB chunk log in the background
 (index/compaction.py, storage/mongo.py): once a shard's log holds history (values its
@@ -50,6 +52,7 @@ class PersistenceActor:
         self.last_error: str | None = None
         self.index_errors: dict[str, str] = {}  # index -> why its record cannot be read (others go on)
         self.last_cycle_at = 0.0
+        self.last_full_cycle_at = 0.0
         self.entries_written = 0
         self.chunks_written = 0
         self._new_entries: dict[tuple[str, int], int] = {}  # log entries written since the last compaction
@@ -66,8 +69,9 @@ class PersistenceActor:
     def _loop(self) -> None:
         failures = 0
         while True:
+            full = time.time() - self.last_full_cycle_at >= self.settings.full_drain_interval_s
             try:
-                moved = self.drain_once()
+                moved = self.drain_once(full=full)
                 failures, self.last_error = 0, None
             except Exception as exc:  # MongoDB down, shard restarting...: wait and retry
                 failures += 1
@@ -78,13 +82,23 @@ class PersistenceActor:
             if not moved:
                 time.sleep(self.settings.persist_interval_s)
 
-    def drain_once(self) -> int:
-        """One cycle over every shard of every index; returns entries persisted."""
+    def drain_once(self, full: bool = True) -> int:
+        """One cycle; returns entries persisted. A full cycle visits every shard of every index;
+        otherwise only the shards of the indexes the tracker names as having batches not yet
+        persisted, so an idle cycle costs O(indexes with active work), not O(all indexes): with
+        hundreds of indexes a full cycle is hundreds of round trips, every 0.2 s. Changes the
+        tracker does not know of (a batch applied by an operation that then failed) wait at most
+        `full_drain_interval_s` in the shard's RocksDB change log, which is durable."""
         with self._lock:
             moved = 0
             tracker = registry.find(registry.TRACKER)
+            names = None if full else self._indexes_to_drain(tracker)
+            if names is None:
+                metas, full = self.mongo.list_index_metas(), True
+            else:
+                metas = [meta for meta in map(self.mongo.get_index_meta, names) if meta is not None]
             errors = {}
-            for meta in self.mongo.list_index_metas():
+            for meta in metas:
                 try:
                     _, _, shards = indexmeta.parse(meta)
                 except indexmeta.CorruptIndex as exc:  # one unreadable record must not stop the others
@@ -92,9 +106,25 @@ class PersistenceActor:
                     continue
                 for n in range(shards):
                     moved += self._drain_shard(meta["_id"], n, tracker)
-            self.index_errors = errors
-            self.last_cycle_at = time.time()
+            now = time.time()
+            if full:
+                self.index_errors = errors
+                self.last_full_cycle_at = now
+            else:
+                self.index_errors.update(errors)
+            self.last_cycle_at = now
             return moved
+
+    @staticmethod
+    def _indexes_to_drain(tracker) -> list[str] | None:
+        """The tracker's indexes with unpersisted batches; None (drain everything) without it."""
+        if tracker is None:
+            return None
+        try:
+            return ray.get(tracker.indexes_to_drain.remote(), timeout=30)
+        except Exception as exc:  # restarting tracker: a full cycle is always correct
+            log.info("tracker unavailable for the drain's index list (%s): full cycle", exc)
+            return None
 
     def _drain_shard(self, index: str, n: int, tracker) -> int:
         shard = registry.shard(self.settings, index, n)
@@ -236,6 +266,7 @@ class PersistenceActor:
             "last_error": self.last_error,
             "index_errors": self.index_errors,
             "last_cycle_at": self.last_cycle_at,
+            "last_full_cycle_at": self.last_full_cycle_at,
             "entries_written": self.entries_written,
             "chunks_written": self.chunks_written,
             "compactions": self.compactions,

@@ -440,6 +440,12 @@ class TrackerActor:
                           "oldest_unpersisted_at": self._oldest_unpersisted(index)}
         return out
 
+    async def indexes_to_drain(self) -> list[str]:
+        """Indexes with batches pending or indexed-but-not-persisted: the only ones whose shards
+        can hold changes for the persistence actor's next cycle (O(indexes with active work))."""
+        return [index for index, ops in self._unpersisted_ops.items() if ops] + [
+            index for index, n in self._pending_by_index.items() if n > 0 and not self._unpersisted_ops.get(index)]
+
     async def pending_batches(self) -> int:
         """Batches accepted but not yet indexed, over all operations (backpressure): a counter."""
         return self._pending_total
