@@ -74,6 +74,11 @@ class Analyzer:
         self._stop = ENGLISH if self.settings.stopwords == "english" else frozenset()
         self._stem = _stemmer(self.settings.stemming).stemWord if self.settings.stemming else None
         self._cache: dict[str, str | None] = {}
+        # Term ids for whole-batch indexing (token_ids): raw token -> id (-1: stop word), and
+        # id -> term. Ids are only meaningful within one batch: start_batch may renumber.
+        self._token_ids: dict[str, int] = {}
+        self._term_ids: dict[str, int] = {}
+        self.vocabulary: list[str] = []
 
     def _normalize(self, token: str) -> str | None:
         """Lowercased/folded/stemmed form of one raw token, or None for a stop word."""
@@ -100,6 +105,34 @@ class Analyzer:
             term = cache.get(token, False)
             out.append(normalize(token) if term is False else term)
         return out
+
+    def start_batch(self, max_terms: int = 1_000_000) -> None:
+        """Bound the id tables of a long-lived worker (a corpus of hashes or ids has no end
+        of distinct tokens); ids handed out before this call are void after it."""
+        if len(self._term_ids) > max_terms or len(self._token_ids) > 2 * max_terms:
+            self._token_ids, self._term_ids, self.vocabulary = {}, {}, []
+
+    def term_id(self, term: str) -> int:
+        """The id of a term (assigned on first sight, until the next start_batch)."""
+        tid = self._term_ids.get(term)
+        if tid is None:
+            tid = self._term_ids[term] = len(self.vocabulary)
+            self.vocabulary.append(term)
+        return tid
+
+    def token_ids(self, text: str) -> list[int]:
+        """The term id of every raw token of `text`, -1 for stop words (index = position):
+        `normalized` as ids, with the per-token work a dict lookup in C for known tokens."""
+        tokens = _WORD.findall(text)
+        known = self._token_ids
+        ids = list(map(known.get, tokens))
+        if None in ids:
+            for i, tid in enumerate(ids):
+                if tid is None:
+                    term = self._normalize(tokens[i])
+                    tid = known[tokens[i]] = -1 if term is None else self.term_id(term)
+                    ids[i] = tid
+        return ids
 
     def tokens(self, text: str, start: int = 0) -> Iterator[tuple[str, int]]:
         """Yields (term, position); positions start at `start`."""

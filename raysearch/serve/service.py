@@ -7,10 +7,10 @@ codes, so a driver script can use the same logic without HTTP.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 import uuid
 
+import orjson
 import ray
 
 from raysearch import indexmeta, metrics, schema
@@ -249,7 +249,7 @@ class SearchService:
         raw = await shards[shard_for(doc_id, meta["shards"])].get_document.remote(doc_id)
         if raw is None:
             raise NotFound(f"no document {doc_id!r} in index {index!r}")
-        return {"id": doc_id, "document": json.loads(raw)}
+        return {"id": doc_id, "document": orjson.loads(raw)}
 
     async def put_document(self, index: str, doc_id: str, body: bytes) -> dict:
         validation.check_index_name(index)
@@ -324,7 +324,7 @@ class SearchService:
         page = merge_hits([r["hits"] for r in results], keys, request.from_, k)
         if query_plan["fetch"]:
             raws = {h[1]: raw for r in results for h, raw in zip(r["hits"], r.get("documents", ())) if raw is not None}
-            documents = {doc_id: json.loads(raws[doc_id]) for _, doc_id, _ in page if doc_id in raws}
+            documents = {doc_id: orjson.loads(raws[doc_id]) for _, doc_id, _ in page if doc_id in raws}
         else:
             documents = await self._fetch(meta, shards, [doc_id for _, doc_id, _ in page])
         hits = []
@@ -365,7 +365,7 @@ class SearchService:
         for ids, raws in zip(by_shard.values(), parts):
             for doc_id, raw in zip(ids, raws):
                 if raw is not None:
-                    out[doc_id] = json.loads(raw)
+                    out[doc_id] = orjson.loads(raw)
         return out
 
     async def _plan(self, index: str, shards: list, aclauses, cached: bool = True) -> dict:

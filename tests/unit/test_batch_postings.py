@@ -1,0 +1,112 @@
+"""The whole-batch posting builder (index/batch_postings.py) against its specification,
+`analyze_document`: for every shard the same documents, stored bytes, T entries and
+(field, term) -> block bytes as a straightforward per-document, per-token build."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from array import array
+
+import orjson
+
+from hypothesis import given, settings, strategies as st
+
+from raysearch import schema
+from raysearch.analysis.analyzer import Analyzer, AnalyzerSettings, analyze_document
+from raysearch.index import keys as K
+from raysearch.index.batch import encode_indexed, split_batch
+from raysearch.index.encoding import encode_block
+from raysearch.index.routing import shard_for
+from tests.conftest import CORPORA
+
+TYPES = {"section": "keyword", "priority": "keyword", "size": "integer", "tags": "keyword"}
+
+
+def reference_split(docs, shards, analyzer, types=None):
+    """shard -> (doc ids, stored, T entries, {prefix: block}), one token at a time."""
+    latest = {d["id"]: d for d in docs}
+    out: dict[int, tuple] = {}
+    for doc_id, doc in latest.items():
+        fields = analyze_document(doc, analyzer, types)
+        typed = schema.typed_values(doc, types) if types else {}
+        n = shard_for(doc_id, shards)
+        ids, stored, terms, cols = out.setdefault(n, ([], [], [], {}))
+        local = len(ids)
+        ids.append(doc_id)
+        stored.append(orjson.dumps(doc))
+        terms.append(encode_indexed([[f.name, f.length, sorted(f.postings)] for f in fields], typed))
+        for f in fields:
+            for term, positions in f.postings.items():
+                c = cols.setdefault(K.term_prefix(f.name, term), (array("I"), array("I"), array("I"), array("I")))
+                c[0].append(local)
+                c[1].append(len(positions))
+                c[2].append(f.length)
+                c[3].extend(positions)
+    return {n: (ids, stored, terms, {p: encode_block(*c) for p, c in cols.items()})
+            for n, (ids, stored, terms, cols) in out.items()}
+
+
+def _assert_same(docs, shards, analyzer, types=None):
+    got, _, failed = split_batch(docs, [], shards, analyzer, types)
+    assert not failed
+    want = reference_split(docs, shards, Analyzer(analyzer.settings), types)
+    assert set(got) == set(want)
+    for n, (ids, stored, terms, blocks) in want.items():
+        part = got[n]
+        assert part.doc_ids == ids
+        assert part.stored == stored
+        assert part.terms == terms
+        assert len(part.block_prefixes) == len(set(part.block_prefixes))
+        assert dict(zip(part.block_prefixes, part.blocks)) == blocks
+
+
+def _debian(limit: int) -> list[dict]:
+    with gzip.open(CORPORA / "debian-sample" / "docs.jsonl.gz", "rt") as f:
+        return [json.loads(line) for _, line in zip(range(limit), f)]
+
+
+def test_debian_batches_equal_the_per_document_build():
+    docs = _debian(1500)
+    analyzer = Analyzer()  # one long-lived analyzer over several batches, as in a worker
+    for i in range(0, len(docs), 500):
+        _assert_same(docs[i:i + 500], 3, analyzer)
+    _assert_same(docs[:300], 2, analyzer, TYPES)
+
+
+def test_fields_values_stopwords_and_keywords():
+    docs = [
+        {"id": "a", "title": "The Quick brown fox", "body": ["the the", "jumps over", "", "the lazy dog the"],
+         "meta": {"author": "Émile Zola", "tags": ["x y", "z"]}},
+        {"id": "b", "title": "the", "body": "of and to", "section": "games", "tags": ["a b", "a b", "c"]},
+        {"id": "c", "size": 3, "section": "", "empty": []},
+        {"id": "a", "title": "fox fox fox again", "section": "net"},  # last occurrence wins
+        {"id": "d"},
+    ]
+    for shards in (1, 2, 5):
+        _assert_same(docs, shards, Analyzer())
+        _assert_same(docs, shards, Analyzer(), TYPES)
+        _assert_same(docs, shards, Analyzer(AnalyzerSettings(stemming=None, stopwords=None)), TYPES)
+
+
+def test_vocabulary_reset_between_batches_keeps_results():
+    analyzer = Analyzer()
+    docs = _debian(400)
+    _assert_same(docs[:200], 2, analyzer)
+    analyzer.start_batch(max_terms=10)  # renumbers everything
+    assert analyzer.vocabulary == []
+    _assert_same(docs[200:], 2, analyzer)
+
+
+_words = st.sampled_from(["alpha", "beta", "the", "of", "Gamma", "delta", "running", "runs", "x", "Ωmega", "2024"])
+_text = st.lists(_words, max_size=12).map(" ".join)
+_value = st.one_of(_text, st.lists(_text, max_size=3))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.fixed_dictionaries({"id": st.sampled_from("abcdefgh")},
+                                      optional={"title": _value, "body": _value, "section": _text,
+                                                "tags": st.lists(_text, max_size=3)}), max_size=12),
+       st.integers(1, 4), st.booleans())
+def test_random_batches_equal_the_per_document_build(docs, shards, typed):
+    _assert_same(docs, shards, Analyzer(), TYPES if typed else None)
