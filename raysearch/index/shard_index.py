@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import pickle
+import struct
 import threading
 from collections import OrderedDict
 from typing import Iterable, Iterator
@@ -57,6 +58,8 @@ class _Overlay:
     def put(self, key: bytes, value: bytes | None) -> None:
         self.changes[key] = value
 
+
+_U32 = struct.Struct("<I")  # a posting block starts with its number of postings (encoding.py)
 
 class ShardStats:
     """Document frequencies, field statistics and the document count of one shard.
@@ -129,6 +132,37 @@ class ShardStats:
                 self._changes += 1
                 self._sorted.pop(field, None)
         self.docs += sign
+
+    def add_batch(self, indexed_docs: list[list], prefixes: list[bytes], blocks: list[bytes]) -> None:
+        """Count a batch's new documents in: field statistics from their `T` entries, document
+        frequencies from the batch's blocks (one per (field, term), holding each document at
+        most once, so a block's size is its df increment). The same result as `add(indexed, 1)`
+        per document, with Python work per block instead of per (document, term): a
+        document has ~100 such pairs, a batch ~16 blocks per document."""
+        fields = self.fields
+        touched = set()
+        for indexed in indexed_docs:
+            for field, length, _ in indexed:
+                acc = fields.get(field)
+                if acc is None:
+                    acc = fields[field] = [0, 0]
+                    touched.add(field)
+                acc[0] += 1
+                acc[1] += length
+        df, term_counts = self.df, self.term_counts
+        get, size_of = df.get, _U32.unpack_from
+        for prefix, block in zip(prefixes, blocks):
+            key = tuple(prefix[1:-1].decode().split("\x00", 1))
+            old = get(key, 0)
+            df[key] = old + size_of(block)[0]
+            if not old:
+                term_counts[key[0]] = term_counts.get(key[0], 0) + 1
+                touched.add(key[0])
+        with self._sorted_lock:  # sorted term lists change only where a new term came
+            self._changes += 1
+            for field in touched:
+                self._sorted.pop(field, None)
+        self.docs += len(indexed_docs)
 
     def sorted_terms(self, field: str) -> list[str]:
         terms = self._sorted.get(field)
@@ -350,8 +384,8 @@ class ShardIndex:
             for docnum, indexed in removed:  # only once the batch is durable
                 self.stats.add(indexed, -1)
                 self.stats.unnumber(docnum)
-            for i, (indexed, typed) in enumerate(added):
-                self.stats.add(indexed, 1)
+            self.stats.add_batch([indexed for indexed, _ in added], batch.block_prefixes, batch.blocks)
+            for i, (_, typed) in enumerate(added):
                 if typed:
                     self.values.add(base + i, typed)
         finally:
