@@ -7,7 +7,7 @@ import os
 import ray
 
 from raysearch import indexmeta
-from raysearch.actors import registry
+from raysearch.actors import gc_tuning, registry
 from raysearch.analysis.analyzer import Analyzer
 from raysearch.config import Settings
 from raysearch.index.batch import decode_payload, split_batch
@@ -21,6 +21,7 @@ class IndexWorker:
         self.settings = settings
         self.mongo = MongoStore(settings.mongo_uri, settings.mongo_db)
         self._indexes: dict[str, tuple[Analyzer, list]] = {}  # index -> (analyzer, shard handles)
+        gc_tuning.collect_rarely()
 
     def _index(self, index: str):
         cached = self._indexes.get(index)

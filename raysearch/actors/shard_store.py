@@ -12,7 +12,7 @@ import time
 import ray
 
 from raysearch import metrics
-from raysearch.actors import registry
+from raysearch.actors import gc_tuning, registry
 from raysearch.analysis.analyzer import ALL_FIELD
 from raysearch.config import Settings
 from raysearch.index import keys as K
@@ -50,6 +50,8 @@ class ShardStore:
             tracker = registry.find(registry.TRACKER)
             if tracker is not None:
                 tracker.shard_started_empty.remote(index, shard)
+        gc_tuning.collect_rarely()
+        gc_tuning.freeze_loaded_state()  # the statistics just loaded or restored
         threading.Thread(target=self._snapshot_loop, name="shard-snapshot", daemon=True).start()
 
     # ---------------------------------------------------------- snapshot
