@@ -85,6 +85,13 @@ class Analyzer:
         cached = self._cache.get(token, False)
         if cached is not False:
             return cached
+        out = self._term_of(token)
+        if len(self._cache) < 500_000:
+            self._cache[token] = out
+        return out
+
+    def _term_of(self, token: str) -> str | None:
+        """`_normalize` without its cache (token_ids keeps its own table of ids instead)."""
         term = token.lower()
         if self.settings.ascii_folding:
             term = fold_ascii(term)
@@ -93,8 +100,6 @@ class Analyzer:
         else:
             out = self._stem(term) if self._stem else term
             out = out or None
-        if len(self._cache) < 500_000:
-            self._cache[token] = out
         return out
 
     def normalized(self, text: str) -> list[str | None]:
@@ -106,9 +111,10 @@ class Analyzer:
             out.append(normalize(token) if term is False else term)
         return out
 
-    def start_batch(self, max_terms: int = 1_000_000) -> None:
+    def start_batch(self, max_terms: int = 300_000) -> None:
         """Bound the id tables of a long-lived worker (a corpus of hashes or ids has no end
-        of distinct tokens); ids handed out before this call are void after it."""
+        of distinct tokens; 12 workers each hold theirs, ~100 bytes a token), like the
+        500,000-token bound of `_cache`; ids handed out before this call are void after it."""
         if len(self._term_ids) > max_terms or len(self._token_ids) > 2 * max_terms:
             self._token_ids, self._term_ids, self.vocabulary = {}, {}, []
 
@@ -129,7 +135,7 @@ class Analyzer:
         if None in ids:
             for i, tid in enumerate(ids):
                 if tid is None:
-                    term = self._normalize(tokens[i])
+                    term = self._term_of(tokens[i])
                     tid = known[tokens[i]] = -1 if term is None else self.term_id(term)
                     ids[i] = tid
         return ids
