@@ -96,17 +96,19 @@ def build_blocks(docs: list[DocTokens], shard_of: list[int], analyzer: Analyzer)
         return BatchBlocks(prefixes, blocks, indexed)
 
     # Expand segments into one entry per token: row, field, term, position.
-    lens = np.asarray(seg_len, dtype=np.int64)
-    begins = np.cumsum(lens) - lens
-    term = np.asarray(stream, dtype=np.int64)
-    pos = np.arange(len(term), dtype=np.int64) - np.repeat(begins - np.asarray(seg_start, dtype=np.int64), lens)
-    row = np.repeat(np.asarray(seg_row, dtype=np.int64), lens)
-    fid = np.repeat(np.asarray(seg_field, dtype=np.int64), lens)
+    # int32 per token: a batch holds far fewer than 2**31 tokens, and halving these arrays
+    # halves the worker's peak heap (memory malloc keeps after a batch).
+    lens = np.asarray(seg_len, dtype=np.int32)
+    begins = np.cumsum(lens, dtype=np.int32) - lens
+    term = np.asarray(stream, dtype=np.int32)
+    pos = np.arange(len(term), dtype=np.int32) - np.repeat(begins - np.asarray(seg_start, dtype=np.int32), lens)
+    row = np.repeat(np.asarray(seg_row, dtype=np.int32), lens)
+    fid = np.repeat(np.asarray(seg_field, dtype=np.int32), lens)
     keep = term >= 0  # stop words hold a position but index nothing
     term, pos, row, fid = term[keep], pos[keep], row[keep], fid[keep]
 
-    shard_arr = np.asarray(shard_of, dtype=np.int64)
-    local_of_row = np.zeros(len(docs), dtype=np.int64)
+    shard_arr = np.asarray(shard_of, dtype=np.int32)
+    local_of_row = np.zeros(len(docs), dtype=np.int32)
     for n in np.unique(shard_arr):
         members = np.flatnonzero(shard_arr == n)
         local_of_row[members] = np.arange(len(members))
@@ -138,7 +140,7 @@ def build_blocks(docs: list[DocTokens], shard_of: list[int], analyzer: Analyzer)
     n_groups, n_postings = len(g_start), len(p_start)
     tf = np.diff(np.append(p_start, total))
     p_row, p_fid = row[p_start], fid[p_start]
-    p_len = length_vals_arr[np.searchsorted(length_keys_arr, p_row * len(field_names) + p_fid)]
+    p_len = length_vals_arr[np.searchsorted(length_keys_arr, p_row.astype(np.int64) * len(field_names) + p_fid)]
     posting_group = np.cumsum(new_posting & new_group)[p_start] - 1  # group of each posting
     g_postings = np.bincount(posting_group, minlength=n_groups)
     g_positions = np.diff(np.append(g_start, total))
