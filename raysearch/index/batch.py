@@ -54,6 +54,10 @@ class ShardBatch:
     block_prefixes: list[bytes] = field(default_factory=list)  # keys.term_prefix(field, term)
     blocks: list[bytes] = field(default_factory=list)  # encoding.encode_block
     deletes: list[str] = field(default_factory=list)
+    # What the shard's statistics and doc values need of the documents, so that it does
+    # not parse their term lists (a T entry names every term: ~200 strings a document):
+    field_totals: dict[str, list[int]] = field(default_factory=dict)  # field -> [documents, total length]
+    typed: list[dict] = field(default_factory=list)  # per document its typed values ({} when none)
 
 
 def split_batch(docs: list[dict], deletes: list[str], shards: int, analyzer: Analyzer,
@@ -93,7 +97,16 @@ def split_batch(docs: list[dict], deletes: list[str], shards: int, analyzer: Ana
         shard_of.append(n)
     built = build_blocks(accepted, shard_of, analyzer)
     for n, indexed, typed in zip(shard_of, built.indexed, typed_of):
-        per_shard[n].terms.append(encode_indexed(indexed, typed))
+        part = per_shard[n]
+        part.terms.append(encode_indexed(indexed, typed))
+        part.typed.append(typed)
+        totals = part.field_totals
+        for name, length, _ in indexed:
+            acc = totals.get(name)
+            if acc is None:
+                acc = totals[name] = [0, 0]
+            acc[0] += 1
+            acc[1] += length
     for n, prefixes in built.prefixes.items():
         per_shard[n].block_prefixes = prefixes
         per_shard[n].blocks = built.blocks[n]

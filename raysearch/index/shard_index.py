@@ -133,22 +133,23 @@ class ShardStats:
                 self._sorted.pop(field, None)
         self.docs += sign
 
-    def add_batch(self, indexed_docs: list[list], prefixes: list[bytes], blocks: list[bytes]) -> None:
-        """Count a batch's new documents in: field statistics from their `T` entries, document
-        frequencies from the batch's blocks (one per (field, term), holding each document at
-        most once, so a block's size is its df increment). The same result as `add(indexed, 1)`
-        per document, with Python work per block instead of per (document, term): a
-        document has ~100 such pairs, a batch ~16 blocks per document."""
+    def add_batch(self, field_totals: dict[str, list[int]], documents: int, prefixes: list[bytes],
+                  blocks: list[bytes]) -> None:
+        """Count a batch's `documents` new documents in: per field [documents, total length]
+        as the worker summed them from their term lists, document frequencies from the
+        batch's blocks (one per (field, term), holding each document at most once, so a
+        block's size is its df increment). The same result as `add(indexed, 1)` per document
+        (a unit test compares them), with Python work per block instead of per (document,
+        term): a document has ~100 such pairs, a batch ~16 blocks per document."""
         fields = self.fields
         touched = set()
-        for indexed in indexed_docs:
-            for field, length, _ in indexed:
-                acc = fields.get(field)
-                if acc is None:
-                    acc = fields[field] = [0, 0]
-                    touched.add(field)
-                acc[0] += 1
-                acc[1] += length
+        for field, (docs, length) in field_totals.items():
+            acc = fields.get(field)
+            if acc is None:
+                acc = fields[field] = [0, 0]
+                touched.add(field)
+            acc[0] += docs
+            acc[1] += length
         df, term_counts = self.df, self.term_counts
         get, size_of = df.get, _U32.unpack_from
         for prefix, block in zip(prefixes, blocks):
@@ -162,7 +163,7 @@ class ShardStats:
             self._changes += 1
             for field in touched:
                 self._sorted.pop(field, None)
-        self.docs += len(indexed_docs)
+        self.docs += documents
 
     def sorted_terms(self, field: str) -> list[str]:
         terms = self._sorted.get(field)
@@ -346,11 +347,9 @@ class ShardIndex:
             self._remove_doc(overlay, removed, touched, doc_id)
         base = self.next_docnum
         changes = overlay.changes
-        added = []
         for i, (doc_id, stored, terms) in enumerate(zip(batch.doc_ids, batch.stored, batch.terms)):
             changes[K.doc_terms_key(doc_id)] = K.doc_terms_value(base + i, stamp, terms)
             changes[K.doc_key(doc_id)] = stored
-            added.append(parse_indexed(terms))
         for prefix, block in zip(batch.block_prefixes, batch.blocks):
             changes[K.block_key(prefix, stamp)] = block
         if batch.doc_ids:
@@ -384,8 +383,8 @@ class ShardIndex:
             for docnum, indexed in removed:  # only once the batch is durable
                 self.stats.add(indexed, -1)
                 self.stats.unnumber(docnum)
-            self.stats.add_batch([indexed for indexed, _ in added], batch.block_prefixes, batch.blocks)
-            for i, (_, typed) in enumerate(added):
+            self.stats.add_batch(batch.field_totals, len(batch.doc_ids), batch.block_prefixes, batch.blocks)
+            for i, typed in enumerate(batch.typed):
                 if typed:
                     self.values.add(base + i, typed)
         finally:

@@ -1,6 +1,7 @@
 """The whole-batch posting builder (index/batch_postings.py) against its specification,
-`analyze_document`: for every shard the same documents, stored bytes, T entries and
-(field, term) -> block bytes as a straightforward per-document, per-token build."""
+`analyze_document`: for every shard the same documents, stored bytes, T entries,
+(field, term) -> block bytes, typed values and per-field totals as a straightforward
+per-document, per-token build."""
 
 from __future__ import annotations
 
@@ -31,7 +32,12 @@ def reference_split(docs, shards, analyzer, types=None):
         fields = analyze_document(doc, analyzer, types)
         typed = schema.typed_values(doc, types) if types else {}
         n = shard_for(doc_id, shards)
-        ids, stored, terms, cols = out.setdefault(n, ([], [], [], {}))
+        ids, stored, terms, cols, typed_of, totals = out.setdefault(n, ([], [], [], {}, [], {}))
+        typed_of.append(typed)
+        for f in fields:
+            acc = totals.setdefault(f.name, [0, 0])
+            acc[0] += 1
+            acc[1] += f.length
         local = len(ids)
         ids.append(doc_id)
         stored.append(orjson.dumps(doc))
@@ -43,8 +49,8 @@ def reference_split(docs, shards, analyzer, types=None):
                 c[1].append(len(positions))
                 c[2].append(f.length)
                 c[3].extend(positions)
-    return {n: (ids, stored, terms, {p: encode_block(*c) for p, c in cols.items()})
-            for n, (ids, stored, terms, cols) in out.items()}
+    return {n: (ids, stored, terms, {p: encode_block(*c) for p, c in cols.items()}, typed_of, totals)
+            for n, (ids, stored, terms, cols, typed_of, totals) in out.items()}
 
 
 def _assert_same(docs, shards, analyzer, types=None):
@@ -52,13 +58,15 @@ def _assert_same(docs, shards, analyzer, types=None):
     assert not failed
     want = reference_split(docs, shards, Analyzer(analyzer.settings), types)
     assert set(got) == set(want)
-    for n, (ids, stored, terms, blocks) in want.items():
+    for n, (ids, stored, terms, blocks, typed, totals) in want.items():
         part = got[n]
         assert part.doc_ids == ids
         assert part.stored == stored
         assert part.terms == terms
         assert len(part.block_prefixes) == len(set(part.block_prefixes))
         assert dict(zip(part.block_prefixes, part.blocks)) == blocks
+        assert part.typed == typed
+        assert part.field_totals == totals
 
 
 def _debian(limit: int) -> list[dict]:
