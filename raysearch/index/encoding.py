@@ -37,11 +37,18 @@ def block_size(value: bytes) -> int:
     return _U32.unpack_from(value, 0)[0]
 
 
-def block_without(value: bytes, local: int) -> bytes | None:
-    """The block minus one document (None when it held only that one)."""
+def block_without(value: bytes, local) -> bytes | None:
+    """The block minus one document, or several (a list of local numbers, each in the
+    block); None when nothing is left."""
     import numpy as np
+    if not isinstance(local, int) and len(local) >= _U32.unpack_from(value, 0)[0]:
+        return None  # every document of the block leaves (a whole old batch re-indexed)
     docs, tfs, lengths, positions = block_columns(value)
-    keep = docs != local
+    if isinstance(local, int):
+        keep = docs != local
+    else:  # a block's doc numbers ascend: find the leaving ones by binary search
+        keep = np.ones(len(docs), dtype=np.bool_)
+        keep[np.searchsorted(docs, np.sort(np.asarray(local, dtype=docs.dtype)))] = False
     if keep.all():
         return value
     if not keep.any():

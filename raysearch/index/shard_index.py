@@ -17,6 +17,8 @@ import pickle
 import struct
 import threading
 from collections import OrderedDict
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from typing import Iterable, Iterator
 
 import numpy as np
@@ -60,6 +62,16 @@ class _Overlay:
 
 
 _U32 = struct.Struct("<I")  # a posting block starts with its number of postings (encoding.py)
+
+
+@dataclass
+class _Removal:
+    """What a batch's removals take out of the statistics (applied once the batch is durable)."""
+
+    docnums: list[int] = dataclass_field(default_factory=list)
+    field_totals: dict[str, list[int]] = dataclass_field(default_factory=dict)  # field -> [documents, total length]
+    prefix_counts: dict[bytes, int] = dataclass_field(default_factory=dict)  # term prefix -> documents leaving it
+
 
 class ShardStats:
     """Document frequencies, field statistics and the document count of one shard.
@@ -141,29 +153,48 @@ class ShardStats:
         block's size is its df increment). The same result as `add(indexed, 1)` per document
         (a unit test compares them), with Python work per block instead of per (document,
         term): a document has ~100 such pairs, a batch ~16 blocks per document."""
+        size_of = _U32.unpack_from
+        self._count(field_totals, documents, ((p, size_of(b)[0]) for p, b in zip(prefixes, blocks)), 1)
+
+    def remove_batch(self, field_totals: dict[str, list[int]], documents: int,
+                     prefix_counts: dict[bytes, int]) -> None:
+        """Count removed documents out: their per-field totals, and per term prefix how many
+        of them held it (as `add(indexed, -1)` per document would)."""
+        self._count(field_totals, documents, prefix_counts.items(), -1)
+
+    def _count(self, field_totals: dict[str, list[int]], documents: int, prefix_counts, sign: int) -> None:
         fields = self.fields
         touched = set()
         for field, (docs, length) in field_totals.items():
             acc = fields.get(field)
             if acc is None:
                 acc = fields[field] = [0, 0]
-                touched.add(field)
-            acc[0] += docs
-            acc[1] += length
+            acc[0] += sign * docs
+            acc[1] += sign * length
+            if acc[0] <= 0:
+                del fields[field]
         df, term_counts = self.df, self.term_counts
-        get, size_of = df.get, _U32.unpack_from
-        for prefix, block in zip(prefixes, blocks):
+        for prefix, n in prefix_counts:
             key = tuple(prefix[1:-1].decode().split("\x00", 1))
-            old = get(key, 0)
-            df[key] = old + size_of(block)[0]
-            if not old:
-                term_counts[key[0]] = term_counts.get(key[0], 0) + 1
+            old = df.get(key, 0)
+            new = old + sign * n
+            if new > 0:
+                df[key] = new
+                if not old:
+                    term_counts[key[0]] = term_counts.get(key[0], 0) + 1
+                    touched.add(key[0])
+            elif df.pop(key, None) is not None:
+                left = term_counts.get(key[0], 0) - 1
+                if left > 0:
+                    term_counts[key[0]] = left
+                else:
+                    term_counts.pop(key[0], None)
                 touched.add(key[0])
-        with self._sorted_lock:  # sorted term lists change only where a new term came
+        with self._sorted_lock:  # sorted term lists change only where a term came or went
             self._changes += 1
             for field in touched:
                 self._sorted.pop(field, None)
-        self.docs += documents
+        self.docs += sign * documents
 
     def sorted_terms(self, field: str) -> list[str]:
         terms = self._sorted.get(field)
@@ -339,12 +370,8 @@ class ShardIndex:
         self._batch_garbage = 0
         stamp = K.opstamp_bytes(opstamp)
         overlay = _Overlay(self.kv)
-        removed: list = []  # (doc number, T entry) of documents leaving the statistics
         touched: set[bytes] = set(batch.block_prefixes)  # term prefixes whose cached lists go stale
-        for doc_id in batch.deletes:
-            self._remove_doc(overlay, removed, touched, doc_id)
-        for doc_id in batch.doc_ids:
-            self._remove_doc(overlay, removed, touched, doc_id)
+        removed = self._remove_docs(overlay, touched, [*batch.deletes, *batch.doc_ids])
         base = self.next_docnum
         changes = overlay.changes
         for i, (doc_id, stored, terms) in enumerate(zip(batch.doc_ids, batch.stored, batch.terms)):
@@ -380,9 +407,10 @@ class ShardIndex:
         self.next_docnum = base + len(batch.doc_ids)
         self._stats_seq += 1  # odd: the statistics are changing
         try:
-            for docnum, indexed in removed:  # only once the batch is durable
-                self.stats.add(indexed, -1)
-                self.stats.unnumber(docnum)
+            if removed.docnums:  # only once the batch is durable
+                self.stats.remove_batch(removed.field_totals, len(removed.docnums), removed.prefix_counts)
+                for docnum in removed.docnums:
+                    self.stats.unnumber(docnum)
             self.stats.add_batch(batch.field_totals, len(batch.doc_ids), batch.block_prefixes, batch.blocks)
             for i, typed in enumerate(batch.typed):
                 if typed:
@@ -392,37 +420,61 @@ class ShardIndex:
         self.cache.invalidate(touched)
         return opstamp
 
-    def _remove_doc(self, ov: _Overlay, removed: list, touched: set, doc_id: str) -> bool:
-        """Take a stored document out of the blocks its T entry names."""
-        key = K.doc_terms_key(doc_id)
-        raw = ov.get(key)
-        if raw is None:
-            return False
-        docnum, opstamp, terms_json = K.split_doc_terms_value(raw)
-        local = docnum - self.bases[opstamp]
-        stamp = K.opstamp_bytes(opstamp)
-        indexed, _ = parse_indexed(terms_json)
-        removed.append((docnum, indexed))
-        # Bytes of stored values this removal supersedes (what MongoDB's log then holds as
-        # history until a compaction): counted once per key per batch, as only a batch's last
-        # value of a key is logged.
-        pending = ov.changes
-        garbage = len(raw) + len(ov.get(K.doc_key(doc_id)) or b"")
-        for field, _, terms in indexed:
-            for term in terms:
-                prefix = K.term_prefix(field, term)
-                block_key = K.block_key(prefix, stamp)
-                fresh = block_key not in pending
-                block = ov.get(block_key)
-                if block is not None:
-                    if fresh:
-                        garbage += len(block)
-                    ov.put(block_key, block_without(block, local))
-                touched.add(prefix)
-        ov.put(key, None)
-        ov.put(K.doc_key(doc_id), None)
+    def _remove_docs(self, ov: _Overlay, touched: set, doc_ids: list[str]) -> "_Removal":
+        """Take stored documents out of the blocks their T entries name, for the whole batch
+        at once: each block is read once (one multi_get) and rewritten once, without all of
+        the batch's documents it held. Re-indexing documents that came in together (one
+        old batch, so the same blocks) then costs a block per (field, term), not per
+        (document, term) each with its own read. Runs first in apply: the overlay is empty."""
+        ids = list(dict.fromkeys(doc_ids))  # a document both deleted and re-added goes once
+        t_keys = [K.doc_terms_key(d) for d in ids]
+        d_keys = [K.doc_key(d) for d in ids]
+        raws = self.kv.multi_get(t_keys)
+        stored = self.kv.multi_get(d_keys)
+        out = _Removal()
+        locals_of: dict[bytes, list[int]] = {}  # old block key -> local numbers leaving it
+        garbage = 0
+        field_totals = out.field_totals
+        for t_key, d_key, raw, doc in zip(t_keys, d_keys, raws, stored):
+            if raw is None:
+                continue
+            docnum, opstamp, terms_json = K.split_doc_terms_value(raw)
+            local = docnum - self.bases[opstamp]
+            tail = K.SEP + K.opstamp_bytes(opstamp)  # a block key: term prefix + opstamp
+            indexed, _ = parse_indexed(terms_json)
+            out.docnums.append(docnum)
+            # Bytes of stored values this removal supersedes (what MongoDB's log then holds
+            # as history until a compaction); each block below counts once per batch, as
+            # only a batch's last value of a key is logged.
+            garbage += len(raw) + len(doc or b"")
+            for field, length, terms in indexed:
+                acc = field_totals.get(field)
+                if acc is None:
+                    acc = field_totals[field] = [0, 0]
+                acc[0] += 1
+                acc[1] += length
+                field_prefix = K.POSTING + field.encode() + K.SEP  # keys.block_key, inlined: ~100 terms a document
+                for term in terms:
+                    block_key = field_prefix + term.encode() + tail
+                    leaving = locals_of.get(block_key)
+                    if leaving is None:
+                        locals_of[block_key] = [local]
+                    else:
+                        leaving.append(local)
+            ov.put(t_key, None)
+            ov.put(d_key, None)
+        block_keys = list(locals_of)
+        counts = out.prefix_counts
+        for block_key, block in zip(block_keys, self.kv.multi_get(block_keys)):
+            leaving = locals_of[block_key]
+            prefix = block_key[:-8]
+            counts[prefix] = counts.get(prefix, 0) + len(leaving)
+            if block is not None:
+                garbage += len(block)
+                ov.put(block_key, block_without(block, leaving[0] if len(leaving) == 1 else leaving))
+        touched.update(counts)
         self._batch_garbage += garbage
-        return True
+        return out
 
     # ---------------------------------------------------------- change log
     def _log(self):

@@ -20,6 +20,10 @@ def test_block_round_trip_and_removal(no_ray):
     assert block_postings(block_without(block, 2), 10) == [(10, 3, 17, [0, 5, 9]), (13, 2, 8, [2, 3])]
     assert block_without(block, 7) == block
     assert block_without(_block([(5, 1, [0])]), 5) is None
+    # several at once (a batch re-indexing documents that share the block)
+    assert block_postings(block_without(block, [3, 0]), 10) == [(12, 1, 4, [1])]
+    assert block_postings(block_without(block, [2]), 10) == block_postings(block_without(block, 2), 10)
+    assert block_without(block, [0, 2, 3]) is None
 
 
 def test_chunks_count_postings_of_blocks(no_ray):

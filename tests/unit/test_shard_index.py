@@ -310,8 +310,9 @@ def test_queries_racing_applies_on_other_threads_never_raise(no_ray, tmp_path):
 
 
 def test_statistics_kept_per_batch_equal_a_rebuild_from_the_documents(no_ray):
-    """apply() counts a batch's document frequencies from its blocks (ShardStats.add_batch);
-    a scan of every T entry (what an open without a snapshot does) must find the same."""
+    """apply() counts a batch's document frequencies from its blocks (ShardStats.add_batch)
+    and its removals per block (remove_batch); a scan of every T entry (what an open
+    without a snapshot does) must find the same."""
     import gzip
     import json
 
@@ -331,3 +332,8 @@ def test_statistics_kept_per_batch_equal_a_rebuild_from_the_documents(no_ray):
     assert shard.kv.get(K.SNAPSHOT) is None  # so the reopen below scans every T entry
     reopened = ShardIndex(shard.kv)
     assert _derived(reopened) == _derived(shard)
+    # nearly everything deleted in one batch: most terms and some fields leave the counts
+    per_shard, _, _ = split_batch([], [d["id"] for d in docs[50:890]], 1, analyzer, TYPES)
+    shard.apply("most", per_shard[0])
+    assert shard.stats.docs == 10
+    assert _derived(ShardIndex(shard.kv)) == _derived(shard)
