@@ -681,6 +681,17 @@ def run_benchmarks(service_url: str, *, settings=None, sizes: list[int], n_queri
         log(f"search: {throughput_threads} concurrent HTTP clients ...")
         result["search"]["http_concurrent"] = http_throughput(service_url, index, queries, throughput_threads)
         log(f"  {result['search']['http_concurrent']['queries_per_s']} queries/s")
+        # Updates: the same ids again with a changed title, into the searched index (after
+        # the searches, so they do not share the cores with it).
+        log(f"update: the {len(docs)} documents' ids again, changed ...")
+        changed = [{**d, "title": f"{d.get('title', '')} (updated)"} for d in docs]
+        u = measure_bulk(client, index, changed, sampler, request_docs=request_docs, create=False,
+                         expect_documents=len({d["id"] for d in docs}))
+        if u["status"] != "completed" or u["searchable_s"] is None:
+            raise RuntimeError(f"update round into {index!r} ended {u['status']}: {u}")
+        result["update"] = u
+        log(f"  searchable in {u['searchable_s']} s ({u['searchable_docs_per_s']} docs/s), "
+            f"completed in {u['completed_s']} s")
 
         log(f"baselines: analysing {len(docs)} documents with raysearch's Analyzer ...")
         rows, analyze_s = analyze_docs(docs)
@@ -769,6 +780,13 @@ def markdown(report: dict) -> str:
                   + ", ".join(f"{k} {v:,.1f}" for k, v in list(big["cpu_s_by_role"].items())[:8])
                   + f"; RSS MB at the peak ({big['peak_processes']} processes): "
                   + ", ".join(f"{k} {v:,.0f}" for k, v in list(big["peak_rss_mb_by_role"].items())[:8])]
+    u, first = r.get("update"), r["bulk"][-1]
+    if u:
+        ratio = u["searchable_docs_per_s"] / first["searchable_docs_per_s"] if first["searchable_docs_per_s"] else 0
+        lines += ["", f"Update round (the same {u['documents']:,} ids again, each title changed, into the "
+                  f"searched index): searchable in {_fmt(u['searchable_s'])} s ({_fmt(u['searchable_docs_per_s'])} "
+                  f"docs/s, {ratio:.2f}× the insert rate above), completed in {_fmt(u['completed_s'])} s "
+                  f"({_fmt(u['completed_docs_per_s'])} docs/s); CPU {_fmt(u.get('memory', {}).get('cpu_s_total'))} s."]
     q = r["queries"]
     s = r["search"]
     lines += ["", f"## Search: {q['count']:,} queries of 1–3 words (seed {q['seed']}), top 10, "
