@@ -33,6 +33,16 @@ def encode_indexed(indexed: list, typed: dict[str, list]) -> bytes:
     return orjson.dumps(body)
 
 
+def add_field_totals(totals: dict[str, list[int]], indexed: list) -> None:
+    """Count one document's indexed fields into field -> [documents, total length]."""
+    for name, length, _ in indexed:
+        acc = totals.get(name)
+        if acc is None:
+            acc = totals[name] = [0, 0]
+        acc[0] += 1
+        acc[1] += length
+
+
 def parse_indexed(raw: bytes) -> tuple[list, dict[str, list]]:
     """-> (indexed fields, typed values) of the JSON part of a T entry."""
     data = orjson.loads(raw)
@@ -100,13 +110,7 @@ def split_batch(docs: list[dict], deletes: list[str], shards: int, analyzer: Ana
         part = per_shard[n]
         part.terms.append(encode_indexed(indexed, typed))
         part.typed.append(typed)
-        totals = part.field_totals
-        for name, length, _ in indexed:
-            acc = totals.get(name)
-            if acc is None:
-                acc = totals[name] = [0, 0]
-            acc[0] += 1
-            acc[1] += length
+        add_field_totals(part.field_totals, indexed)
     for n, prefixes in built.prefixes.items():
         per_shard[n].block_prefixes = prefixes
         per_shard[n].blocks = built.blocks[n]

@@ -24,7 +24,7 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from raysearch.index import keys as K
-from raysearch.index.batch import ShardBatch, parse_indexed
+from raysearch.index.batch import ShardBatch, add_field_totals, parse_indexed
 from raysearch.index.doc_values import DocValues
 from raysearch.index.encoding import (
     block_columns,
@@ -434,7 +434,6 @@ class ShardIndex:
         out = _Removal()
         locals_of: dict[bytes, list[int]] = {}  # old block key -> local numbers leaving it
         garbage = 0
-        field_totals = out.field_totals
         for t_key, d_key, raw, doc in zip(t_keys, d_keys, raws, stored):
             if raw is None:
                 continue
@@ -447,12 +446,8 @@ class ShardIndex:
             # as history until a compaction); each block below counts once per batch, as
             # only a batch's last value of a key is logged.
             garbage += len(raw) + len(doc or b"")
-            for field, length, terms in indexed:
-                acc = field_totals.get(field)
-                if acc is None:
-                    acc = field_totals[field] = [0, 0]
-                acc[0] += 1
-                acc[1] += length
+            add_field_totals(out.field_totals, indexed)
+            for field, _, terms in indexed:
                 field_prefix = K.POSTING + field.encode() + K.SEP  # keys.block_key, inlined: ~100 terms a document
                 for term in terms:
                     block_key = field_prefix + term.encode() + tail
