@@ -39,10 +39,17 @@ class _FailingAnalyzer:
     def __init__(self, real, marker: str):
         self._real, self._marker = real, marker
 
-    def normalized(self, text: str):
+    def _check(self, text: str) -> None:
         if self._marker in text:
             raise ValueError(f"{INJECTED}: analysis of text with {self._marker!r}")
+
+    def normalized(self, text: str):
+        self._check(text)
         return self._real.normalized(text)
+
+    def token_ids(self, text: str):  # what the IndexWorkers' batch build calls (index/batch_postings.py)
+        self._check(text)
+        return self._real.token_ids(text)
 
     def __getattr__(self, name):
         return getattr(self._real, name)
