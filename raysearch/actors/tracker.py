@@ -443,8 +443,8 @@ class TrackerActor:
     async def indexes_to_drain(self) -> list[str]:
         """Indexes with batches pending or indexed-but-not-persisted: the only ones whose shards
         can hold changes for the persistence actor's next cycle (O(indexes with active work))."""
-        return [index for index, ops in self._unpersisted_ops.items() if ops] + [
-            index for index, n in self._pending_by_index.items() if n > 0 and not self._unpersisted_ops.get(index)]
+        unpersisted = {index for index, ops in self._unpersisted_ops.items() if ops}
+        return sorted(unpersisted | {index for index, n in self._pending_by_index.items() if n > 0})
 
     async def pending_batches(self) -> int:
         """Batches accepted but not yet indexed, over all operations (backpressure): a counter."""

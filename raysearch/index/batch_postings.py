@@ -187,8 +187,8 @@ def build_blocks(docs: list[DocTokens], shard_of: list[int], analyzer: Analyzer)
     d_row, d_fid = p_row[by_doc], p_fid[by_doc]
     cut = np.flatnonzero(np.diff(d_row) | np.diff(d_fid)) + 1
     starts = [0, *cut.tolist()]
-    ends = [*cut.tolist(), len(flat)]
-    terms_of = {(r, f): flat[a:b] for r, f, a, b in zip(d_row[starts].tolist(), d_fid[starts].tolist(), starts, ends)}
+    stops = [*cut.tolist(), len(flat)]
+    terms_of = {(r, f): flat[a:b] for r, f, a, b in zip(d_row[starts].tolist(), d_fid[starts].tolist(), starts, stops)}
     for r, doc in enumerate(docs):
         indexed[r] = [[f, n, terms_of.get((r, field_ids[f]), [])] for f, n in doc.lengths.items() if n > 0]
     return BatchBlocks(prefixes, blocks, indexed)

@@ -38,8 +38,9 @@ def block_size(value: bytes) -> int:
 
 
 def block_without(value: bytes, local) -> bytes | None:
-    """The block minus one document, or several (a list of local numbers, each in the
-    block); None when nothing is left."""
+    """The block minus one document, or several (a list of distinct local numbers; when
+    there are as many as the block holds, they are taken to be all of them: the callers
+    pass numbers read from T entries naming this block); None when nothing is left."""
     import numpy as np
     if not isinstance(local, int) and len(local) >= _U32.unpack_from(value, 0)[0]:
         return None  # every document of the block leaves (a whole old batch re-indexed)
@@ -47,8 +48,10 @@ def block_without(value: bytes, local) -> bytes | None:
     if isinstance(local, int):
         keep = docs != local
     else:  # a block's doc numbers ascend: find the leaving ones by binary search
+        leaving = np.asarray(local, dtype=docs.dtype)
+        at = np.minimum(np.searchsorted(docs, leaving), len(docs) - 1)
         keep = np.ones(len(docs), dtype=np.bool_)
-        keep[np.searchsorted(docs, np.sort(np.asarray(local, dtype=docs.dtype)))] = False
+        keep[at[docs[at] == leaving]] = False  # only numbers the block holds
     if keep.all():
         return value
     if not keep.any():

@@ -14,7 +14,6 @@ import json
 import logging
 import os
 import pickle
-import struct
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from raysearch.index.doc_values import DocValues
 from raysearch.index.encoding import (
     block_columns,
     block_postings,
+    block_size,
     block_without,
     columnar_count,
     columnar_weights,
@@ -59,9 +59,6 @@ class _Overlay:
 
     def put(self, key: bytes, value: bytes | None) -> None:
         self.changes[key] = value
-
-
-_U32 = struct.Struct("<I")  # a posting block starts with its number of postings (encoding.py)
 
 
 @dataclass
@@ -153,8 +150,7 @@ class ShardStats:
         block's size is its df increment). The same result as `add(indexed, 1)` per document
         (a unit test compares them), with Python work per block instead of per (document,
         term): a document has ~100 such pairs, a batch ~16 blocks per document."""
-        size_of = _U32.unpack_from
-        self._count(field_totals, documents, ((p, size_of(b)[0]) for p, b in zip(prefixes, blocks)), 1)
+        self._count(field_totals, documents, ((p, block_size(b)) for p, b in zip(prefixes, blocks)), 1)
 
     def remove_batch(self, field_totals: dict[str, list[int]], documents: int,
                      prefix_counts: dict[bytes, int]) -> None:
@@ -466,7 +462,7 @@ class ShardIndex:
             counts[prefix] = counts.get(prefix, 0) + len(leaving)
             if block is not None:
                 garbage += len(block)
-                ov.put(block_key, block_without(block, leaving[0] if len(leaving) == 1 else leaving))
+                ov.put(block_key, block_without(block, leaving))
         touched.update(counts)
         self._batch_garbage += garbage
         return out

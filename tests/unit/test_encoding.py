@@ -24,6 +24,7 @@ def test_block_round_trip_and_removal(no_ray):
     assert block_postings(block_without(block, [3, 0]), 10) == [(12, 1, 4, [1])]
     assert block_postings(block_without(block, [2]), 10) == block_postings(block_without(block, 2), 10)
     assert block_without(block, [0, 2, 3]) is None
+    assert block_postings(block_without(block, [2, 7]), 10) == block_postings(block_without(block, 2), 10)
 
 
 def test_chunks_count_postings_of_blocks(no_ray):
