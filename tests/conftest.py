@@ -82,8 +82,42 @@ def service(tmp_path_factory, mongo_server):
         webhook_allowed_hosts="127.0.0.1",  # the tests' webhook receivers
     )
     svc = LocalService(settings, dashboard=False).start()
+    _shared.append(svc)
     yield svc
+    _shared.clear()
     svc.stop()
+
+
+_shared: list = []  # the session's shared service, once a test has started it
+
+
+def _index_names(svc) -> set[str]:
+    import httpx
+
+    listing = httpx.get(f"{svc.url}/indexes", timeout=120).json()
+    return {entry["index"] for entry in listing["indexes"]}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def delete_module_indexes():
+    """After each test file, delete the indexes it made on the shared service.
+    Every index holds shard actors (processes) for the rest of the session, and
+    hundreds of idle ones slowed the late tests of the suite several-fold."""
+    import httpx
+
+    try:
+        before = _index_names(_shared[0]) if _shared else set()
+    except httpx.HTTPError:
+        before = None  # the service is unreachable: leave its indexes alone
+    yield
+    if not _shared or before is None:
+        return
+    svc = _shared[0]
+    try:
+        for name in sorted(_index_names(svc) - before):
+            httpx.delete(f"{svc.url}/indexes/{name}", timeout=300)
+    except httpx.HTTPError as exc:  # a test that broke the service says so itself
+        print(f"could not delete this file's indexes: {exc!r}")
 
 
 @pytest.fixture(scope="session")
