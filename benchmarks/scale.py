@@ -157,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
                     f"; GET /indexes p50 {row['index_info_p50_ms']} ms, RocksDB {row['rocksdb_bytes']:,} B, "
                     f"MongoDB dataSize {row['mongodb_data_bytes']:,} B", flush=True)
             report["slices"].append(row)
+            save(report, args.out, partial=True)  # a run cut short (memory, time) keeps its slices
 
         print("update round: the first copy's ids again, changed ...", flush=True)
         before = mongo_data_bytes(s.mongo_uri, s.mongo_db)
@@ -196,16 +197,22 @@ def main(argv: list[str] | None = None) -> int:
         service.stop()
         shutil.rmtree(data_dir, ignore_errors=True)
 
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "scale.json").write_text(json.dumps(report, indent=2) + "\n")
-    (out / "scale.md").write_text(markdown(report))
+    save(report, args.out, partial=False)
     print(markdown(report))
     return 0
 
 
+def save(report: dict, out_dir: str, partial: bool) -> None:
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    report["complete"] = not partial
+    (out / "scale.json").write_text(json.dumps(report, indent=2) + "\n")
+    (out / "scale.md").write_text(markdown(report))
+
+
 def markdown(r: dict) -> str:
-    lines = [f"# raysearch scale benchmark — {r['started_at']}", "", f"`{r['command']}`  ",
+    title = "raysearch scale benchmark" + ("" if r.get("complete") else " (partial: the run had not finished)")
+    lines = [f"# {title} — {r['started_at']}", "", f"`{r['command']}`  ",
              f"commit {r['environment']['commit']}, {r['environment']['cpus']} CPUs; "
              f"{r['corpus_records']:,} records per copy; service ready in {r.get('startup_s')} s", "",
              "| slice | docs in index | searchable docs/s | completed docs/s | PSS MB | RocksDB MB | MongoDB MB "
