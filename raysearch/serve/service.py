@@ -159,7 +159,7 @@ class SearchService:
             ray.kill(s, no_restart=True)
         await asyncio.gather(*[w.forget_index.remote(name) for w in registry.workers(self.settings)])
         await self.tracker.forget_index.remote(name)
-        await asyncio.to_thread(self.mongo.delete_index, name)
+        await asyncio.to_thread(self.mongo.delete_index, name, len(shards))
         self._indexes.pop(name, None)
         return {"acknowledged": True, "index": name}
 
