@@ -82,3 +82,21 @@ def test_deleting_an_index_removes_its_chunks_by_id_even_with_a_drop_pending(sto
     assert not any(store.has_chunks(index, shard) for shard in range(3))
     # another index is untouched
     assert store.next_chunk_seq(other, 0) == 4 == _scanned_next_seq(store, other, 0)
+
+
+def test_chunk_payloads_are_compressed_and_older_uncompressed_chunks_still_read(store):
+    from bson.binary import Binary
+
+    from raysearch.index.encoding import decode_entries, encode_columns
+
+    index = "codec"
+    entries = [(b"D%05d" % i, b'{"title": "package %d", "body": "a library for parsing"}' % i) for i in range(500)]
+    blob = encode_columns([k for k, _ in entries], [v for _, v in entries])
+    # a chunk as raysearch wrote them before compression (no codec field), then a new one
+    store.chunks.insert_one({"_id": "codec:0:000000000000", "index": index, "shard": 0, "seq": 0,
+                             "entries": 1, "postings": 1, "data": Binary(encode_columns([b"Dold"], [b"{}"]))})
+    store.write_chunks(index, 0, store.next_chunk_seq(index, 0), [(len(entries), len(entries), blob)])
+    stored = store.chunks.find_one({"_id": "codec:0:000000000001"})
+    assert stored["codec"] == "zstd" and len(stored["data"]) < len(blob) / 3
+    replayed = [e for payload in store.iter_chunks(index, 0) for e in decode_entries(payload)]
+    assert replayed == [(b"Dold", b"{}"), *entries]
