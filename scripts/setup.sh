@@ -8,4 +8,4 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
 .venv/bin/python -m pip install -q -e ".[test]" 2>&1 | grep -v "is ignored" || true
-.venv/bin/python -c "import ray, rocksdict, pymongo, Stemmer, raysearch" # fail loudly if anything is missing
+.venv/bin/python -c "import ray, rocksdict, pymongo, Stemmer, zstandard, raysearch" # fail loudly if anything is missing
