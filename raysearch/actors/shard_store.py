@@ -39,7 +39,7 @@ class ShardStore:
         self.path = shard_path(settings, index, shard)
         self._write_lock = threading.Lock()
         self.kv = RocksKV(self.path)
-        self.index = ShardIndex(self.kv)
+        self.index = ShardIndex(self.kv, settings.posting_cache_postings)
         self.restored = False
         self.drain_calls = 0
         self._last_write = time.monotonic()
@@ -137,7 +137,7 @@ class ShardStore:
         self.kv.close()
         shutil.rmtree(self.path, ignore_errors=True)
         self.kv = RocksKV(self.path)
-        self.index = ShardIndex(self.kv)
+        self.index = ShardIndex(self.kv, self.settings.posting_cache_postings)
 
     def rebuild(self) -> dict:
         """Throw away this shard's RocksDB and rebuild it from MongoDB alone (`raysearch restore`)."""

@@ -214,7 +214,7 @@ class PostingCache:
     checked under the same lock (else a list read before a write could be cached after
     the write dropped it, and hide the write's documents from every later query)."""
 
-    def __init__(self, max_postings: int = 4_000_000):
+    def __init__(self, max_postings: int):
         self.max_postings = max_postings
         self.size = 0
         self.generation = 0
@@ -258,7 +258,7 @@ class PostingCache:
 
 
 class ShardIndex:
-    def __init__(self, kv: KV):
+    def __init__(self, kv: KV, cache_postings: int = 16_000_000):
         self.kv = kv
         self.last_opstamp = decode_u64(kv.get(K.LAST_OPSTAMP))
         self.snapshot_opstamp = -1  # opstamp of the snapshot on disk (-1: none usable)
@@ -267,7 +267,7 @@ class ShardIndex:
             self.opened_from = "snapshot"
         else:
             self._load()
-        self.cache = PostingCache()
+        self.cache = PostingCache(cache_postings)
         # Version of the statistics (df, field lengths, dictionary), for an ingress that keeps
         # summed statistics between queries: a seqlock (odd while an apply changes them) under
         # an epoch drawn per open, so a restarted shard never repeats an earlier version.
