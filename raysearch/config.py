@@ -11,6 +11,10 @@ ENV_PREFIX = "RAYSEARCH_"
 NAMESPACE = "raysearch"  # Ray namespace of every named actor
 
 
+# Postings a shard keeps decoded for searches (the setting below; index/shard_index.py's default).
+POSTING_CACHE_POSTINGS = 16_000_000
+
+
 class Settings(BaseModel):
     """Service configuration, passed explicitly to every actor (no globals)."""
 
@@ -37,7 +41,7 @@ class Settings(BaseModel):
         "unpersisted batches every cycle, and every shard of every index this often (a safety net)")
     chunk_postings: int = Field(default=5000, description="max entries per MongoDB chunk document")
     posting_cache_postings: int = Field(
-        default=16_000_000, ge=0,
+        default=POSTING_CACHE_POSTINGS, ge=0,
         description="postings each shard keeps decoded for searches (LRU, 24 bytes each, filled only as "
         "queries read lists): the default holds the lists 300 corpus queries read on a 511k-document shard, "
         "where 4M made every query decode its lists again (p50 10 ms instead of 2)")

@@ -238,7 +238,7 @@ class PersistenceActor:
                 shutil.rmtree(scratch_path, ignore_errors=True)
             if self.mongo.get_index_meta(index) is None:  # deleted meanwhile: leave nothing behind
                 self.mongo.delete_generation(index, n, gen, count)
-                self.mongo.delete_chunks(index, n + 1)
+                self.mongo.delete_chunks(index)  # DELETE /indexes removes the rest by _id; this sweeps what it missed
                 return {"index": index, "shard": n, "compacted": False}
             self.mongo.switch_generation(index, n, gen, upto, live, size, count, head)
             self.mongo.drop_replaced(index, n)

@@ -22,6 +22,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
+from raysearch.config import POSTING_CACHE_POSTINGS
 from raysearch.index import keys as K
 from raysearch.index.batch import ShardBatch, add_field_totals, parse_indexed
 from raysearch.index.doc_values import DocValues
@@ -258,7 +259,7 @@ class PostingCache:
 
 
 class ShardIndex:
-    def __init__(self, kv: KV, cache_postings: int = 16_000_000):
+    def __init__(self, kv: KV, cache_postings: int = POSTING_CACHE_POSTINGS):
         self.kv = kv
         self.last_opstamp = decode_u64(kv.get(K.LAST_OPSTAMP))
         self.snapshot_opstamp = -1  # opstamp of the snapshot on disk (-1: none usable)
