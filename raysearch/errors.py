@@ -4,6 +4,7 @@
 class RaySearchError(Exception):
     status = 500
     type = "internal_error"
+    retry_after: int | None = None  # seconds, sent as Retry-After when set
 
     def __init__(self, reason: str):
         super().__init__(reason)
@@ -48,6 +49,13 @@ class Conflict(RaySearchError):
     type = "conflict"
 
 
+class IndexBeingDeleted(Conflict):
+    """A DELETE of the index is running: writes to it wait until it has finished."""
+
+    type = "index_being_deleted"
+    retry_after = 1
+
+
 class PayloadTooLarge(RaySearchError):
     status = 413
     type = "payload_too_large"
@@ -56,6 +64,7 @@ class PayloadTooLarge(RaySearchError):
 class Overloaded(RaySearchError):
     status = 429
     type = "overloaded"
+    retry_after = 1
 
 
 class Unavailable(RaySearchError):
@@ -67,6 +76,14 @@ class MongoUnavailable(Unavailable):
     """MongoDB cannot be reached; callers wait and retry rather than fail work."""
 
     type = "mongodb_unavailable"
+    retry_after = 5
+
+
+class ShardUnavailable(Unavailable):
+    """The shard is being rebuilt or its index deleted: its store is closed for reads."""
+
+    type = "shard_unavailable"
+    retry_after = 1
 
 
 class DatasinkError(RaySearchError):

@@ -117,12 +117,11 @@ def _restart_tracker() -> None:
 
 @contextmanager
 def faulty_workers(settings: Settings, **faults):
-    faulty = ray.remote(FaultyIndexWorker)
+    faulty = ray.remote(concurrency_groups={"control": 1})(FaultyIndexWorker)  # as IndexWorker declares
     names = [registry.worker_name(i) for i in range(settings.workers)]
     try:
-        for name in names:
-            _replace(name, lambda name=name: faulty.options(
-                **registry._options(name, max_task_retries=0)).remote(settings, **faults))
+        for i, name in enumerate(names):
+            _replace(name, lambda i=i: faulty.options(**registry.worker_options(i)).remote(settings, **faults))
         _restart_tracker()
         yield
     finally:

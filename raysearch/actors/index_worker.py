@@ -15,7 +15,7 @@ from raysearch.errors import MongoUnavailable
 from raysearch.storage.mongo import MongoStore, is_unavailable
 
 
-@ray.remote
+@ray.remote(concurrency_groups={"control": 1})  # ping, status: see registry.SERIAL
 class IndexWorker:
     def __init__(self, settings: Settings):
         self.settings = settings
@@ -29,6 +29,8 @@ class IndexWorker:
             meta = self.mongo.get_index_meta(index)
             if meta is None:
                 raise RuntimeError(f"index {index!r} has no settings in MongoDB")
+            if meta.get("deleting"):
+                raise RuntimeError(f"index {index!r} is being deleted")
             _, analyzer, shards = indexmeta.parse(meta)  # CorruptIndex naming it: this batch fails, not others
             cached = self._indexes[index] = (analyzer, registry.shards(self.settings, index, shards))
         return cached
@@ -52,14 +54,22 @@ class IndexWorker:
         per_shard, indexed, failed = split_batch(docs, deletes, len(shards), analyzer, types)
         batch_key = f"{op_id}:{batch}"
         refs = {n: shards[n].apply.remote(batch_key, part) for n, part in per_shard.items()}
-        opstamps = dict(zip(refs, ray.get(list(refs.values()), timeout=300)))
+        try:
+            opstamps = dict(zip(refs, ray.get(list(refs.values()), timeout=300)))
+        except Exception:
+            # The handles may be of shard actors killed for good (the index was deleted and
+            # created again): the next attempt resolves the index and its shards anew.
+            self._indexes.pop(index, None)
+            raise
         return {"opstamps": opstamps, "indexed": indexed, "failed": failed}
 
     def forget_index(self, index: str) -> None:
         self._indexes.pop(index, None)
 
+    @ray.method(concurrency_group="control")
     def pid(self) -> int:
         return os.getpid()
 
+    @ray.method(concurrency_group="control")
     def ping(self) -> bool:
         return True

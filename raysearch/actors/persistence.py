@@ -41,7 +41,7 @@ log = logging.getLogger("raysearch.persistence")
 REPORT_EVERY_S = 2.0
 
 
-@ray.remote
+@ray.remote(concurrency_groups={"control": 1})  # ping, status: see registry.SERIAL
 class PersistenceActor:
     def __init__(self, settings: Settings):
         self.settings = settings
@@ -99,6 +99,8 @@ class PersistenceActor:
                 metas = [meta for meta in map(self.mongo.get_index_meta, names) if meta is not None]
             errors = {}
             for meta in metas:
+                if meta.get("deleting"):  # its shards are being dropped; nothing of it is kept
+                    continue
                 try:
                     _, _, shards = indexmeta.parse(meta)
                 except indexmeta.CorruptIndex as exc:  # one unreadable record must not stop the others
@@ -236,7 +238,8 @@ class PersistenceActor:
             finally:
                 scratch.close()
                 shutil.rmtree(scratch_path, ignore_errors=True)
-            if self.mongo.get_index_meta(index) is None:  # deleted meanwhile: leave nothing behind
+            meta = self.mongo.get_index_meta(index)
+            if meta is None or meta.get("deleting"):  # deleted meanwhile: leave nothing behind
                 self.mongo.delete_generation(index, n, gen, count)
                 self.mongo.delete_chunks(index)  # DELETE /indexes removes the rest by _id; this sweeps what it missed
                 return {"index": index, "shard": n, "compacted": False}
@@ -262,6 +265,7 @@ class PersistenceActor:
             for key in [k for k in self._reported if k[0] == index]:
                 del self._reported[key]
 
+    @ray.method(concurrency_group="control")
     def status(self) -> dict:
         return {
             "last_error": self.last_error,
@@ -280,8 +284,10 @@ class PersistenceActor:
                      for (i, n), new in list(self._new_entries.items())},
         }
 
+    @ray.method(concurrency_group="control")
     def pid(self) -> int:
         return os.getpid()
 
+    @ray.method(concurrency_group="control")
     def ping(self) -> bool:
         return True

@@ -37,6 +37,15 @@ def _options(name: str, **extra) -> dict:
     return opts
 
 
+# Actors that run one call at a time (IndexWorker, PersistenceActor) execute their calls
+# out of order: Ray then never holds a call back until an earlier one (from the same
+# caller) has run. In order, one call cancelled before it ran (its caller, a request,
+# was given up) kept every later call from that caller waiting for its turn for good.
+# Their ping and status run in a "control" concurrency group of their own, so a long
+# flush or batch never makes a live actor look dead to readiness.
+SERIAL = dict(max_concurrency=1, allow_out_of_order_execution=True)
+
+
 def tracker(settings: Settings):
     from raysearch.actors.tracker import TrackerActor
 
@@ -46,15 +55,17 @@ def tracker(settings: Settings):
 def persistence(settings: Settings):
     from raysearch.actors.persistence import PersistenceActor
 
-    return PersistenceActor.options(**_options(PERSISTENCE, max_task_retries=-1, max_concurrency=1)).remote(settings)
+    return PersistenceActor.options(**_options(PERSISTENCE, max_task_retries=-1, **SERIAL)).remote(settings)
 
 
 def worker(settings: Settings, i: int):
     from raysearch.actors.index_worker import IndexWorker
 
-    return IndexWorker.options(**_options(worker_name(i), max_task_retries=0, scheduling_strategy="SPREAD")).remote(
-        settings
-    )
+    return IndexWorker.options(**worker_options(i)).remote(settings)
+
+
+def worker_options(i: int) -> dict:
+    return _options(worker_name(i), max_task_retries=0, scheduling_strategy="SPREAD", **SERIAL)
 
 
 def workers(settings: Settings) -> list:

@@ -15,11 +15,13 @@ from raysearch import metrics
 from raysearch.actors import gc_tuning, registry
 from raysearch.analysis.analyzer import ALL_FIELD
 from raysearch.config import Settings
+from raysearch.errors import ShardUnavailable
 from raysearch.index import keys as K
 from raysearch.index.encoding import decode_entries
 from raysearch.index.batch import ShardBatch
 from raysearch.index.shard_index import ShardIndex
 from raysearch.search.executor import execute
+from raysearch.storage.gate import ReadGate
 from raysearch.storage.rocks import RocksKV
 
 log = logging.getLogger(__name__)
@@ -38,6 +40,9 @@ class ShardStore:
         self.settings, self.index_name, self.shard = settings, index, shard
         self.path = shard_path(settings, index, shard)
         self._write_lock = threading.Lock()
+        # Reads run on up to 16 threads without the write lock; rebuild and drop close the
+        # store only once the reads inside have left, and turn new ones away meanwhile.
+        self._gate = ReadGate(lambda because: ShardUnavailable(f"shard {index}:{shard} {because}; retry"))
         self.kv = RocksKV(self.path)
         self.index = ShardIndex(self.kv, settings.posting_cache_postings)
         self.restored = False
@@ -112,6 +117,8 @@ class ShardStore:
     # ------------------------------------------------------------ writes
     def apply(self, batch_key: str, batch: ShardBatch) -> int:
         with self._write_lock:
+            if self._closed:
+                raise ShardUnavailable(f"shard {self.index_name}:{self.shard} was dropped (its index was deleted)")
             self._last_write = time.monotonic()
             return self.index.apply(batch_key, batch)
 
@@ -121,12 +128,14 @@ class ShardStore:
         """(encoded chunk payloads, log keys, bytes of earlier values they supersede) of the
         oldest changes, read from RocksDB."""
         self.drain_calls += 1
-        chunks, log_keys = self.index.collect_chunks(limit, self.settings.chunk_postings)
-        return chunks, log_keys, self.index.garbage_of(log_keys)
+        with self._gate.reading():
+            chunks, log_keys = self.index.collect_chunks(limit, self.settings.chunk_postings)
+            return chunks, log_keys, self.index.garbage_of(log_keys)
 
     def ack_changes(self, log_keys: list[bytes]) -> int:
         """Clear drained change-log entries; returns the persisted watermark (opstamp)."""
-        self.index.ack_changes(log_keys)
+        with self._gate.reading():
+            self.index.ack_changes(log_keys)
         upto = self.index.persisted_upto()
         pending = self.index.pending_changes()
         metrics.gauge("dirty", pending, index=self.index_name, shard=str(self.shard))
@@ -141,7 +150,7 @@ class ShardStore:
 
     def rebuild(self) -> dict:
         """Throw away this shard's RocksDB and rebuild it from MongoDB alone (`raysearch restore`)."""
-        with self._write_lock:
+        with self._write_lock, self._gate.shut("is being rebuilt from MongoDB (restore)"):
             self._reset_store()
             self.restored = False
             self._restore_from_mongo()
@@ -151,8 +160,13 @@ class ShardStore:
         return self.info()
 
     def drop(self) -> None:
-        """Delete this shard's data (DELETE /indexes/{index}); the actor is killed next."""
-        with self._write_lock:
+        """Delete this shard's data (DELETE /indexes/{index}); the actor is killed next.
+        Idempotent: a retried drop (the actor is killed right after) finds nothing to do."""
+        if self._closed:
+            return
+        with self._write_lock, self._gate.shut("was dropped (its index was deleted)", reopen=False):
+            if self._closed:
+                return
             self._closed = True
             self.kv.close()
             shutil.rmtree(self.path, ignore_errors=True)
@@ -161,7 +175,11 @@ class ShardStore:
     @ray.method(enable_task_events=False)
     def stats(self, fields: list[str], pairs: list, prefixes: list, max_expansions: int) -> dict:
         pairs = [tuple(p) for p in pairs]
-        index = self.index
+        with self._gate.reading():
+            return self._stats(self.index, fields, pairs, prefixes, max_expansions)
+
+    @staticmethod
+    def _stats(index: ShardIndex, fields: list[str], pairs: list, prefixes: list, max_expansions: int) -> dict:
         version = index.stats_version()
         out = {
             "fields": index.field_stats(fields),
@@ -180,26 +198,32 @@ class ShardStore:
         """Query phase: total, top k as [score, id, sort values], facet partials; with
         plan["fetch"] (a first page), also the stored documents of its hits (query and fetch
         in one round: at most shards x size documents travel, and a round trip is saved)."""
-        expected = plan.get("versions")
-        if expected is not None and (self.shard >= len(expected) or expected[self.shard] != self.index.stats_version()):
-            # planned with summed statistics this shard no longer has: the ingress plans again
-            return {"stale": True, "total": 0, "hits": [], "facets": {}}
-        result = execute(self.index, plan, k)
-        if plan.get("fetch") and result["hits"]:
-            result["documents"] = self.index.get_documents([h[1] for h in result["hits"]])
-        return result
+        with self._gate.reading():
+            index = self.index
+            expected = plan.get("versions")
+            if expected is not None and (self.shard >= len(expected) or expected[self.shard] != index.stats_version()):
+                # planned with summed statistics this shard no longer has: the ingress plans again
+                return {"stale": True, "total": 0, "hits": [], "facets": {}}
+            result = execute(index, plan, k)
+            if plan.get("fetch") and result["hits"]:
+                result["documents"] = index.get_documents([h[1] for h in result["hits"]])
+            return result
 
     def get_document(self, doc_id: str) -> bytes | None:
-        return self.index.get_document(doc_id)
+        with self._gate.reading():
+            return self.index.get_document(doc_id)
 
     @ray.method(enable_task_events=False)
     def get_documents(self, doc_ids: list[str]) -> list[bytes | None]:
         """Fetch phase: the stored documents of one page's hits on this shard."""
-        return self.index.get_documents(doc_ids)
+        with self._gate.reading():
+            return self.index.get_documents(doc_ids)
 
     def info(self) -> dict:
-        """Counts kept as they change, and the size on disk: O(1) in the shard's size."""
+        """Counts kept as they change, and the size on disk: O(1) in the shard's size. In
+        memory only (no RocksDB read), so it answers while the store is shut."""
         return {
+            "available": not self._gate.is_shut,
             "documents": self.index.doc_count(),
             "terms": self.index.term_count(ALL_FIELD),
             "bytes_on_disk": _dir_bytes(self.path),
@@ -212,15 +236,21 @@ class ShardStore:
         }
 
     def fields(self) -> list[str]:
-        return self.index.fields()
+        with self._gate.reading():
+            return self.index.fields()
 
     def terms(self, field: str) -> list[str]:
-        return self.index.terms(field)
+        with self._gate.reading():
+            return self.index.terms(field)
 
     def verify(self, max_mismatches: int = 1000) -> dict:
         """Compare this shard's mirrored entries with MongoDB's, key by key, in bounded memory:
         MongoDB's chunks are replayed into a scratch RocksDB beside the shard, then both stores
         are walked in key order (verification.compare_sorted). Nothing crosses Ray but the result."""
+        with self._gate.reading():
+            return self._verify(max_mismatches)
+
+    def _verify(self, max_mismatches: int) -> dict:
         from raysearch.index.compaction import replay_into
         from raysearch.index.verification import compare_sorted
         from raysearch.storage.mongo import ChunksChanged, MongoStore
@@ -264,7 +294,8 @@ class ShardStore:
     def export(self, prefix: bytes = b"") -> list[tuple[bytes, bytes]]:
         """Mirrored entries under `prefix` (verify and tests)."""
         stop = K.upper_bound(prefix) if prefix else K.INTERNAL
-        return list(self.kv.scan(prefix, stop))
+        with self._gate.reading():
+            return list(self.kv.scan(prefix, stop))
 
     def node_id(self) -> str:
         return ray.get_runtime_context().get_node_id()

@@ -199,7 +199,6 @@ class TrackerActor:
         persisted = book.apply_watermarks(op, self.watermarks.get(op["index"], {}))
         if persisted:  # intake payloads are kept until their batch's persisted mark is saved
             self._intake_to_drop.setdefault(op["operation_id"], []).extend(persisted)
-        was_terminal = op.get("_notified", False)
         status = book.refresh_status(op, {})
         self._recount(op)
         if status in TERMINAL:
@@ -214,8 +213,7 @@ class TrackerActor:
             for event in self._waiters.pop(op["operation_id"], []):
                 event.set()
         self._export_gauges(op["index"])
-        if status in TERMINAL and op.get("webhook") and not was_terminal:
-            op["_notified"] = True
+        if book.take_notification(op):
             asyncio.get_running_loop().create_task(self._notify(op))
 
     async def _flush_loop(self) -> None:

@@ -20,7 +20,7 @@ from raysearch.elastic import bulk as es_bulk
 from raysearch.elastic import responses
 from raysearch.elastic.errors import ElasticError, from_raysearch, index_not_found, parsing, unsupported
 from raysearch.elastic.query_dsl import IndexView, translate_search
-from raysearch.errors import InvalidRequest, PayloadTooLarge, RaySearchError
+from raysearch.errors import IndexNotFound, InvalidRequest, PayloadTooLarge, RaySearchError
 from raysearch.serve import decoding, validation
 
 _service = None  # the replica's SearchService, set by the ingress (bind)
@@ -53,8 +53,8 @@ class ElasticRoute(APIRoute):
                 if exc.type == "invalid_request" and "invalid index name" in exc.reason:
                     err = ElasticError(400, "invalid_index_name_exception", exc.reason)
                 response = _error(err)
-                if exc.status == 429:
-                    response.headers["Retry-After"] = "1"
+                if exc.retry_after:
+                    response.headers["Retry-After"] = str(exc.retry_after)
             except Exception as exc:  # noqa: BLE001 - every failure answers in the client's shape
                 from raysearch.storage.mongo import is_unavailable
 
@@ -107,20 +107,20 @@ def _check_index(index: str) -> str:
     return index
 
 
-def _meta(index: str):
+async def _meta(index: str):
     """(meta, analyzer, shards) of an existing index; 404 in Elasticsearch's shape otherwise."""
     _check_index(index)
-    svc = _svc()
-    if index not in svc._indexes and svc.mongo.get_index_meta(index) is None:
-        raise index_not_found(index)
-    return svc._index(index)
+    try:
+        return await _svc().index(index)
+    except IndexNotFound:
+        raise index_not_found(index) from None
 
 
 async def _view(index: str) -> tuple[IndexView, dict]:
     svc = _svc()
-    meta, analyzer, shards = _meta(index)
+    meta, analyzer, shards = await _meta(index)
     types = schema.exact_fields(meta["settings"].get("fields"))
-    known = await svc._known_fields(index, shards)
+    known = await svc.known_fields(index, shards)
     return IndexView(types, {f for f in known if f not in types}, analyzer.terms), meta
 
 
@@ -166,7 +166,7 @@ async def ping():
 
 @router.get("/_cluster/health")
 async def health():
-    n = len(_svc().mongo.list_index_metas())
+    n = len(await asyncio.to_thread(_svc().mongo.list_index_metas))
     return {"cluster_name": "raysearch", "status": "green", "timed_out": False, "number_of_nodes": 1,
             "number_of_data_nodes": 1, "active_primary_shards": n, "active_shards": n, "relocating_shards": 0,
             "initializing_shards": 0, "unassigned_shards": 0, "number_of_pending_tasks": 0,
@@ -211,11 +211,9 @@ async def run_bulk(actions: list[es_bulk.Action]) -> list[dict]:
     existing: dict[str, set[str]] = {}
     types: dict[str, dict[str, str]] = {}
     for index, wanted in ids.items():
-        if index not in svc._indexes and svc.mongo.get_index_meta(index) is None:
-            svc.create_index(index, {"analyzer": es_bulk.STANDARD}, must_be_new=False)  # as ES auto-creates
-        meta, _, shards = svc._index(index)
+        meta, _, shards = await svc.ensure_index(index, {"analyzer": es_bulk.STANDARD})  # as ES auto-creates
         types[index] = schema.exact_fields(meta["settings"].get("fields"))
-        existing[index] = set(await svc._fetch(meta, shards, sorted(wanted))) if wanted else set()
+        existing[index] = set(await svc.fetch(meta, shards, sorted(wanted))) if wanted else set()
 
     def check(index: str, doc: dict) -> str | None:
         _, _, reason = validation.validate_document(doc, svc.settings.max_doc_bytes)
@@ -226,7 +224,7 @@ async def run_bulk(actions: list[es_bulk.Action]) -> list[dict]:
     for index, plan in plans.items():
         if not plan.docs and not plan.deletes:
             continue
-        accepted = await svc._submit(index, list(plan.docs.values()), sorted(plan.deletes), [], kind="bulk")
+        accepted = await svc.submit(index, list(plan.docs.values()), sorted(plan.deletes), [], kind="bulk")
         view = await _wait_indexed(accepted["operation_id"])
         for err in (view or {}).get("errors", []):
             if err.get("id") is not None:
@@ -270,7 +268,7 @@ async def refresh_all():
 @router.post("/{index}/_refresh")
 @router.get("/{index}/_refresh")
 async def refresh_index(index: str):
-    _meta(index)
+    await _meta(index)
     return await _refresh(index)
 
 
@@ -296,11 +294,11 @@ async def create_index(index: str, request: Request):
     body = await _json(request, "create index body")
     settings = es_bulk.index_settings(body, svc.settings.shards)
     validation.check_index_name(index)
-    if svc.mongo.get_index_meta(index) is not None:
+    if await asyncio.to_thread(svc.mongo.get_index_meta, index) is not None:
         raise ElasticError(400, "resource_already_exists_exception", f"index [{index}/{index}] already exists",
                            index=index, index_uuid=index)
     try:
-        svc.create_index(index, settings)
+        await svc.create_index(index, settings)
     except RaySearchError as exc:
         if exc.type == "already_exists":
             raise ElasticError(400, "resource_already_exists_exception",
@@ -313,7 +311,7 @@ async def create_index(index: str, request: Request):
 async def delete_index(index: str, request: Request):
     ignore_unavailable = _flag(request, "ignore_unavailable")
     try:
-        _meta(index)
+        await _meta(index)
     except ElasticError as exc:
         if exc.status == 404 and ignore_unavailable:
             return {"acknowledged": True}
@@ -324,13 +322,13 @@ async def delete_index(index: str, request: Request):
 
 @router.head("/{index}")
 async def index_exists(index: str):
-    _meta(index)
+    await _meta(index)
     return {}
 
 
 @router.get("/{index}")
 async def get_index(index: str):
-    meta, _, _ = _meta(index)
+    meta, _, _ = await _meta(index)
     view, _ = await _view(index)
     settings = meta["settings"]
     return {index: {"aliases": {}, "mappings": responses.mapping(settings, view.text_fields),
@@ -339,7 +337,7 @@ async def get_index(index: str):
 
 @router.get("/{index}/_mapping")
 async def get_mapping(index: str):
-    meta, _, _ = _meta(index)
+    meta, _, _ = await _meta(index)
     view, _ = await _view(index)
     return {index: {"mappings": responses.mapping(meta["settings"], view.text_fields)}}
 
@@ -347,7 +345,7 @@ async def get_mapping(index: str):
 @router.put("/{index}/_mapping")
 @router.post("/{index}/_mapping")
 async def put_mapping(index: str, request: Request):
-    meta, _, _ = _meta(index)
+    meta, _, _ = await _meta(index)
     body = await _json(request, "mapping body")
     unknown = set(body) - {"properties", "dynamic", "_source", "_meta"}
     if unknown:
@@ -357,7 +355,7 @@ async def put_mapping(index: str, request: Request):
     if english and not current:
         raise unsupported("adding an english-analysed field to an index created with the standard analyzer")
     if fields:
-        _svc().put_fields(index, fields)
+        await _svc().put_fields(index, fields)
     return {"acknowledged": True}
 
 
@@ -371,8 +369,8 @@ def _source_params(request: Request):
 @router.get("/{index}/_doc/{doc_id}")
 @router.head("/{index}/_doc/{doc_id}")
 async def get_doc(index: str, doc_id: str, request: Request):
-    meta, _, shards = _meta(index)
-    docs = await _svc()._fetch(meta, shards, [doc_id])
+    meta, _, shards = await _meta(index)
+    docs = await _svc().fetch(meta, shards, [doc_id])
     if doc_id not in docs:
         return JSONResponse({"_index": index, "_id": doc_id, "found": False}, status_code=404)
     out = {"_index": index, "_id": doc_id, "_version": 1, "_seq_no": 0, "_primary_term": 1, "found": True}
@@ -384,8 +382,8 @@ async def get_doc(index: str, doc_id: str, request: Request):
 
 @router.get("/{index}/_source/{doc_id}")
 async def get_source(index: str, doc_id: str, request: Request):
-    meta, _, shards = _meta(index)
-    docs = await _svc()._fetch(meta, shards, [doc_id])
+    meta, _, shards = await _meta(index)
+    docs = await _svc().fetch(meta, shards, [doc_id])
     if doc_id not in docs:
         raise ElasticError(404, "resource_not_found_exception", f"Document not found [{index}]/[{doc_id}]")
     return responses.filter_source(responses.source(docs[doc_id]), _source_params(request)) or {}
@@ -431,7 +429,7 @@ async def update_doc(index: str, doc_id: str, request: Request):
 
 @router.delete("/{index}/_doc/{doc_id}")
 async def delete_doc(index: str, doc_id: str):
-    _meta(index)
+    await _meta(index)
     return await _one(es_bulk.Action("delete", index, doc_id))
 
 

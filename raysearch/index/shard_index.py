@@ -398,7 +398,13 @@ class ShardIndex:
         try:
             self.kv.write(changes)
         except BaseException:
+            # Nothing was written: take back everything registered for it, the new numbers
+            # above all (a match-all query counts numbered documents as live).
             self._log_sizes.pop(opstamp, None)
+            self._log_garbage.pop(opstamp, None)
+            self.bases.pop(opstamp, None)
+            for i in range(len(batch.doc_ids)):
+                self.stats.unnumber(base + i)
             raise
         self.last_opstamp = opstamp
         self.next_docnum = base + len(batch.doc_ids)

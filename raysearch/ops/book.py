@@ -91,7 +91,18 @@ def reset_failed(op: dict) -> list[int]:
         op["batch_state"][b] = PENDING
     op["errors"] = [e for e in op["errors"] if e.get("batch") not in batches]
     op.pop("completed_at", None)
+    if batches:  # it will finish again, and its webhook hears of it again
+        op.pop("_notified", None)
     return batches
+
+
+def take_notification(op: dict) -> bool:
+    """Whether the operation's final state is due to its webhook now: once per time it
+    finishes (a retried operation finishes, and notifies, again). Marks it sent."""
+    if not op.get("webhook") or not is_terminal(op) or op.get("_notified"):
+        return False
+    op["_notified"] = True
+    return True
 
 
 def apply_watermarks(op: dict, watermarks: dict[str, int]) -> list[int]:

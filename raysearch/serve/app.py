@@ -19,7 +19,7 @@ api = FastAPI(title="raysearch", version="0.1.0", description="Full-text search 
 
 @api.exception_handler(RaySearchError)
 async def _raysearch_error(_: Request, exc: RaySearchError):
-    headers = {"Retry-After": "1"} if exc.status == 429 else None
+    headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
     return JSONResponse(exc.to_json(), status_code=exc.status, headers=headers)
 
 
@@ -163,12 +163,14 @@ def _search_params(request: Request) -> dict:
 @serve.ingress(api)
 class Ingress:
     def __init__(self, settings: Optional[dict] = None):
+        from raysearch.serve.readiness import ReadinessProbe
         from raysearch.serve.service import SearchService
 
         resolved = Settings(**(settings or {})) if not isinstance(settings, Settings) else settings
         if resolved.api_key:
             os.environ["RAYSEARCH_API_KEY"] = resolved.api_key
         self.service = SearchService(resolved)
+        self.readiness = ReadinessProbe(self.service.check_ready)
         elastic.bind(self.service)
 
     @api.get("/healthz")
@@ -177,7 +179,7 @@ class Ingress:
 
     @api.get("/readyz")
     async def readyz(self):
-        ok, reason = await self.service.ready()
+        ok, reason = await self.readiness.result()
         if not ok:
             return JSONResponse({"status": "unavailable", "reason": reason,
                                  "error": {"type": "unavailable", "reason": reason}}, status_code=503)
@@ -195,13 +197,13 @@ class Ingress:
     @api.put("/indexes/{index}", status_code=201)
     async def create_index(self, index: str, request: Request):
         settings = decoding.json_object(await self._body(request), "index settings", empty_ok=True)
-        return self.service.create_index(index, settings)
+        return await self.service.create_index(index, settings)
 
     @api.put("/indexes/{index}/fields")
     async def put_fields(self, index: str, request: Request):
         """Declare typed fields later (same body as the settings' `fields`)."""
         body = decoding.json_object(await self._body(request), "fields")
-        return self.service.put_fields(index, body)
+        return await self.service.put_fields(index, body)
 
     @api.get("/indexes/{index}")
     async def index_info(self, index: str):

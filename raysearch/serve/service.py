@@ -17,7 +17,8 @@ from raysearch import indexmeta, metrics, schema
 from raysearch.actors import registry
 from raysearch.analysis.analyzer import ALL_FIELD, Analyzer
 from raysearch.config import Settings
-from raysearch.errors import AlreadyExists, Conflict, IndexNotFound, InvalidRequest, NotFound, Overloaded, PayloadTooLarge
+from raysearch.errors import (AlreadyExists, Conflict, IndexBeingDeleted, IndexNotFound, InvalidRequest, NotFound,
+                              Overloaded, PayloadTooLarge)
 from raysearch.index import keys as K
 from raysearch.index.batch import encode_payload
 from raysearch.index.routing import shard_for
@@ -46,39 +47,59 @@ class SearchService:
         self._checked: dict[str, float] = {}  # index -> when its record was last re-read
 
     # ------------------------------------------------------------ indexes
-    def _index(self, name: str) -> tuple[dict, Analyzer, list]:
+    # Every MongoDB call runs in a thread (asyncio.to_thread): a slow database call must
+    # not stall the other requests this replica's event loop is serving.
+    async def index(self, name: str) -> tuple[dict, Analyzer, list]:
+        """(record, analyzer, shard handles) of an existing index; IndexNotFound otherwise,
+        IndexBeingDeleted while a DELETE of it runs. The record is cached for META_TTL_S:
+        fields may have been declared through another replica or a driver's client."""
         cached = self._indexes.get(name)
-        if cached is not None and time.monotonic() - self._checked.get(name, 0.0) > META_TTL_S:
-            # Fields may have been declared through another replica or a driver's client.
-            self._checked[name] = time.monotonic()
-            meta = self.mongo.get_index_meta(name)
-            if meta is None or meta != cached[0]:
-                self._indexes.pop(name, None)
-                cached = None
-        if cached is None:
-            meta = self.mongo.get_index_meta(name)
+        if cached is not None and time.monotonic() - self._checked.get(name, 0.0) <= META_TTL_S:
+            return cached
+        return await asyncio.to_thread(self._load_index, name)
+
+    def _load_index(self, name: str) -> tuple[dict, Analyzer, list]:
+        """Blocking: read the record and resolve the shard actors (threads and readiness only)."""
+        meta = self.mongo.get_index_meta(name)
+        self._checked[name] = time.monotonic()
+        cached = self._indexes.get(name)
+        if meta is None or meta.get("deleting"):
+            self._indexes.pop(name, None)
             if meta is None:
                 raise IndexNotFound(f"no such index: {name!r}")
-            _, analyzer, shards = indexmeta.parse(meta)  # CorruptIndex (503) naming it; not cached
-            cached = (meta, analyzer, registry.shards(self.settings, name, shards))
-            self._indexes[name] = cached
-            self._checked[name] = time.monotonic()
+            raise IndexBeingDeleted(f"index {name!r} is being deleted; retry once the deletion has finished")
+        if cached is not None and meta == cached[0]:
+            return cached
+        _, analyzer, shards = indexmeta.parse(meta)  # CorruptIndex (503) naming it; not cached
+        cached = (meta, analyzer, registry.shards(self.settings, name, shards))
+        self._indexes[name] = cached
         return cached
 
-    def _types(self, index: str) -> dict[str, str]:
-        """The index's typed (non-text) fields: field -> type."""
-        return schema.exact_fields(self._index(index)[0]["settings"].get("fields"))
+    async def ensure_index(self, name: str, body: dict | None = None) -> tuple[dict, Analyzer, list]:
+        """The index, created with `body` (default settings if None) when it does not exist
+        (a bulk or a PUT of a document auto-creates its index)."""
+        try:
+            return await self.index(name)
+        except IndexNotFound:
+            await self.create_index(name, body, must_be_new=False)
+            return await self.index(name)
 
-    def put_fields(self, name: str, body: dict | None) -> dict:
+    async def types(self, index: str) -> dict[str, str]:
+        """The index's typed (non-text) fields: field -> type."""
+        return schema.exact_fields((await self.index(index))[0]["settings"].get("fields"))
+
+    async def put_fields(self, name: str, body: dict | None) -> dict:
         """Declare fields later (`PUT /indexes/{index}/fields`); a declared type never changes.
         Checked whole before it is stored; stored with a compare-and-set on the old settings."""
         validation.check_index_name(name)
         if not isinstance(body, dict) or not body:
             raise InvalidRequest("the body must be an object of fields: {name: {\"type\": ..., \"boost\": ...}}")
         for _ in range(5):
-            meta = self.mongo.get_index_meta(name)
+            meta = await asyncio.to_thread(self.mongo.get_index_meta, name)
             if meta is None:
                 raise IndexNotFound(f"no such index: {name!r}")
+            if meta.get("deleting"):
+                raise IndexBeingDeleted(f"index {name!r} is being deleted; retry once the deletion has finished")
             current = dict(meta["settings"])
             fields = dict(current.get("fields") or {})
             for field, spec in body.items():
@@ -98,13 +119,15 @@ class SearchService:
                 new = IndexSettings(**{**current, "fields": fields}).model_dump()
             except Exception as exc:
                 raise InvalidRequest(f"invalid fields: {validation.pydantic_reason(exc)}") from None
-            if new == meta["settings"] or self.mongo.replace_index_settings(name, meta["settings"], new):
+            if new == meta["settings"] or await asyncio.to_thread(
+                    self.mongo.replace_index_settings, name, meta["settings"], new):
                 self._indexes.pop(name, None)
-                meta, _, _ = self._index(name)
+                self._checked.pop(name, None)
+                meta, _, _ = await self.index(name)
                 return {"index": name, "settings": meta["settings"]}
         raise Conflict(f"the settings of index {name!r} kept changing; retry")
 
-    def create_index(self, name: str, body: dict | None, must_be_new: bool = True) -> dict:
+    async def create_index(self, name: str, body: dict | None, must_be_new: bool = True) -> dict:
         validation.check_index_name(name)
         body = dict(body or {})
         body.setdefault("shards", self.settings.shards)
@@ -113,14 +136,15 @@ class SearchService:
             indexmeta.build(settings)  # everything derived from the settings, before anything is stored
         except Exception as exc:
             raise InvalidRequest(f"invalid index settings: {validation.pydantic_reason(exc)}") from None
-        created = self.mongo.create_index_meta(name, settings.model_dump(), settings.shards)
+        created = await asyncio.to_thread(self.mongo.create_index_meta, name, settings.model_dump(), settings.shards)
         if not created and must_be_new:
             raise AlreadyExists(f"index {name!r} already exists")
-        meta, _, _ = self._index(name)
+        self._checked.pop(name, None)
+        meta, _, _ = await self.index(name)
         return {"index": name, "settings": meta["settings"]}
 
     async def index_info(self, name: str) -> dict:
-        meta, _, shards = self._index(name)
+        meta, _, shards = await self.index(name)
         infos = await asyncio.gather(*[s.info.remote() for s in shards])
         return {
             "index": name,
@@ -135,9 +159,13 @@ class SearchService:
 
     async def list_indexes(self) -> dict:
         out = []
-        for meta in self.mongo.list_index_metas():
+        for meta in await asyncio.to_thread(self.mongo.list_index_metas):
+            if meta.get("deleting"):
+                continue
             try:
-                _, _, shards = self._index(meta["_id"])
+                _, _, shards = await self.index(meta["_id"])
+            except IndexNotFound:  # deleted meanwhile
+                continue
             except indexmeta.CorruptIndex as exc:
                 out.append({"index": meta["_id"], "error": exc.to_json()["error"]})
                 continue
@@ -146,21 +174,39 @@ class SearchService:
         return {"indexes": out}
 
     async def delete_index(self, name: str) -> dict:
+        """Delete an index and everything of it (shards, chunks, intake batches, record).
+
+        The record is first marked `deleting` with a token of this call, and removed last,
+        only if it still carries that token: while the deletion runs, a bulk or PUT to the
+        same name is refused (409, IndexBeingDeleted) instead of auto-creating a new index
+        whose record, intake batches or shard actors the cleanup would then wipe."""
+        token = uuid.uuid4().hex
+        state, meta = await asyncio.to_thread(self.mongo.mark_index_deleting, name, token)
+        if state == "missing":
+            raise IndexNotFound(f"no such index: {name!r}")
+        if state == "busy":
+            raise IndexBeingDeleted(f"index {name!r} is already being deleted")
+        self._indexes.pop(name, None)
+        self._checked.pop(name, None)
         try:
-            meta, _, shards = self._index(name)
+            count = indexmeta.parse(meta)[2]
+            shards = registry.shards(self.settings, name, count)
         except indexmeta.CorruptIndex:  # its shard count is unreadable: find its shard actors by name
             shards = [registry.find(n) for n in registry.shard_names_of(name)]
             shards = [s for s in shards if s is not None]
-        self.mongo.indexes.delete_one({"_id": name})  # persistence stops draining it from its next cycle
+            count = len(shards)
         self._stats_cache.invalidate(name)
-        await self.persistence.forget_index.remote(name)
+        self._fields_cache.pop(name, None)
+        await self.persistence.forget_index.remote(name)  # persistence skips a record marked deleting
         await asyncio.gather(*[s.drop.remote() for s in shards])
         for s in shards:
             ray.kill(s, no_restart=True)
         await asyncio.gather(*[w.forget_index.remote(name) for w in registry.workers(self.settings)])
         await self.tracker.forget_index.remote(name)
-        await asyncio.to_thread(self.mongo.delete_index, name, len(shards))
+        await asyncio.to_thread(_wait_names_free, [registry.shard_name(name, n) for n in range(count)])
+        await asyncio.to_thread(self.mongo.delete_index, name, count, token)
         self._indexes.pop(name, None)
+        self._checked.pop(name, None)
         return {"acknowledged": True, "index": name}
 
     # -------------------------------------------------------------- bulk
@@ -178,9 +224,7 @@ class SearchService:
             validation.check_webhook(webhook, self.settings.webhook_allowed_hosts)
         if not raw_docs:
             raise InvalidRequest("the request contains no documents")
-        if index not in self._indexes and self.mongo.get_index_meta(index) is None:
-            self.create_index(index, None, must_be_new=False)
-        types = self._types(index)
+        types = schema.exact_fields((await self.ensure_index(index))[0]["settings"].get("fields"))
         docs, errors = [], []
         for position, raw in enumerate(raw_docs):
             doc, doc_id, reason = validation.validate_document(raw, self.settings.max_doc_bytes)
@@ -189,11 +233,12 @@ class SearchService:
                 errors.append({"position": position, "id": doc_id, "reason": reason})
             else:
                 docs.append(doc)
-        return await self._submit(index, docs, [], errors, webhook, operation_id=operation_id)
+        return await self.submit(index, docs, [], errors, webhook, operation_id=operation_id)
 
-    async def _submit(self, index: str, docs: list[dict], deletes: list[str], errors: list[dict],
-                      webhook: str | None = None, kind: str = "bulk", operation_id: str | None = None) -> dict:
-        self._index(index)
+    async def submit(self, index: str, docs: list[dict], deletes: list[str], errors: list[dict],
+                     webhook: str | None = None, kind: str = "bulk", operation_id: str | None = None) -> dict:
+        """Put checked documents and deletes into the intake log and register the operation."""
+        types = await self.types(index)
         op_id = operation_id or uuid.uuid4().hex
         if operation_id and (existing := await self.tracker.get.remote(operation_id)) is not None:
             rejected = [e for e in existing["errors"] if "position" in e]
@@ -202,7 +247,6 @@ class SearchService:
                     "batches": existing["batches"]["total"], "errors": rejected, "existing": True}
         size = self.settings.batch_size
         batches = [docs[i : i + size] for i in range(0, len(docs), size)]
-        types = self._types(index)
         payloads = [encode_payload(b, types=types) for b in batches]
         if deletes:
             payloads.append(encode_payload([], deletes))
@@ -245,7 +289,7 @@ class SearchService:
 
     # --------------------------------------------------------- documents
     async def get_document(self, index: str, doc_id: str) -> dict:
-        meta, _, shards = self._index(index)
+        meta, _, shards = await self.index(index)
         raw = await shards[shard_for(doc_id, meta["shards"])].get_document.remote(doc_id)
         if raw is None:
             raise NotFound(f"no document {doc_id!r} in index {index!r}")
@@ -261,18 +305,17 @@ class SearchService:
         doc, _, reason = validation.validate_document({**doc, "id": doc_id}, self.settings.max_doc_bytes)
         if reason:
             raise InvalidRequest(reason)
-        if index not in self._indexes and self.mongo.get_index_meta(index) is None:
-            self.create_index(index, None, must_be_new=False)
-        reason = _type_error(doc, self._types(index))
+        meta, _, _ = await self.ensure_index(index)
+        reason = _type_error(doc, schema.exact_fields(meta["settings"].get("fields")))
         if reason:
             raise InvalidRequest(reason)
-        accepted = await self._submit(index, [doc], [], [], kind="put")
+        accepted = await self.submit(index, [doc], [], [], kind="put")
         view = await self.tracker.wait_indexed.remote(accepted["operation_id"])
         return {"id": doc_id, "index": index, "operation_id": accepted["operation_id"], "status": view["status"]}
 
     async def delete_document(self, index: str, doc_id: str) -> dict:
         await self.get_document(index, doc_id)  # 404 if absent
-        accepted = await self._submit(index, [], [doc_id], [], kind="delete")
+        accepted = await self.submit(index, [], [doc_id], [], kind="delete")
         view = await self.tracker.wait_indexed.remote(accepted["operation_id"])
         return {"id": doc_id, "index": index, "deleted": True, "operation_id": accepted["operation_id"],
                 "status": view["status"]}
@@ -282,14 +325,16 @@ class SearchService:
         """Query phase on every shard (ids, scores, sort values, facet partials), merge,
         then a fetch phase for the page's documents only, from the shards that hold them."""
         started = time.perf_counter()
-        meta, analyzer, shards = self._index(index)
+        meta, analyzer, shards = await self.index(index)
         s = self.settings
         q = request.q if request.q is not None else ""
         if len(q) > s.max_query_chars:
             raise InvalidRequest(f"query is {len(q)} characters; the limit is {s.max_query_chars}")
         if request.size > s.max_size:
             raise InvalidRequest(f"size {request.size} is over the limit of {s.max_size}")
-        if request.search_after is None and request.from_ + request.size > s.max_window:
+        # With or without search_after: every shard ranks its top from + size, so the window
+        # bounds each request's work (search_after pages deeper, from the cursor, not by from).
+        if request.from_ + request.size > s.max_window:
             raise InvalidRequest(f"from + size is over the limit of {s.max_window}; page deeper with search_after")
         types = schema.exact_fields(meta["settings"].get("fields"))
         query_plan = {
@@ -303,7 +348,7 @@ class SearchService:
             query_plan["match_all"] = True
         else:
             fields = validation.parse_fields(request.fields) or self._default_fields(meta)
-            known = await self._known_fields(index, shards)
+            known = await self.known_fields(index, shards)
             clauses = parse_query(q, lambda f: f in known or f in types, s.max_query_clauses)
             aclauses = analyze_clauses(clauses, analyzer, fields, request.operator, types)
             if not aclauses:
@@ -326,7 +371,7 @@ class SearchService:
             raws = {h[1]: raw for r in results for h, raw in zip(r["hits"], r.get("documents", ())) if raw is not None}
             documents = {doc_id: orjson.loads(raws[doc_id]) for _, doc_id, _ in page if doc_id in raws}
         else:
-            documents = await self._fetch(meta, shards, [doc_id for _, doc_id, _ in page])
+            documents = await self.fetch(meta, shards, [doc_id for _, doc_id, _ in page])
         hits = []
         show_sort = request.sort is not None or request.search_after is not None
         for score, doc_id, values in page:
@@ -355,7 +400,7 @@ class SearchService:
             out["facets"] = merged_facets
         return out
 
-    async def _fetch(self, meta: dict, shards: list, doc_ids: list[str]) -> dict[str, dict]:
+    async def fetch(self, meta: dict, shards: list, doc_ids: list[str]) -> dict[str, dict]:
         """Fetch phase: the stored documents of one page, one call per shard that holds some."""
         by_shard: dict[int, list[str]] = {}
         for doc_id in doc_ids:
@@ -399,7 +444,7 @@ class SearchService:
                 if spec.get("type", schema.TEXT) == schema.TEXT]
         return text or [(ALL_FIELD, 1.0)]
 
-    async def _known_fields(self, index: str, shards: list) -> set[str]:
+    async def known_fields(self, index: str, shards: list) -> set[str]:
         """Fields that have documents; `word:` for any other word is read as plain text."""
         cached = self._fields_cache.get(index)
         if cached and time.monotonic() - cached[0] < 2.0:
@@ -411,27 +456,34 @@ class SearchService:
         return names
 
     # --------------------------------------------------------- operations
-    async def ready(self) -> tuple[bool, str]:
+    def check_ready(self) -> tuple[bool, str]:
+        """Blocking: whether MongoDB and every actor answer (readiness.ReadinessProbe runs it
+        on its own thread, apart from any request, so a request given up by its client can
+        never cancel a ping half-way; see serve/readiness.py)."""
         try:
-            await asyncio.to_thread(self.mongo.ping)
+            self.mongo.ping()
         except Exception as exc:
             return False, f"MongoDB unreachable: {type(exc).__name__}: {exc}"
         handles = [("tracker", self.tracker), ("persistence", self.persistence)]
         handles += [(f"worker {i}", w) for i, w in enumerate(registry.workers(self.settings))]
         corrupt = []
         for meta in self.mongo.list_index_metas():
+            if meta.get("deleting"):
+                continue
             try:
-                _, _, shards = self._index(meta["_id"])
+                _, _, shards = self._load_index(meta["_id"])
+            except (IndexNotFound, IndexBeingDeleted):  # deleted meanwhile
+                continue
             except indexmeta.CorruptIndex as exc:  # named below; the other indexes are still checked
                 corrupt.append(exc.reason)
                 continue
             handles += [(f"shard {meta['_id']}:{n}", h) for n, h in enumerate(shards)]
         refs = [h.ping.remote() for _, h in handles]
-        ready, _ = await asyncio.to_thread(ray.wait, refs, num_returns=len(refs), timeout=10)
+        ready, _ = ray.wait(refs, num_returns=len(refs), timeout=READY_PING_TIMEOUT_S)
         if len(ready) < len(refs):
             missing = [name for (name, _), ref in zip(handles, refs) if ref not in ready]
             return False, f"actors not answering: {', '.join(missing[:10])}"
-        status = await self.persistence.status.remote()
+        status = ray.get(self.persistence.status.remote(), timeout=READY_PING_TIMEOUT_S)
         if status["last_error"]:
             return False, f"persistence failing: {status['last_error']}"
         if corrupt:
@@ -440,12 +492,19 @@ class SearchService:
 
     async def stats(self) -> dict:
         in_flight = await self.tracker.in_flight.remote()
-        persistence = await self.persistence.status.remote()
+        try:  # answered apart from the drain (its own concurrency group), bounded all the same
+            persistence = await asyncio.wait_for(self.persistence.status.remote(), STATUS_TIMEOUT_S)
+        except (asyncio.TimeoutError, ray.exceptions.RayError) as exc:
+            persistence = {"error": f"persistence not answering: {type(exc).__name__}"}
         out = {}
-        for meta in self.mongo.list_index_metas():
+        for meta in await asyncio.to_thread(self.mongo.list_index_metas):
             name = meta["_id"]
+            if meta.get("deleting"):
+                continue
             try:
-                _, _, shards = self._index(name)
+                _, _, shards = await self.index(name)
+            except (IndexNotFound, IndexBeingDeleted):
+                continue
             except indexmeta.CorruptIndex as exc:
                 out[name] = {"error": exc.to_json()["error"]}
                 continue
@@ -467,7 +526,7 @@ class SearchService:
 
         Each shard compares itself with MongoDB in bounded memory (ShardStore.verify), one
         shard at a time; `shard` limits it to one (the CLI goes shard by shard to show progress)."""
-        meta, _, shards = self._index(index)
+        meta, _, shards = await self.index(index)
         if shard is not None and not 0 <= shard < meta["shards"]:
             raise InvalidRequest(f"index {index!r} has shards 0..{meta['shards'] - 1}, not {shard}")
         await self.persistence.flush.remote()
@@ -484,7 +543,7 @@ class SearchService:
 
     async def restore(self, index: str, shard: int | None = None) -> dict:
         """Rebuild shards from MongoDB alone; batches not yet persisted are re-run from the intake log."""
-        meta, _, shards = self._index(index)
+        meta, _, shards = await self.index(index)
         targets = range(meta["shards"]) if shard is None else [shard]
         if shard is not None and not 0 <= shard < meta["shards"]:
             raise InvalidRequest(f"index {index!r} has shards 0..{meta['shards'] - 1}, not {shard}")
@@ -497,8 +556,18 @@ class SearchService:
 
 
 META_TTL_S = 2.0  # how stale a replica's copy of an index's settings may be
+READY_PING_TIMEOUT_S = 10.0  # an actor that does not answer a ping within this is reported
+STATUS_TIMEOUT_S = 5.0  # /stats does not wait longer than this for the persistence actor
 FETCH_WITH_QUERY_MAX = 50  # first pages up to this size come back with the query phase
 MAX_OPERATIONS_PAGE = 1000  # GET /bulk-operations?limit=
+
+
+def _wait_names_free(names: list[str], timeout_s: float = 30.0) -> None:
+    """Until no live actor holds these names (ray.kill is asynchronous): an index created
+    again under the same name then gets new shard actors, never the dying ones."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and any(registry.find(n) is not None for n in names):
+        time.sleep(0.05)
 
 
 def _type_error(doc: dict | None, types: dict[str, str]) -> str | None:

@@ -2,7 +2,7 @@
 by index name; user field names and values only ever appear inside BSON values
 or binary payloads, never as keys or operators.
 
-  indexes          {_id: name, settings, shards, created_at}
+  indexes          {_id: name, settings, shards, created_at, deleting?: token while a DELETE runs}
   intake           {_id: "<op>:<batch>", op, index, batch, payload: JSON bytes}  until persisted
   bulk_operations  tracker checkpoints, {_id: op id, ...}
   chunks           a shard's mirrored entries (<= 5,000 postings per chunk: a posting block
@@ -82,10 +82,25 @@ class MongoStore:
     def list_index_metas(self) -> list[dict]:
         return list(self.indexes.find({}).sort("_id", ASCENDING))
 
-    def delete_index(self, name: str, shards: int | None = None) -> None:
+    def mark_index_deleting(self, name: str, token: str, stale_after_s: float = 120.0) -> tuple[str, dict | None]:
+        """Mark the record as being deleted by the caller holding `token`. Returns ("marked",
+        the record before the mark), ("busy", record) when another deletion holds it (one
+        marked more than `stale_after_s` ago is taken over: its caller died half-way), or
+        ("missing", None)."""
+        now = time.time()
+        free = {"_id": name, "$or": [{"deleting": {"$exists": False}}, {"deleting_at": {"$lt": now - stale_after_s}}]}
+        meta = self.indexes.find_one_and_update(free, {"$set": {"deleting": token, "deleting_at": now}})
+        if meta is not None:
+            return "marked", meta
+        meta = self.indexes.find_one({"_id": name})
+        return ("missing", None) if meta is None else ("busy", meta)
+
+    def delete_index(self, name: str, shards: int | None = None, token: str | None = None) -> None:
+        """Delete the index's chunks, intake batches and record. With `token`, the record
+        goes only if it still carries that deletion mark (a later DELETE took over, else)."""
         self.delete_chunks(name, shards)
         self.intake.delete_many({"index": name})
-        self.indexes.delete_one({"_id": name})
+        self.indexes.delete_one({"_id": name} if token is None else {"_id": name, "deleting": token})
 
     # -------------------------------------------------------------- intake
     def put_batches(self, op_id: str, index: str, payloads: list[bytes]) -> None:

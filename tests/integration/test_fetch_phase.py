@@ -32,7 +32,7 @@ def spied(http):
     assert op["status"] == "completed", op
     rs = raysearch.connect()
     service = rs.service
-    meta, analyzer, shards = service._index(INDEX)
+    meta, analyzer, shards = service._load_index(INDEX)
     calls: list = []
     service._indexes[INDEX] = (meta, analyzer, [_Spy(h, n, calls) for n, h in enumerate(shards)])
     service._checked[INDEX] = math.inf  # keep the spied handles (no re-read of the record)

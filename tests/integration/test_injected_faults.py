@@ -28,21 +28,57 @@ def test_document_failing_analysis_fails_alone(http, service):
     assert http.get("/readyz").status_code == 200  # the real workers are back
 
 
+class _Receiver:
+    """A webhook receiver on 127.0.0.1 that keeps every operation it is sent."""
+
+    def __init__(self):
+        received = self.received = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = HTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_port}/done"
+
+    def wait_for(self, count: int, timeout_s: float = 30) -> list[dict]:
+        deadline = time.time() + timeout_s
+        while len(self.received) < count and time.time() < deadline:
+            time.sleep(0.1)
+        return self.received
+
+
 def test_failed_batch_is_reported_and_retried(http, service, tmp_path):
+    """... and a retried operation sends its webhook again when it finishes again (issue 24,
+    defect 2: the first delivery's mark was kept, so the retry's result was never sent)."""
     index = "retry"
     switch = tmp_path / "heal"
     docs = [{"id": f"r{i}", "title": "retry me"} for i in range(5)]
     docs[0]["title"] = "retry me ZZBATCHFAILZZ"
-    with faulty_workers(service.settings, batch_fails_until=("ZZBATCHFAILZZ", str(switch))):
-        op = wait_operation(http, http.post(f"/bulk-indexing/{index}", json=docs).json()["operation_id"], 300)
-        assert op["status"] == "failed", op
-        assert op["batches"]["failed"] == 1 and op["documents"]["failed"] == 5
-        assert "after 3 attempts" in op["errors"][0]["reason"] and "r3" in op["errors"][0]["ids"]
-        assert "injected fault" in op["errors"][0]["reason"]
-        switch.write_text("healed")
-        assert http.post(f"/bulk-operations/{op['operation_id']}/retry").status_code == 202
-        op = wait_operation(http, op["operation_id"], 300)
-    assert op["status"] == "completed" and op["documents"]["indexed"] == 5 and op["errors"] == []
+    hook = _Receiver()
+    try:
+        with faulty_workers(service.settings, batch_fails_until=("ZZBATCHFAILZZ", str(switch))):
+            r = http.post(f"/bulk-indexing/{index}", json={"documents": docs, "webhook": hook.url})
+            op = wait_operation(http, r.json()["operation_id"], 300)
+            assert op["status"] == "failed", op
+            assert op["batches"]["failed"] == 1 and op["documents"]["failed"] == 5
+            assert "after 3 attempts" in op["errors"][0]["reason"] and "r3" in op["errors"][0]["ids"]
+            assert "injected fault" in op["errors"][0]["reason"]
+            assert [h["status"] for h in hook.wait_for(1)] == ["failed"]
+            switch.write_text("healed")
+            assert http.post(f"/bulk-operations/{op['operation_id']}/retry").status_code == 202
+            op = wait_operation(http, op["operation_id"], 300)
+        assert op["status"] == "completed" and op["documents"]["indexed"] == 5 and op["errors"] == []
+        assert [h["status"] for h in hook.wait_for(2)] == ["failed", "completed"]
+        assert {h["operation_id"] for h in hook.received} == {op["operation_id"]}
+    finally:
+        hook.server.shutdown()
 
 
 def test_webhook_receives_the_final_operation(http):

@@ -32,7 +32,7 @@ def spied(http):
         "status"] == "completed"
     rs = raysearch.connect()
     service = rs.service
-    meta, analyzer, shards = service._index(INDEX)
+    meta, analyzer, shards = service._load_index(INDEX)
     calls: list = []
     service._indexes[INDEX] = (meta, analyzer, [ShardSpy(h, n, calls) for n, h in enumerate(shards)])
     service._checked[INDEX] = math.inf  # keep the spied handles
