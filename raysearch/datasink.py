@@ -46,7 +46,7 @@ _services_lock = threading.Lock()
 class RaySearchDatasink(Datasink[str]):
     def __init__(self, index: str, wait: str = "searchable", rows_per_request: int = 5000,
                  timeout_s: float = 3600.0, poll_interval_s: float = 0.25):
-        from raysearch.serve.validation import check_index_name
+        from raysearch.ingest.validation import check_index_name
 
         if wait not in WAITS:
             raise InvalidRequest(f"wait must be one of {', '.join(WAITS)}, not {wait!r}")

@@ -20,7 +20,7 @@ class InvalidRequest(RaySearchError):
 
 
 class InvalidJSON(InvalidRequest):
-    """A body the JSON decoder refuses (serve/decoding.py)."""
+    """A body the JSON decoder refuses (ingest/decoding.py)."""
 
     type = "invalid_json"
 

@@ -141,6 +141,17 @@ def typed_values(doc: dict, types: dict[str, str]) -> dict[str, list]:
     return out
 
 
+def type_error(doc: dict | None, types: dict[str, str]) -> str | None:
+    """Why a document's typed fields do not fit their types (naming the field), or None."""
+    if doc is None or not types:
+        return None
+    try:
+        typed_values(doc, types)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
 def display(ftype: str, value):
     """A normalised value as it appears in responses (sort values, facet keys)."""
     if ftype == BOOLEAN:

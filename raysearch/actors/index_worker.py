@@ -7,7 +7,8 @@ import os
 import ray
 
 from raysearch import indexmeta
-from raysearch.actors import gc_tuning, registry
+from raysearch.actors import gc_tuning, names
+from raysearch.actors.shard_store import shards as shard_handles
 from raysearch.analysis.analyzer import Analyzer
 from raysearch.config import Settings
 from raysearch.index.batch import decode_payload, split_batch
@@ -15,7 +16,7 @@ from raysearch.errors import MongoUnavailable
 from raysearch.storage.mongo import MongoStore, is_unavailable
 
 
-@ray.remote(concurrency_groups={"control": 1})  # ping, status: see registry.SERIAL
+@ray.remote(concurrency_groups=names.CONTROL_GROUPS)  # ping, pid: see names.SERIAL
 class IndexWorker:
     def __init__(self, settings: Settings):
         self.settings = settings
@@ -32,7 +33,7 @@ class IndexWorker:
             if meta.get("deleting"):
                 raise RuntimeError(f"index {index!r} is being deleted")
             _, analyzer, shards = indexmeta.parse(meta)  # CorruptIndex naming it: this batch fails, not others
-            cached = self._indexes[index] = (analyzer, registry.shards(self.settings, index, shards))
+            cached = self._indexes[index] = (analyzer, shard_handles(self.settings, index, shards))
         return cached
 
     def index_batch(self, index: str, op_id: str, batch: int) -> dict:
@@ -73,3 +74,16 @@ class IndexWorker:
     @ray.method(concurrency_group="control")
     def ping(self) -> bool:
         return True
+
+
+def worker_options(i: int) -> dict:
+    return names.options(names.worker_name(i), max_task_retries=0, scheduling_strategy="SPREAD", **names.SERIAL)
+
+
+def worker(settings: Settings, i: int):
+    """Get or create IndexWorker i."""
+    return IndexWorker.options(**worker_options(i)).remote(settings)
+
+
+def workers(settings: Settings) -> list:
+    return [worker(settings, i) for i in range(settings.workers)]

@@ -31,7 +31,8 @@ import time
 import ray
 
 from raysearch import indexmeta
-from raysearch.actors import registry
+from raysearch.actors import names
+from raysearch.actors.shard_store import shard as shard_handle
 from raysearch.config import Settings
 from raysearch.index.compaction import cut_sorted, replay_into
 from raysearch.storage.rocks import RocksKV
@@ -41,7 +42,7 @@ log = logging.getLogger("raysearch.persistence")
 REPORT_EVERY_S = 2.0
 
 
-@ray.remote(concurrency_groups={"control": 1})  # ping, status: see registry.SERIAL
+@ray.remote(concurrency_groups=names.CONTROL_GROUPS)  # ping, status: see names.SERIAL
 class PersistenceActor:
     def __init__(self, settings: Settings):
         self.settings = settings
@@ -91,7 +92,7 @@ class PersistenceActor:
         `full_drain_interval_s` in the shard's RocksDB change log, which is durable."""
         with self._lock:
             moved = 0
-            tracker = registry.find(registry.TRACKER)
+            tracker = names.find(names.TRACKER)
             names = None if full else self._indexes_to_drain(tracker)
             if names is None:
                 metas, full = self.mongo.list_index_metas(), True
@@ -129,7 +130,7 @@ class PersistenceActor:
             return None
 
     def _drain_shard(self, index: str, n: int, tracker) -> int:
-        shard = registry.shard(self.settings, index, n)
+        shard = shard_handle(self.settings, index, n)
         blobs, log_keys, garbage = ray.get(shard.collect_changes.remote(self.settings.drain_limit), timeout=120)
         entries = sum(count for count, _, _ in blobs)
         if blobs:
@@ -291,3 +292,9 @@ class PersistenceActor:
     @ray.method(concurrency_group="control")
     def ping(self) -> bool:
         return True
+
+
+def persistence(settings: Settings):
+    """Get or create the PersistenceActor (one call at a time: see names.SERIAL)."""
+    return PersistenceActor.options(**names.options(names.PERSISTENCE, max_task_retries=-1, **names.SERIAL)).remote(
+        settings)

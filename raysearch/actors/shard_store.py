@@ -12,7 +12,7 @@ import time
 import ray
 
 from raysearch import metrics
-from raysearch.actors import gc_tuning, registry
+from raysearch.actors import gc_tuning, names
 from raysearch.analysis.analyzer import ALL_FIELD
 from raysearch.config import Settings
 from raysearch.errors import ShardUnavailable
@@ -52,7 +52,7 @@ class ShardStore:
         if self.index.is_empty():
             self._restore_from_mongo()
             # Whatever this shard had applied but not persisted is gone: the tracker re-runs it.
-            tracker = registry.find(registry.TRACKER)
+            tracker = names.find(names.TRACKER)
             if tracker is not None:
                 tracker.shard_started_empty.remote(index, shard)
         gc_tuning.collect_rarely()
@@ -154,7 +154,7 @@ class ShardStore:
             self._reset_store()
             self.restored = False
             self._restore_from_mongo()
-        tracker = registry.find(registry.TRACKER)
+        tracker = names.find(names.TRACKER)
         if tracker is not None:
             ray.get(tracker.shard_started_empty.remote(self.index_name, self.shard), timeout=120)
         return self.info()
@@ -318,3 +318,14 @@ def _dir_bytes(path: str) -> int:
     except FileNotFoundError:
         pass
     return total
+
+
+def shard(settings: Settings, index: str, n: int):
+    """Get or create shard n of `index`."""
+    options = names.options(names.shard_name(index, n), max_task_retries=3, max_concurrency=16,
+                            scheduling_strategy="SPREAD")
+    return ShardStore.options(**options).remote(settings, index, n)
+
+
+def shards(settings: Settings, index: str, count: int) -> list:
+    return [shard(settings, index, n) for n in range(count)]

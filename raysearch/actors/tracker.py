@@ -25,9 +25,11 @@ from datetime import datetime, timedelta, timezone
 import ray
 
 from raysearch import metrics
-from raysearch.actors import registry
+from raysearch.actors import names
+from raysearch.actors.index_worker import workers as worker_handles
 from raysearch.config import Settings
 from raysearch.errors import MongoUnavailable
+from raysearch.ingest.validation import check_webhook
 from raysearch.ops import book
 from raysearch.ops.status import TERMINAL, OperationStatus
 from raysearch.storage.mongo import MongoStore, is_unavailable
@@ -128,7 +130,7 @@ class TrackerActor:
         if self._pool is not None:
             return
         self._pool = asyncio.Queue()
-        for handle in registry.workers(self.settings):
+        for handle in worker_handles(self.settings):
             self._pool.put_nowait(handle)
         for op in list(self.ops.values()):
             if book.pending_batches(op):
@@ -289,7 +291,6 @@ class TrackerActor:
         import httpx
 
         from raysearch.errors import InvalidRequest
-        from raysearch.serve.validation import check_webhook
 
         try:
             check_webhook(op["webhook"], self.settings.webhook_allowed_hosts)
@@ -470,3 +471,8 @@ class TrackerActor:
     async def ping(self) -> bool:
         self._ensure_started()
         return True
+
+
+def tracker(settings: Settings):
+    """Get or create the TrackerActor."""
+    return TrackerActor.options(**names.options(names.TRACKER, max_task_retries=-1, max_concurrency=64)).remote(settings)

@@ -16,7 +16,7 @@ from typing import Any, Callable
 from raysearch import schema
 from raysearch.elastic.errors import ElasticError, parsing, unsupported
 from raysearch.elastic.query_dsl import ES_TYPES
-from raysearch.serve import decoding
+from raysearch.ingest import decoding
 
 OPS = ("index", "create", "update", "delete")
 # Elasticsearch's standard analyzer: lowercase words, no stemming, no stop words

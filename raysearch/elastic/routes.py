@@ -21,7 +21,7 @@ from raysearch.elastic import responses
 from raysearch.elastic.errors import ElasticError, from_raysearch, index_not_found, parsing, unsupported
 from raysearch.elastic.query_dsl import IndexView, translate_search
 from raysearch.errors import IndexNotFound, InvalidRequest, PayloadTooLarge, RaySearchError
-from raysearch.serve import decoding, validation
+from raysearch.ingest import decoding, validation
 
 _service = None  # the replica's SearchService, set by the ingress (bind)
 
@@ -186,8 +186,6 @@ async def _wait_indexed(op_id: str, timeout_s: float = 600) -> dict | None:
 
 async def run_bulk(actions: list[es_bulk.Action]) -> list[dict]:
     """Apply actions in order (see bulk.plan_bulk); returns once they are indexed (searchable)."""
-    from raysearch.serve.service import _type_error
-
     svc = _svc()
     pending = await svc.tracker.pending_batches.remote()
     if pending >= svc.settings.max_pending_batches:
@@ -217,7 +215,7 @@ async def run_bulk(actions: list[es_bulk.Action]) -> list[dict]:
 
     def check(index: str, doc: dict) -> str | None:
         _, _, reason = validation.validate_document(doc, svc.settings.max_doc_bytes)
-        return reason or _type_error(doc, types[index])
+        return reason or schema.type_error(doc, types[index])
 
     plans, items = es_bulk.plan_bulk(actions, lambda index, doc_id: doc_id in existing.get(index, ()), check)
     failed: dict[str, str] = {}

@@ -12,7 +12,7 @@ from ray import serve
 from raysearch.config import Settings
 from raysearch.errors import InvalidRequest, PayloadTooLarge, RaySearchError, Unauthorized
 from raysearch.models import SearchRequest
-from raysearch.serve import decoding
+from raysearch.ingest import decoding
 
 api = FastAPI(title="raysearch", version="0.1.0", description="Full-text search on Ray: bulk indexing, BM25 search.")
 
@@ -127,12 +127,12 @@ def _search_request(params: dict) -> SearchRequest:
 
 
 def _pydantic_reason(exc: Exception) -> str:
-    from raysearch.serve.validation import pydantic_reason
+    from raysearch.ingest.validation import pydantic_reason
 
     return pydantic_reason(exc)
 
 
-# Typed query parameters of GET .../search, decoded strictly (serve/decoding.py).
+# Typed query parameters of GET .../search, decoded strictly (ingest/decoding.py).
 _SEARCH_INT_PARAMS = ("from", "size")
 _SEARCH_BOOL_PARAMS = ("highlight",)
 _SEARCH_ENUM_PARAMS = {"operator": ("or", "and")}

@@ -29,7 +29,7 @@ from raysearch.search.merge import merge_hits
 from raysearch.search.plan import GlobalStats, analyze_clauses, build_plan, prefix_pairs, stats_request
 from raysearch.search.stats_cache import StatsCache
 from raysearch.search.query import parse_query
-from raysearch.serve import decoding, validation
+from raysearch.ingest import decoding, validation
 from raysearch.storage.mongo import MongoStore
 
 
@@ -228,7 +228,7 @@ class SearchService:
         docs, errors = [], []
         for position, raw in enumerate(raw_docs):
             doc, doc_id, reason = validation.validate_document(raw, self.settings.max_doc_bytes)
-            reason = reason or _type_error(doc, types)
+            reason = reason or schema.type_error(doc, types)
             if reason:
                 errors.append({"position": position, "id": doc_id, "reason": reason})
             else:
@@ -306,7 +306,7 @@ class SearchService:
         if reason:
             raise InvalidRequest(reason)
         meta, _, _ = await self.ensure_index(index)
-        reason = _type_error(doc, schema.exact_fields(meta["settings"].get("fields")))
+        reason = schema.type_error(doc, schema.exact_fields(meta["settings"].get("fields")))
         if reason:
             raise InvalidRequest(reason)
         accepted = await self.submit(index, [doc], [], [], kind="put")
@@ -568,14 +568,3 @@ def _wait_names_free(names: list[str], timeout_s: float = 30.0) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline and any(registry.find(n) is not None for n in names):
         time.sleep(0.05)
-
-
-def _type_error(doc: dict | None, types: dict[str, str]) -> str | None:
-    """Why a document's typed fields do not fit their types (naming the field), or None."""
-    if doc is None or not types:
-        return None
-    try:
-        schema.typed_values(doc, types)
-    except ValueError as exc:
-        return str(exc)
-    return None

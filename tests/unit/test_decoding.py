@@ -1,11 +1,11 @@
-"""The decoding layer (serve/decoding.py) and webhook checks: what each hostile input becomes."""
+"""The decoding layer (ingest/decoding.py) and webhook checks: what each hostile input becomes."""
 
 from __future__ import annotations
 
 import pytest
 
 from raysearch.errors import InvalidJSON, InvalidRequest
-from raysearch.serve import decoding, validation
+from raysearch.ingest import decoding, validation
 
 HOSTILE_BODIES = {
     "deep nesting": (b"[" * 100_000 + b"]" * 100_000, "nested deeper than 1024"),

@@ -12,7 +12,7 @@ import uuid
 import orjson
 
 from raysearch.errors import InvalidJSON, InvalidRequest
-from raysearch.serve import decoding
+from raysearch.ingest import decoding
 
 INDEX_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 MAX_ID_BYTES = 512
