@@ -31,7 +31,7 @@ from raysearch.analysis.analyzer import Analyzer  # noqa: E402
 from raysearch.index.batch import split_batch  # noqa: E402
 from raysearch.index.shard_index import ShardIndex  # noqa: E402
 from raysearch.search import executor  # noqa: E402
-from raysearch.search.plan import GlobalStats, analyze_clauses, build_plan, stats_request  # noqa: E402
+from raysearch.search.plan import GlobalStats, QueryPlan, analyze_clauses, build_plan, stats_request  # noqa: E402
 from raysearch.search.query import parse_query  # noqa: E402
 from raysearch.storage.rocks import RocksKV  # noqa: E402
 
@@ -76,7 +76,7 @@ def queries_from(docs: list[dict], count: int, seed: int = 7) -> list[str]:
     return out
 
 
-def plan_for(shard: ShardIndex, analyzer: Analyzer, q: str) -> dict:
+def plan_for(shard: ShardIndex, analyzer: Analyzer, q: str) -> QueryPlan:
     clauses = analyze_clauses(parse_query(q, lambda f: False), analyzer, [("_all", 1.0)])
     req = stats_request(clauses)
     part = {"fields": shard.field_stats(req.fields), "pairs": req.pairs, "doc_freqs": shard.doc_freqs(req.pairs),
@@ -84,7 +84,7 @@ def plan_for(shard: ShardIndex, analyzer: Analyzer, q: str) -> dict:
     return build_plan(clauses, GlobalStats.merge([part], 128), {})
 
 
-def timed(shard: ShardIndex, plans: list[dict], k: int) -> tuple[list[float], list[dict]]:
+def timed(shard: ShardIndex, plans: list[QueryPlan], k: int) -> tuple[list[float], list[dict]]:
     times, results = [], []
     for plan in plans:
         t0 = time.perf_counter()

@@ -35,12 +35,13 @@ from ray.data.block import Block, BlockAccessor
 from ray.data.datasource.datasink import Datasink, WriteResult
 
 from raysearch.errors import DatasinkError, InvalidRequest, Overloaded, Unavailable
+from raysearch.retry import Backoff, wait_out_async
 
 WAITS = ("accepted", "searchable", "completed")
 TERMINAL = ("completed", "partially_completed", "failed")
 _ID_NAMESPACE = uuid.UUID("5b1f3c9e-7d2a-4e61-9a0b-52a7c3d8e4f1")
-_services: dict[str, object] = {}  # per process: settings JSON -> SearchService (write tasks reuse workers)
-_services_lock = threading.Lock()
+_ingests: dict[str, object] = {}  # per process: settings JSON -> Ingest (write tasks reuse workers)
+_ingests_lock = threading.Lock()
 
 
 class RaySearchDatasink(Datasink[str]):
@@ -113,7 +114,7 @@ class RaySearchDatasink(Datasink[str]):
         write_id = self.write_id or (getattr(ctx, "kwargs", None) or {}).get("write_uuid")
         if not write_id:
             raise RuntimeError("RaySearchDatasink.write called before on_write_start")
-        service = _service(self._settings or _service_settings())
+        ingest = _ingest(self._settings or _service_settings())
         task = getattr(ctx, "task_idx", 0)
         operations, rejected, rows = [], [], 0
         for block_no, block in enumerate(blocks):
@@ -124,29 +125,23 @@ class RaySearchDatasink(Datasink[str]):
                 for n, doc in enumerate(chunk):  # deterministic generated ids: a retry sends the same rows
                     if doc.get("id") is None:
                         doc["id"] = uuid.uuid5(_ID_NAMESPACE, f"{op_id}:{n}").hex
-                accepted = _run(self._submit(service, op_id, chunk))
+                accepted = _run(self._submit(ingest, op_id, chunk))
                 operations.append(op_id)
                 rows += len(chunk)
                 rejected += [{"operation_id": op_id, "id": e.get("id"), "reason": e["reason"],
                               "position": e.get("position")} for e in accepted["errors"]]
         return json.dumps({"operations": operations, "rows": rows, "rejected": rejected})
 
-    async def _submit(self, service, op_id: str, docs: list[dict]) -> dict:
+    async def _submit(self, ingest, op_id: str, docs: list[dict]) -> dict:
         """Submit one request; backpressure (too many pending batches) and MongoDB outages wait."""
         body = json.dumps(docs, ensure_ascii=False, default=str).encode()
-        delay, deadline = 0.5, time.monotonic() + self.timeout_s
-        while True:
-            try:
-                return await service.bulk(self.index, body, "application/json", operation_id=op_id)
-            except Exception as exc:
-                from raysearch.storage.mongo import is_unavailable
+        deadline = time.monotonic() + self.timeout_s
 
-                if not isinstance(exc, (Overloaded, Unavailable)) and not is_unavailable(exc):
-                    raise
-                if time.monotonic() > deadline:
-                    raise
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
+        def transient(exc: BaseException) -> bool:  # Unavailable: MongoDB or a shard; Overloaded: backpressure
+            return isinstance(exc, (Overloaded, Unavailable)) and time.monotonic() < deadline
+
+        return await wait_out_async(lambda: ingest.bulk(self.index, body, "application/json", operation_id=op_id),
+                                    transient, Backoff(0.5, 5.0))
 
 
 def _failures(view: dict) -> list[dict]:
@@ -174,15 +169,16 @@ def _service_settings() -> dict:
     return ray.get(tracker.service_settings.remote(), timeout=60)
 
 
-def _service(settings: dict):
+def _ingest(settings: dict):
+    """This process's ingest path for these settings (write tasks reuse their workers)."""
+    from raysearch.app.service import build_ingest
     from raysearch.config import Settings
-    from raysearch.serve.service import SearchService
 
     key = json.dumps(settings, sort_keys=True)
-    with _services_lock:
-        if key not in _services:
-            _services[key] = SearchService(Settings(**settings))
-        return _services[key]
+    with _ingests_lock:
+        if key not in _ingests:
+            _ingests[key] = build_ingest(Settings(**settings))
+        return _ingests[key]
 
 
 def _run(coro):

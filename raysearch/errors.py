@@ -25,6 +25,10 @@ class InvalidJSON(InvalidRequest):
     type = "invalid_json"
 
 
+class InvalidIndexName(InvalidRequest):
+    """An index name outside the allowed characters (the same 400 as any bad request)."""
+
+
 class Unauthorized(RaySearchError):
     status = 401
     type = "unauthorized"

@@ -17,7 +17,7 @@ from raysearch.config import NAMESPACE, Settings
 
 class InClusterClient:
     def __init__(self, settings: Settings):
-        from raysearch.serve.service import SearchService
+        from raysearch.app.service import SearchService
 
         self._loop = asyncio.new_event_loop()
         threading.Thread(target=self._loop.run_forever, daemon=True, name="raysearch-client").start()

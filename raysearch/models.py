@@ -7,7 +7,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from raysearch.analysis.analyzer import AnalyzerSettings
-from raysearch.ops.status import ACTIVE, TERMINAL, OperationStatus  # noqa: F401  (the typed status)
+from raysearch.schema import check_field_name
+from raysearch.status import ACTIVE, TERMINAL, OperationStatus  # noqa: F401  (the typed status)
 
 
 class FieldSettings(BaseModel):
@@ -27,8 +28,6 @@ class IndexSettings(BaseModel):
     @field_validator("fields")
     @classmethod
     def _field_names(cls, fields: dict) -> dict:
-        from raysearch.schema import check_field_name
-
         for name in fields:
             check_field_name(name)
         return fields
@@ -43,6 +42,7 @@ class SearchRequest(BaseModel):
     fields: str | None = Field(default=None, description="e.g. title^2,body")
     operator: str = Field(default="or", pattern="^(or|and)$")
     highlight: bool = False
+    explain: bool = Field(default=False, description="each hit's score, clause by clause (idf, tf, field length, boost)")
     filter: Any = Field(default=None, description="filter tree (search/filters.py); does not score")
     sort: list | None = Field(default=None, description='e.g. ["_score"] or [{"installed_size": "desc"}]')
     search_after: list | None = Field(default=None, description="the `sort` values of the previous page's last hit")
@@ -97,7 +97,7 @@ class BatchCounts(Record):
 
 
 class Operation(Record):
-    """The public view of a bulk operation (GET /bulk-operations/{id}; ops/book.py public_view)."""
+    """The public view of a bulk operation (GET /bulk-operations/{id}; ops/operation.py Operation.view)."""
 
     operation_id: str
     index: str

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 
+from raysearch.status import Readiness
 from raysearch.config import NAMESPACE, Settings
 
 log = logging.getLogger("raysearch.runner")
@@ -16,18 +17,20 @@ APP_NAME = "raysearch"
 DEFAULT_READY_TIMEOUT_S = 1800.0  # generous: under load actors take minutes to come up; real errors fail early
 MONGO_GRACE_S = 120.0
 PROGRESS_EVERY_S = 10.0
-READY, DEGRADED, MONGO_DOWN, STARTING = "ready", "degraded", "mongo_down", "starting"
+READY, DEGRADED, MONGO_DOWN, STARTING = (Readiness.READY, Readiness.DEGRADED, Readiness.MONGO_DOWN,
+                                         Readiness.STARTING)
 
 
-def classify_readiness(status_code: int, reason: str) -> str:
-    """What a /readyz answer means for someone waiting for the service to start."""
+def classify_readiness(status_code: int, state: str | None) -> Readiness:
+    """What a /readyz answer means for someone waiting for the service to start: its
+    `state`; no answer, or one without a state (a proxy, a replica still deploying), is
+    STARTING."""
     if status_code == 200:
         return READY
-    if status_code == 503 and reason and all("unreadable record" in part for part in reason.split("; ")):
-        return DEGRADED
-    if "MongoDB unreachable" in (reason or ""):
-        return MONGO_DOWN
-    return STARTING  # no answer yet, replicas deploying, actors not answering yet, persistence catching up
+    try:
+        return Readiness(state)
+    except ValueError:
+        return STARTING
 
 
 class LocalService:
@@ -80,8 +83,8 @@ class LocalService:
         mongo_down_since = None
         last_progress = 0.0
         while time.time() < deadline:
-            status_code, reason = self._readyz()
-            verdict = classify_readiness(status_code, reason)
+            status_code, state, reason = self._readyz()
+            verdict = classify_readiness(status_code, state)
             if verdict == READY:
                 return
             if verdict == DEGRADED:  # up, but some index record is unreadable: serve the others
@@ -106,17 +109,19 @@ class LocalService:
             time.sleep(0.5)
         raise RuntimeError(f"service not ready after {timeout_s:.0f}s: {reason}")
 
-    def _readyz(self) -> tuple[int, str]:
+    def _readyz(self) -> tuple[int, str | None, str]:
+        """(HTTP status, state, reason) of GET /readyz; status 0 when nothing answers."""
         try:
             r = httpx.get(self.url + "/readyz", timeout=15, headers=self._auth())
         except httpx.HTTPError as exc:
-            return 0, f"no answer from {self.url} yet ({type(exc).__name__})"
+            return 0, None, f"no answer from {self.url} yet ({type(exc).__name__})"
         if r.status_code == 200:
-            return 200, "ready"
+            return 200, READY.value, "ready"
         try:
-            return r.status_code, str(r.json().get("reason") or r.text)[:500]
-        except ValueError:
-            return r.status_code, r.text[:500]
+            body = r.json()
+            return r.status_code, body.get("state"), str(body.get("reason") or r.text)[:500]
+        except (ValueError, AttributeError):
+            return r.status_code, None, r.text[:500]
 
     def _deploy_failure(self) -> str | None:
         """The Serve application's failure message if its deployment failed (e.g. a bad configuration)."""

@@ -4,6 +4,8 @@ it scans every document for every query. Same analyzer, same formula (docs/desig
 from __future__ import annotations
 
 import math
+import random
+import re
 from collections import Counter
 
 from raysearch.analysis.analyzer import ALL_FIELD, Analyzer, analyze_document
@@ -60,3 +62,18 @@ def assert_same_ranking(hits: list[dict], oracle_scores: dict[str, float], oracl
         assert math.isclose(hit["score"], oracle_scores[hit["id"]], rel_tol=rel), hit
         if hit["id"] != oid:  # allowed only between (near-)equal scores
             assert math.isclose(oracle_scores[hit["id"]], oscore, rel_tol=rel), (hit, oid, oscore)
+
+
+_QUERY_WORD = re.compile(r"[A-Za-z]{3,}")
+
+
+def draw_queries(docs: list[dict], count: int, seed: int = 7) -> list[str]:
+    """1-3 words drawn from random documents, fixed seed."""
+    rng = random.Random(seed)
+    queries = []
+    while len(queries) < count:
+        doc = rng.choice(docs)
+        words = _QUERY_WORD.findall(doc.get("title", "") + " " + doc.get("body", ""))
+        if words:
+            queries.append(" ".join(rng.choice(words) for _ in range(rng.randint(1, 3))))
+    return queries

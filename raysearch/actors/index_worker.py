@@ -12,8 +12,7 @@ from raysearch.actors.shard_store import shards as shard_handles
 from raysearch.analysis.analyzer import Analyzer
 from raysearch.config import Settings
 from raysearch.index.batch import decode_payload, split_batch
-from raysearch.errors import MongoUnavailable
-from raysearch.storage.mongo import MongoStore, is_unavailable
+from raysearch.storage.mongo import MongoStore
 
 
 @ray.remote(concurrency_groups=names.CONTROL_GROUPS)  # ping, pid: see names.SERIAL
@@ -41,13 +40,8 @@ class IndexWorker:
 
         Idempotent: shards skip a batch key they already applied and return its opstamp.
         """
-        try:
-            raw = self.mongo.get_batch(op_id, batch)
-            self._index(index)
-        except Exception as exc:
-            if is_unavailable(exc):
-                raise MongoUnavailable(f"cannot read the intake log: {exc}") from None
-            raise
+        raw = self.mongo.get_batch(op_id, batch)  # MongoUnavailable: the tracker waits, no attempt used
+        self._index(index)
         if raw is None:
             raise RuntimeError(f"batch {op_id}:{batch} is not in the intake log")
         docs, deletes, types = decode_payload(raw)

@@ -35,6 +35,7 @@ from raysearch.actors import names
 from raysearch.actors.shard_store import shard as shard_handle
 from raysearch.config import Settings
 from raysearch.index.compaction import cut_sorted, replay_into
+from raysearch.retry import Backoff
 from raysearch.storage.rocks import RocksKV
 from raysearch.storage.mongo import MongoStore
 
@@ -69,6 +70,7 @@ class PersistenceActor:
 
     def _loop(self) -> None:
         failures = 0
+        backoff = Backoff(self.settings.backoff_base_s * 2, cap=10.0)
         while True:
             full = time.time() - self.last_full_cycle_at >= self.settings.full_drain_interval_s
             try:
@@ -78,7 +80,7 @@ class PersistenceActor:
                 failures += 1
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 log.warning("drain failed (%d): %s", failures, self.last_error)
-                time.sleep(min(self.settings.backoff_base_s * 2 ** min(failures, 6), 10))
+                time.sleep(backoff.delay(failures - 1))
                 continue
             if not moved:
                 time.sleep(self.settings.persist_interval_s)
@@ -93,11 +95,11 @@ class PersistenceActor:
         with self._lock:
             moved = 0
             tracker = names.find(names.TRACKER)
-            names = None if full else self._indexes_to_drain(tracker)
-            if names is None:
+            wanted = None if full else self._indexes_to_drain(tracker)
+            if wanted is None:
                 metas, full = self.mongo.list_index_metas(), True
             else:
-                metas = [meta for meta in map(self.mongo.get_index_meta, names) if meta is not None]
+                metas = [meta for meta in map(self.mongo.get_index_meta, wanted) if meta is not None]
             errors = {}
             for meta in metas:
                 if meta.get("deleting"):  # its shards are being dropped; nothing of it is kept
@@ -153,7 +155,9 @@ class PersistenceActor:
         return entries
 
     def _write_with_retries(self, index: str, n: int, seq: int, blobs, garbage: int = 0) -> None:
-        attempts = self.settings.persist_attempts
+        """A chunk write, tried `persist_attempts` times (idempotent: chunks are keyed by seq);
+        the drain's own loop then waits out a longer outage."""
+        attempts, backoff = self.settings.persist_attempts, Backoff(self.settings.backoff_base_s)
         for attempt in range(attempts):
             try:
                 self.mongo.write_chunks(index, n, seq, blobs, garbage)
@@ -161,7 +165,7 @@ class PersistenceActor:
             except Exception:
                 if attempt == attempts - 1:
                     raise
-                time.sleep(self.settings.backoff_base_s * 2**attempt)
+                time.sleep(backoff.delay(attempt))
 
     def _report(self, tracker, index: str, n: int, upto: int) -> None:
         if tracker is None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -15,13 +14,18 @@ from raysearch import metrics
 from raysearch.actors import gc_tuning, names
 from raysearch.analysis.analyzer import ALL_FIELD
 from raysearch.config import Settings
-from raysearch.errors import ShardUnavailable
+from raysearch.errors import MongoUnavailable, ShardUnavailable
+from raysearch.retry import Backoff, wait_out
 from raysearch.index import keys as K
+from raysearch.index.compaction import replay_into
 from raysearch.index.encoding import decode_entries
+from raysearch.index.verification import compare_sorted
 from raysearch.index.batch import ShardBatch
 from raysearch.index.shard_index import ShardIndex
-from raysearch.search.executor import execute
+from raysearch.search.plan import QueryPlan
+from raysearch.search.shard_side import shard_search, shard_stats
 from raysearch.storage.gate import ReadGate
+from raysearch.storage.mongo import ChunksChanged, MongoStore
 from raysearch.storage.rocks import RocksKV
 
 log = logging.getLogger(__name__)
@@ -83,20 +87,12 @@ class ShardStore:
 
     def _restore_from_mongo(self) -> None:
         """A shard whose RocksDB is gone (deleted, or its node lost) comes back from MongoDB alone."""
-        from raysearch.storage.mongo import ChunksChanged, MongoStore, is_unavailable
-
         mongo = MongoStore(self.settings.mongo_uri, self.settings.mongo_db)
         try:
-            delay = self.settings.backoff_base_s
-            while True:  # cannot know whether there is something to restore until MongoDB answers
-                try:
-                    has_chunks = mongo.has_chunks(self.index_name, self.shard)
-                    break
-                except Exception as exc:
-                    if not is_unavailable(exc):
-                        raise
-                    time.sleep(delay)
-                    delay = min(delay * 2, 5.0)
+            # cannot know whether there is something to restore until MongoDB answers
+            has_chunks = wait_out(lambda: mongo.has_chunks(self.index_name, self.shard),
+                                  lambda exc: isinstance(exc, MongoUnavailable),
+                                  Backoff(self.settings.backoff_base_s), log, "restore of a shard")
             if has_chunks:
                 def entries():
                     for blob in mongo.iter_chunks(self.index_name, self.shard):
@@ -172,42 +168,18 @@ class ShardStore:
             shutil.rmtree(self.path, ignore_errors=True)
 
     # ------------------------------------------------------------- reads
-    @ray.method(enable_task_events=False)
-    def stats(self, fields: list[str], pairs: list, prefixes: list, max_expansions: int) -> dict:
-        pairs = [tuple(p) for p in pairs]
-        with self._gate.reading():
-            return self._stats(self.index, fields, pairs, prefixes, max_expansions)
-
-    @staticmethod
-    def _stats(index: ShardIndex, fields: list[str], pairs: list, prefixes: list, max_expansions: int) -> dict:
-        version = index.stats_version()
-        out = {
-            "fields": index.field_stats(fields),
-            "pairs": pairs,
-            "doc_freqs": index.doc_freqs(pairs),
-            "prefixes": prefixes,
-            "expansions": [index.expand_prefix(f, p, max_expansions + 1) for f, p in prefixes],
-        }
-        # the version these statistics are of, if no apply changed them while they were read
-        out["version"] = version if version is not None and version == index.stats_version() else None
-        return out
-
     # Hot read paths: no per-call task events for the dashboard (measured 7-10 % of a call).
     @ray.method(enable_task_events=False)
-    def search(self, plan: dict, k: int) -> dict:
-        """Query phase: total, top k as [score, id, sort values], facet partials; with
-        plan["fetch"] (a first page), also the stored documents of its hits (query and fetch
-        in one round: at most shards x size documents travel, and a round trip is saved)."""
+    def stats(self, fields: list[str], pairs: list, prefixes: list, max_expansions: int) -> dict:
+        """This shard's part of a search's statistics round (search/shard_side.py)."""
         with self._gate.reading():
-            index = self.index
-            expected = plan.get("versions")
-            if expected is not None and (self.shard >= len(expected) or expected[self.shard] != index.stats_version()):
-                # planned with summed statistics this shard no longer has: the ingress plans again
-                return {"stale": True, "total": 0, "hits": [], "facets": {}}
-            result = execute(index, plan, k)
-            if plan.get("fetch") and result["hits"]:
-                result["documents"] = index.get_documents([h[1] for h in result["hits"]])
-            return result
+            return shard_stats(self.index, fields, pairs, prefixes, max_expansions)
+
+    @ray.method(enable_task_events=False)
+    def search(self, plan: QueryPlan, k: int) -> dict:
+        """This shard's query phase (search/shard_side.py)."""
+        with self._gate.reading():
+            return shard_search(self.index, self.shard, plan, k)
 
     def get_document(self, doc_id: str) -> bytes | None:
         with self._gate.reading():
@@ -251,14 +223,9 @@ class ShardStore:
             return self._verify(max_mismatches)
 
     def _verify(self, max_mismatches: int) -> dict:
-        from raysearch.index.compaction import replay_into
-        from raysearch.index.verification import compare_sorted
-        from raysearch.storage.mongo import ChunksChanged, MongoStore
-
         scratch_path = self.path.rstrip("/") + ".verify"
         mongo = MongoStore(self.settings.mongo_uri, self.settings.mongo_db)
         started = time.monotonic()
-        self._verify_progress = {"phase": "replaying MongoDB", "entries": 0}
         try:
             for attempt in range(5):
                 shutil.rmtree(scratch_path, ignore_errors=True)
@@ -271,25 +238,15 @@ class ShardStore:
                     if attempt == 4:
                         raise
             try:
-                self._verify_progress = {"phase": "comparing", "entries": 0}
-
-                def progress(entries: int) -> None:
-                    self._verify_progress["entries"] = entries
-
                 result = compare_sorted(self.kv.scan(b"", K.INTERNAL), scratch.scan(b"", K.INTERNAL),
-                                        max_mismatches, progress)
+                                        max_mismatches)
             finally:
                 scratch.close()
         finally:
             mongo.close()
             shutil.rmtree(scratch_path, ignore_errors=True)
-            self._verify_progress = None
         result["seconds"] = round(time.monotonic() - started, 3)
         return result
-
-    def verify_progress(self) -> dict | None:
-        """What a running verify has done so far (None when none runs)."""
-        return getattr(self, "_verify_progress", None)
 
     def export(self, prefix: bytes = b"") -> list[tuple[bytes, bytes]]:
         """Mirrored entries under `prefix` (verify and tests)."""

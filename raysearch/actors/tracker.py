@@ -1,26 +1,14 @@
 """TrackerActor: the state of every bulk operation, checkpointed to MongoDB.
 
-It also drives each operation: batches that are accepted (in the intake log)
-but not indexed are sent to the worker pool, with bounded concurrency and
-retries with exponential backoff. After a restart (kill -9, or the whole Ray
-side restarted) it reloads its checkpoints and resumes every unfinished
-operation from the intake log; shards ignore batches they already applied.
-
-Memory and per-call cost are bounded by active work (docs/design.md invariant 7): only
-active operations live in `self.ops`; a finished one leaves once its final checkpoint is
-saved and is read from MongoDB (`bulk_operations`) when asked for. Per index, counters of
-pending and unpersisted batches and the set of operations with unpersisted batches are
-kept up to date on every change, so backpressure checks, watermark reports and stats
-touch only what is in flight.
+A thin adapter: the logic is ops/tracker.py's OperationTracker, given MongoDB as its
+store, the IndexWorker pool as its dispatcher, webhooks and Ray's metrics. Detached and
+restarted by Ray after a crash; it then reloads its active checkpoints and resumes.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
-import time
-from datetime import datetime, timedelta, timezone
 
 import ray
 
@@ -28,438 +16,78 @@ from raysearch import metrics
 from raysearch.actors import names
 from raysearch.actors.index_worker import workers as worker_handles
 from raysearch.config import Settings
-from raysearch.errors import MongoUnavailable
-from raysearch.ingest.validation import check_webhook
-from raysearch.ops import book
-from raysearch.ops.status import TERMINAL, OperationStatus
-from raysearch.storage.mongo import MongoStore, is_unavailable
+from raysearch.ops.tracker import OperationTracker
+from raysearch.ops.webhooks import webhook_sender
+from raysearch.storage.mongo import MongoStore
 
-log = logging.getLogger("raysearch.tracker")
-FLUSH_CONCURRENCY = 8  # coalesced checkpoints written at once
-GAUGE_PERIOD_S = 0.5  # gauges of an index are exported at most this often
+
+class WorkerPool:
+    """The IndexWorkers, one batch at a time each: a batch waits for a free worker."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self._free: asyncio.Queue | None = None
+
+    async def dispatch(self, index: str, op_id: str, batch: int) -> dict:
+        if self._free is None:
+            self._free = asyncio.Queue()
+            for handle in worker_handles(self.settings):
+                self._free.put_nowait(handle)
+        worker = await self._free.get()
+        try:
+            return await worker.index_batch.remote(index, op_id, batch)
+        finally:
+            self._free.put_nowait(worker)  # free the worker before any bookkeeping
 
 
 @ray.remote
 class TrackerActor:
     def __init__(self, settings: Settings):
         self.settings = settings
-        self.mongo = MongoStore(settings.mongo_uri, settings.mongo_db)
-        self.mongo.ensure_schema()
-        self.mongo.ensure_operations_schema(settings.operation_retention_s)
-        self.ops: dict[str, dict] = {}  # active operations only (and finished ones until their final save)
-        self.watermarks: dict[str, dict[str, int]] = {}  # index -> shard -> persisted opstamp
-        self._drivers: dict[str, asyncio.Task] = {}
-        self._pool: asyncio.Queue | None = None
-        self._waiters: dict[str, list[asyncio.Event]] = {}
-        self._dirty: set[str] = set()  # operations changed but not yet checkpointed
-        self._flusher: asyncio.Task | None = None
-        self._intake_to_drop: dict[str, list[int]] = {}
-        self._save_locks: dict[str, asyncio.Lock] = {}  # one checkpoint write at a time per operation
-        # Incremental bookkeeping, O(1) per question: per operation its (pending, unpersisted)
-        # batch counts; per index their sums and the operations in memory / with unpersisted batches.
-        self._counts: dict[str, tuple[int, int]] = {}
-        self._pending_by_index: dict[str, int] = {}
-        self._unpersisted_by_index: dict[str, int] = {}
-        self._pending_total = 0
-        self._by_index: dict[str, set[str]] = {}
-        self._unpersisted_ops: dict[str, set[str]] = {}
-        self._sweeper: asyncio.Task | None = None
-        self._gauges_due: set[str] = set()
-        self.evicted = 0
-        for op in self.mongo.load_active_operations():  # a query on status: never the whole history
-            self._register(op)
+        mongo = MongoStore(settings.mongo_uri, settings.mongo_db)
+        mongo.ensure_schema()
+        mongo.ensure_operations_schema(settings.operation_retention_s)
+        self.core = OperationTracker(settings, mongo, WorkerPool(settings).dispatch, webhook_sender(settings), metrics)
 
-    # ------------------------------------------------------------ memory
-    def _register(self, op: dict) -> None:
-        op_id = op["operation_id"]
-        self.ops[op_id] = op
-        self._by_index.setdefault(op["index"], set()).add(op_id)
-        self._recount(op)
-
-    def _recount(self, op: dict) -> None:
-        """Bring the per-index counters up to date with the operation's batch states (O(its batches))."""
-        op_id, index = op["operation_id"], op["index"]
-        new = book.batch_counts(op) if self.ops.get(op_id) is op else (0, 0)
-        old = self._counts.get(op_id, (0, 0))
-        if new == old:
-            return
-        self._pending_by_index[index] = self._pending_by_index.get(index, 0) + new[0] - old[0]
-        self._unpersisted_by_index[index] = self._unpersisted_by_index.get(index, 0) + new[1] - old[1]
-        self._pending_total += new[0] - old[0]
-        if new == (0, 0):
-            self._counts.pop(op_id, None)
-        else:
-            self._counts[op_id] = new
-        unpersisted = self._unpersisted_ops.setdefault(index, set())
-        if new[1]:
-            unpersisted.add(op_id)
-        else:
-            unpersisted.discard(op_id)
-
-    def _evict(self, op: dict) -> None:
-        """A finished operation whose final checkpoint is saved leaves memory (it stays in MongoDB)."""
-        op_id = op["operation_id"]
-        if self.ops.get(op_id) is not op:
-            return
-        del self.ops[op_id]
-        self._recount(op)  # to zero
-        index_ops = self._by_index.get(op["index"])
-        if index_ops is not None:
-            index_ops.discard(op_id)
-            if not index_ops:
-                del self._by_index[op["index"]]
-                if not self._unpersisted_ops.get(op["index"]):
-                    self._unpersisted_ops.pop(op["index"], None)
-        self._dirty.discard(op_id)
-        self._save_locks.pop(op_id, None)
-        task = self._drivers.get(op_id)
-        if task is not None and (task.done() or task is asyncio.current_task()):
-            del self._drivers[op_id]
-        self.evicted += 1
-
-    async def _load(self, op_id: str) -> dict | None:
-        """An operation from memory, else its checkpoint in MongoDB (not put into memory)."""
-        op = self.ops.get(op_id)
-        if op is not None:
-            return op
-        return await asyncio.to_thread(self.mongo.load_operation, op_id)
-
-    # ------------------------------------------------------------ driving
-    def _ensure_started(self) -> None:
-        """Create the worker pool and resume unfinished operations (first call after start)."""
-        if self._pool is not None:
-            return
-        self._pool = asyncio.Queue()
-        for handle in worker_handles(self.settings):
-            self._pool.put_nowait(handle)
-        for op in list(self.ops.values()):
-            if book.pending_batches(op):
-                self._start_driver(op["operation_id"])
-        if self._sweeper is None:
-            self._sweeper = asyncio.get_running_loop().create_task(self._sweep_loop())
-
-    def _start_driver(self, op_id: str) -> None:
-        task = self._drivers.get(op_id)
-        if task is None or task.done():
-            self._drivers[op_id] = asyncio.get_running_loop().create_task(self._drive(op_id))
-
-    async def _drive(self, op_id: str) -> None:
-        op = self.ops.get(op_id)
-        try:
-            while op is not None and (pending := book.pending_batches(op)):  # batches can become pending again (shard rebuilt)
-                await asyncio.gather(*(self._run_batch(op, b) for b in pending))
-        finally:
-            if self._drivers.get(op_id) is asyncio.current_task():
-                del self._drivers[op_id]
-
-    async def _run_batch(self, op: dict, batch: int) -> None:
-        attempts = self.settings.index_attempts
-        attempt, last_error = 0, None
-        while attempt < attempts:
-            worker = await self._pool.get()
-            result = None
-            try:
-                result = await worker.index_batch.remote(op["index"], op["operation_id"], batch)
-            except MongoUnavailable as exc:  # not the batch's fault: wait, do not use up an attempt
-                last_error = exc
-            except Exception as exc:  # worker or shard died...
-                last_error = exc
-                attempt += 1
-                log.warning("batch %s:%d attempt %d failed: %s", op["operation_id"], batch, attempt, exc)
-            finally:
-                self._pool.put_nowait(worker)  # free the worker before any bookkeeping
-            if result is not None:
-                if book.batch_indexed(op, batch, result["opstamps"], result["indexed"], result["failed"]):
-                    metrics.count("docs_indexed", result["indexed"], index=op["index"])
-                    metrics.count("batches_indexed", 1, index=op["index"])
-                    # Not waited for: losing this mark in a crash only re-runs the batch (idempotent).
-                    await self._checkpoint(op, durable=False)
-                return
-            if attempt < attempts:
-                delay = 4 if isinstance(last_error, MongoUnavailable) else 2 ** max(attempt - 1, 0)
-                await asyncio.sleep(self.settings.backoff_base_s * delay)
-        reason = f"indexing failed after {attempts} attempts: {type(last_error).__name__}: {last_error}"
-        metrics.count("batches_failed", 1, index=op["index"])
-        book.batch_failed(op, batch, reason[:2000], await self._batch_ids(op, batch))
-        await self._checkpoint(op)
-
-    async def _batch_ids(self, op: dict, batch: int) -> list[str]:
-        from raysearch.index.batch import decode_payload
-
-        try:
-            raw = await asyncio.to_thread(self.mongo.get_batch, op["operation_id"], batch)
-            docs, deletes = decode_payload(raw)[:2] if raw else ([], [])
-            return [d["id"] for d in docs] + list(deletes)
-        except Exception:
-            return []
-
-    async def _checkpoint(self, op: dict, durable: bool = True) -> None:
-        """Update derived state and save the operation. `durable=False` leaves the save to
-        the flusher (coalesced, every 0.2 s): for facts that are re-derived after a crash
-        (indexed marks: batches re-run idempotently; persisted marks: watermarks are
-        reported again)."""
-        persisted = book.apply_watermarks(op, self.watermarks.get(op["index"], {}))
-        if persisted:  # intake payloads are kept until their batch's persisted mark is saved
-            self._intake_to_drop.setdefault(op["operation_id"], []).extend(persisted)
-        status = book.refresh_status(op, {})
-        self._recount(op)
-        if status in TERMINAL:
-            durable = True  # a final status is checkpointed at once, not coalesced (then evicted)
-        if durable:
-            await self._save(op)
-        else:
-            self._dirty.add(op["operation_id"])
-            if self._flusher is None or self._flusher.done():
-                self._flusher = asyncio.get_running_loop().create_task(self._flush_loop())
-        if status in TERMINAL or status == OperationStatus.PERSISTING:
-            for event in self._waiters.pop(op["operation_id"], []):
-                event.set()
-        self._export_gauges(op["index"])
-        if book.take_notification(op):
-            asyncio.get_running_loop().create_task(self._notify(op))
-
-    async def _flush_loop(self) -> None:
-        while self._dirty:
-            await asyncio.sleep(0.2)
-            batch = list(self._dirty)
-            self._dirty.clear()
-            # else evicted: its final checkpoint, saved since, holds this change too
-            ops = [op for op in (self.ops.get(op_id) for op_id in batch) if op is not None]
-            for i in range(0, len(ops), FLUSH_CONCURRENCY):  # saves of one operation stay in order (_save)
-                await asyncio.gather(*(self._save(op) for op in ops[i : i + FLUSH_CONCURRENCY]))
-
-    async def _save(self, op: dict) -> None:
-        """Write the checkpoint, then drop intake payloads of persisted batches; waits out a
-        MongoDB outage (nothing is acknowledged before it is saved).
-
-        Saves of one operation run one at a time, in order, each writing a snapshot taken
-        when its turn comes, so the last write is the newest state. A finished operation
-        leaves memory once a snapshot of its final state is saved (not before: a crash in
-        between must find it in MongoDB)."""
-        op_id = op["operation_id"]
-        lock = self._save_locks.get(op_id)
-        if lock is None:
-            lock = self._save_locks[op_id] = asyncio.Lock()
-        delay = self.settings.backoff_base_s
-        async with lock:
-            while True:
-                snapshot = {k: list(v) if isinstance(v, list) else v for k, v in op.items()}
-                try:
-                    await asyncio.to_thread(self.mongo.save_operation, snapshot)
-                    drop = self._intake_to_drop.pop(op_id, [])
-                    if drop:
-                        await asyncio.to_thread(self.mongo.delete_batches, op_id, drop)
-                    break
-                except Exception as exc:
-                    if not is_unavailable(exc):
-                        raise
-                    log.warning("checkpoint of %s waits for MongoDB: %s", op_id, exc)
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, 5.0)
-        if book.is_terminal(snapshot) and book.is_terminal(op) and op_id not in self._intake_to_drop:
-            self._evict(op)
-        if self.ops.get(op_id) is not op and self._save_locks.get(op_id) is lock and not lock.locked():
-            del self._save_locks[op_id]  # a late save of an evicted operation leaves no lock behind
-
-    async def _sweep_loop(self) -> None:
-        """Retention: delete finished operations older than operation_retention_s (the TTL
-        index does it too where the server runs TTL monitors)."""
-        while True:
-            try:
-                await self.sweep()
-            except Exception as exc:  # MongoDB away: next time
-                log.warning("sweep of finished operations failed: %s", exc)
-            await asyncio.sleep(self.settings.operation_sweep_interval_s)
-
-    async def sweep(self, retention_s: float | None = None) -> int:
-        """Delete, from MongoDB, terminal operations that finished more than `retention_s`
-        (default: the setting) ago; returns how many. Active operations are never deleted."""
-        retention = self.settings.operation_retention_s if retention_s is None else retention_s
-        before = datetime.now(timezone.utc) - timedelta(seconds=retention)
-        total = 0
-        while True:
-            n = await asyncio.to_thread(self.mongo.sweep_operations, before)
-            total += n
-            if n < 1000:
-                return total
-
-    async def _notify(self, op: dict) -> None:
-        """POST the final operation to its webhook, retrying with exponential backoff.
-
-        The URL is checked again against the current settings (it was checked at intake, but an
-        operation resumed from a checkpoint may predate them); redirects are not followed."""
-        import httpx
-
-        from raysearch.errors import InvalidRequest
-
-        try:
-            check_webhook(op["webhook"], self.settings.webhook_allowed_hosts)
-        except InvalidRequest as exc:
-            log.warning("webhook of %s not sent: %s", op["operation_id"], exc.reason)
-            return
-        body = book.public_view(op)
-        async with httpx.AsyncClient(timeout=10, follow_redirects=False, trust_env=False) as client:
-            for attempt in range(self.settings.webhook_attempts):
-                try:
-                    r = await client.post(op["webhook"], json=body)
-                    if r.status_code < 500:
-                        return
-                except httpx.HTTPError as exc:
-                    log.warning("webhook %s failed: %s", op["webhook"], exc)
-                await asyncio.sleep(self.settings.backoff_base_s * 2**attempt)
-
-    # ------------------------------------------------------------ API
     async def create(self, op_id: str, index: str, batch_docs: list[int], errors: list[dict],
                      webhook: str | None = None, kind: str = "bulk", may_exist: bool = True) -> dict:
-        """Register an operation whose batches are already in the intake log, and start it.
-        `may_exist=False` (a fresh random id) skips looking for a finished one in MongoDB."""
-        self._ensure_started()
-        if op_id not in self.ops:
-            if may_exist and (done := await asyncio.to_thread(self.mongo.load_operation, op_id)) is not None:
-                return book.public_view(done)  # a caller-given id seen before, finished since: no-op
-            if op_id in self.ops:  # created meanwhile
-                return book.public_view(self.ops[op_id])
-            op = book.new_operation(op_id, index, batch_docs, errors, webhook, kind)
-            self._register(op)
-            await self._checkpoint(op)
-        if op_id in self.ops:
-            self._start_driver(op_id)
-            return book.public_view(self.ops[op_id])
-        return book.public_view(op)  # finished (and evicted) already
+        return await self.core.create(op_id, index, batch_docs, errors, webhook, kind, may_exist)
 
     async def wait_indexed(self, op_id: str, timeout_s: float = 60) -> dict | None:
-        """Wait until every batch of the operation is indexed or failed (PUT/DELETE of one document)."""
-        self._ensure_started()
-        op = self.ops.get(op_id)
-        if op is None:  # finished (or unknown): its checkpoint says
-            done = await asyncio.to_thread(self.mongo.load_operation, op_id)
-            return book.public_view(done) if done is not None else None
-        if book.pending_batches(op):
-            event = asyncio.Event()
-            self._waiters.setdefault(op_id, []).append(event)
-            try:
-                await asyncio.wait_for(event.wait(), timeout_s)
-            except asyncio.TimeoutError:
-                pass
-        return book.public_view(op)
+        return await self.core.wait_indexed(op_id, timeout_s)
 
     async def shard_persisted(self, index: str, shard: int, upto: int) -> None:
-        self._ensure_started()
-        marks = self.watermarks.setdefault(index, {})
-        if marks.get(str(shard), -1) >= upto:
-            return
-        marks[str(shard)] = upto
-        for op_id in list(self._unpersisted_ops.get(index, ())):  # only operations waiting for a watermark
-            op = self.ops.get(op_id)
-            if op is not None and book.persistable(op, marks):  # else nothing changes: no checkpoint
-                await self._checkpoint(op, durable=False)
+        await self.core.shard_persisted(index, shard, upto)
 
     async def shard_started_empty(self, index: str, shard: int) -> None:
-        """A shard came up without its RocksDB (deleted, or its node lost) and was rebuilt
-        from MongoDB: batches indexed there but not yet persisted are gone from it, so
-        they run again from the intake log (other shards skip them: idempotent)."""
-        self._ensure_started()
-        for op_id in list(self._unpersisted_ops.get(index, ())):  # indexed, not persisted: active ones
-            op = self.ops.get(op_id)
-            if op is None:
-                continue
-            redo = book.unpersisted_on_shard(op, str(shard))
-            if redo:
-                log.warning("shard %s:%d rebuilt: re-running %d batches of %s", index, shard, len(redo),
-                            op["operation_id"])
-                await self._checkpoint(op)
-                self._start_driver(op["operation_id"])
+        await self.core.shard_started_empty(index, shard)
 
     async def get(self, op_id: str) -> dict | None:
-        self._ensure_started()
-        op = await self._load(op_id)
-        return book.public_view(op) if op else None
+        return await self.core.get(op_id)
 
     async def list(self, index: str | None = None, limit: int = 100, after: str | None = None) -> dict:
-        """A page of operations from MongoDB, newest first; active ones as they are in memory
-        (newer than their last checkpoint). `after`: the previous page's `next`."""
-        self._ensure_started()
-        cursor = book.decode_cursor(after) if after else None
-        docs = await asyncio.to_thread(self.mongo.list_operations, index, limit + 1, cursor)
-        more = len(docs) > limit
-        docs = docs[:limit]
-        views = [book.public_view(self.ops.get(d["operation_id"], d)) for d in docs]
-        last = docs[-1] if docs else None
-        return {"operations": views,
-                "next": book.encode_cursor(last["created_at"], last["operation_id"]) if more and last else None}
+        return await self.core.list(index, limit, after)
 
     async def retry(self, op_id: str) -> dict | None:
-        """Run the failed batches again; a finished operation comes back into memory for that."""
-        self._ensure_started()
-        op = await self._load(op_id)
-        if op is None:
-            return None
-        if op_id not in self.ops:
-            if not any(s == book.FAILED for s in op["batch_state"]):
-                return book.public_view(op)  # nothing to retry: stays in MongoDB only
-            if op_id in self.ops:  # loaded meanwhile by another call
-                op = self.ops[op_id]
-            else:
-                self._register(op)
-        if book.reset_failed(op):
-            await self._checkpoint(op)
-            if op_id in self.ops:
-                self._start_driver(op_id)
-        return book.public_view(op)
+        return await self.core.retry(op_id)
+
+    async def sweep(self, retention_s: float | None = None) -> int:
+        return await self.core.sweep(retention_s)
 
     async def forget_index(self, index: str) -> None:
-        self.watermarks.pop(index, None)
-
-    def _oldest_unpersisted(self, index: str) -> float | None:
-        """created_at of the oldest operation of `index` with unpersisted batches (active ones only)."""
-        times = [self.ops[i]["created_at"] for i in self._unpersisted_ops.get(index, ()) if i in self.ops]
-        return min(times) if times else None
-
-    def _export_gauges(self, index: str) -> None:
-        """Soon, at most every GAUGE_PERIOD_S per index (computing the lag's age scans the
-        index's active operations: not once per checkpoint)."""
-        if index in self._gauges_due:
-            return
-        self._gauges_due.add(index)
-        asyncio.get_running_loop().call_later(GAUGE_PERIOD_S, self._export_gauges_now, index)
-
-    def _export_gauges_now(self, index: str) -> None:
-        self._gauges_due.discard(index)
-        oldest = self._oldest_unpersisted(index)
-        metrics.gauge("in_flight", self._pending_by_index.get(index, 0), index=index)
-        metrics.gauge("lag_batches", self._unpersisted_by_index.get(index, 0), index=index)
-        metrics.gauge("lag_seconds", time.time() - oldest if oldest else 0.0, index=index)
+        self.core.forget_index(index)
 
     async def in_flight(self) -> dict:
-        """Per index: batches pending or indexed-but-not-persisted (for /stats)."""
-        out: dict[str, dict] = {}
-        for index in self._by_index:
-            out[index] = {"batches_pending": self._pending_by_index.get(index, 0),
-                          "batches_unpersisted": self._unpersisted_by_index.get(index, 0),
-                          "oldest_unpersisted_at": self._oldest_unpersisted(index)}
-        return out
+        return self.core.in_flight()
 
     async def indexes_to_drain(self) -> list[str]:
-        """Indexes with batches pending or indexed-but-not-persisted: the only ones whose shards
-        can hold changes for the persistence actor's next cycle (O(indexes with active work))."""
-        unpersisted = {index for index, ops in self._unpersisted_ops.items() if ops}
-        return sorted(unpersisted | {index for index, n in self._pending_by_index.items() if n > 0})
+        return self.core.indexes_to_drain()
 
     async def pending_batches(self) -> int:
-        """Batches accepted but not yet indexed, over all operations (backpressure): a counter."""
-        return self._pending_total
-
-    async def in_memory(self, op_ids: list[str]) -> list[bool]:
-        """Whether each operation is held in memory (tests of eviction)."""
-        return [op_id in self.ops for op_id in op_ids]
+        return self.core.pending_batches()
 
     async def memory_stats(self) -> dict:
-        """What the tracker holds in memory (bounded by active work, not by history)."""
-        return {"operations": len(self.ops), "drivers": len(self._drivers), "dirty": len(self._dirty),
-                "waiters": len(self._waiters), "save_locks": len(self._save_locks),
-                "counted": len(self._counts), "indexes": len(self._by_index),
-                "batches_pending": self._pending_total,
-                "batches_unpersisted": sum(self._unpersisted_by_index.values()), "evicted": self.evicted}
+        return self.core.memory_stats()
 
     async def service_settings(self) -> dict:
         """The service's settings, for in-cluster clients (raysearch.connect)."""
@@ -469,7 +97,7 @@ class TrackerActor:
         return os.getpid()
 
     async def ping(self) -> bool:
-        self._ensure_started()
+        self.core.start()
         return True
 
 

@@ -20,6 +20,7 @@ ALL_FIELD = "_all"
 # Gap between values (and fields in _all) so that a phrase never spans two of them.
 POSITION_GAP = 100
 _WORD = re.compile(r"\w+", re.UNICODE)
+WORD_PATTERN = _WORD  # the word pattern, for code that must split text as the analyzer does (highlight)
 
 
 class AnalyzerSettings(BaseModel):

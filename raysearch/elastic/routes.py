@@ -20,7 +20,7 @@ from raysearch.elastic import bulk as es_bulk
 from raysearch.elastic import responses
 from raysearch.elastic.errors import ElasticError, from_raysearch, index_not_found, parsing, unsupported
 from raysearch.elastic.query_dsl import IndexView, translate_search
-from raysearch.errors import IndexNotFound, InvalidRequest, PayloadTooLarge, RaySearchError
+from raysearch.errors import IndexNotFound, InvalidIndexName, InvalidRequest, PayloadTooLarge, RaySearchError
 from raysearch.ingest import decoding, validation
 
 _service = None  # the replica's SearchService, set by the ingress (bind)
@@ -50,18 +50,13 @@ class ElasticRoute(APIRoute):
                 response = _error(exc)
             except RaySearchError as exc:
                 err = from_raysearch(exc, request.path_params.get("index"))
-                if exc.type == "invalid_request" and "invalid index name" in exc.reason:
+                if isinstance(exc, InvalidIndexName):
                     err = ElasticError(400, "invalid_index_name_exception", exc.reason)
                 response = _error(err)
                 if exc.retry_after:
                     response.headers["Retry-After"] = str(exc.retry_after)
             except Exception as exc:  # noqa: BLE001 - every failure answers in the client's shape
-                from raysearch.storage.mongo import is_unavailable
-
-                if is_unavailable(exc):
-                    response = _error(ElasticError(503, "unavailable_exception", f"MongoDB unreachable: {exc}"))
-                else:
-                    response = _error(ElasticError(500, "exception", f"{type(exc).__name__}: {exc}"))
+                response = _error(ElasticError(500, "exception", f"{type(exc).__name__}: {exc}"))
             if request.method == "HEAD":
                 response = Response(status_code=response.status_code, headers={"content-length": "0"})
             response.headers.update(responses.PRODUCT_HEADERS)
@@ -108,7 +103,7 @@ def _check_index(index: str) -> str:
 
 
 async def _meta(index: str):
-    """(meta, analyzer, shards) of an existing index; 404 in Elasticsearch's shape otherwise."""
+    """(record, IndexTarget) of an existing index; 404 in Elasticsearch's shape otherwise."""
     _check_index(index)
     try:
         return await _svc().index(index)
@@ -118,10 +113,10 @@ async def _meta(index: str):
 
 async def _view(index: str) -> tuple[IndexView, dict]:
     svc = _svc()
-    meta, analyzer, shards = await _meta(index)
-    types = schema.exact_fields(meta["settings"].get("fields"))
-    known = await svc.known_fields(index, shards)
-    return IndexView(types, {f for f in known if f not in types}, analyzer.terms), meta
+    meta, target = await _meta(index)
+    types = target.types
+    known = await svc.known_fields(target)
+    return IndexView(types, {f for f in known if f not in types}, target.analyzer.terms), meta
 
 
 def _flag(request: Request, name: str) -> bool:
@@ -166,7 +161,7 @@ async def ping():
 
 @router.get("/_cluster/health")
 async def health():
-    n = len(await asyncio.to_thread(_svc().mongo.list_index_metas))
+    n = len(await _svc().catalog.records())
     return {"cluster_name": "raysearch", "status": "green", "timed_out": False, "number_of_nodes": 1,
             "number_of_data_nodes": 1, "active_primary_shards": n, "active_shards": n, "relocating_shards": 0,
             "initializing_shards": 0, "unassigned_shards": 0, "number_of_pending_tasks": 0,
@@ -178,7 +173,7 @@ async def _wait_indexed(op_id: str, timeout_s: float = 600) -> dict | None:
     svc = _svc()
     deadline = time.monotonic() + timeout_s
     while True:
-        view = await svc.tracker.wait_indexed.remote(op_id)
+        view = await svc.wait_indexed(op_id)
         if view is None or view["status"] != "indexing" or time.monotonic() > deadline:
             return view
         await asyncio.sleep(0.05)
@@ -187,7 +182,7 @@ async def _wait_indexed(op_id: str, timeout_s: float = 600) -> dict | None:
 async def run_bulk(actions: list[es_bulk.Action]) -> list[dict]:
     """Apply actions in order (see bulk.plan_bulk); returns once they are indexed (searchable)."""
     svc = _svc()
-    pending = await svc.tracker.pending_batches.remote()
+    pending = await svc.tracker.pending_batches()
     if pending >= svc.settings.max_pending_batches:
         raise ElasticError(429, "es_rejected_execution_exception",
                            f"{pending} batches are waiting to be indexed; retry later")
@@ -209,9 +204,9 @@ async def run_bulk(actions: list[es_bulk.Action]) -> list[dict]:
     existing: dict[str, set[str]] = {}
     types: dict[str, dict[str, str]] = {}
     for index, wanted in ids.items():
-        meta, _, shards = await svc.ensure_index(index, {"analyzer": es_bulk.STANDARD})  # as ES auto-creates
-        types[index] = schema.exact_fields(meta["settings"].get("fields"))
-        existing[index] = set(await svc.fetch(meta, shards, sorted(wanted))) if wanted else set()
+        _, target = await svc.ensure_index(index, {"analyzer": es_bulk.STANDARD})  # as ES auto-creates
+        types[index] = target.types
+        existing[index] = set(await svc.fetch(target, sorted(wanted))) if wanted else set()
 
     def check(index: str, doc: dict) -> str | None:
         _, _, reason = validation.validate_document(doc, svc.settings.max_doc_bytes)
@@ -276,7 +271,7 @@ async def _refresh(index: str | None, timeout_s: float = 600):
     svc = _svc()
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        flight = await svc.tracker.in_flight.remote()
+        flight = await svc.in_flight()
         parts = [flight.get(index, {})] if index is not None else list(flight.values())
         if not sum(p.get("batches_pending", 0) for p in parts):
             break
@@ -292,15 +287,12 @@ async def create_index(index: str, request: Request):
     body = await _json(request, "create index body")
     settings = es_bulk.index_settings(body, svc.settings.shards)
     validation.check_index_name(index)
-    if await asyncio.to_thread(svc.mongo.get_index_meta, index) is not None:
-        raise ElasticError(400, "resource_already_exists_exception", f"index [{index}/{index}] already exists",
-                           index=index, index_uuid=index)
     try:
         await svc.create_index(index, settings)
     except RaySearchError as exc:
         if exc.type == "already_exists":
             raise ElasticError(400, "resource_already_exists_exception",
-                               f"index [{index}/{index}] already exists", index=index) from None
+                               f"index [{index}/{index}] already exists", index=index, index_uuid=index) from None
         raise
     return {"acknowledged": True, "shards_acknowledged": True, "index": index}
 
@@ -326,7 +318,7 @@ async def index_exists(index: str):
 
 @router.get("/{index}")
 async def get_index(index: str):
-    meta, _, _ = await _meta(index)
+    meta, _ = await _meta(index)
     view, _ = await _view(index)
     settings = meta["settings"]
     return {index: {"aliases": {}, "mappings": responses.mapping(settings, view.text_fields),
@@ -335,7 +327,7 @@ async def get_index(index: str):
 
 @router.get("/{index}/_mapping")
 async def get_mapping(index: str):
-    meta, _, _ = await _meta(index)
+    meta, _ = await _meta(index)
     view, _ = await _view(index)
     return {index: {"mappings": responses.mapping(meta["settings"], view.text_fields)}}
 
@@ -343,7 +335,7 @@ async def get_mapping(index: str):
 @router.put("/{index}/_mapping")
 @router.post("/{index}/_mapping")
 async def put_mapping(index: str, request: Request):
-    meta, _, _ = await _meta(index)
+    meta, _ = await _meta(index)
     body = await _json(request, "mapping body")
     unknown = set(body) - {"properties", "dynamic", "_source", "_meta"}
     if unknown:
@@ -367,8 +359,8 @@ def _source_params(request: Request):
 @router.get("/{index}/_doc/{doc_id}")
 @router.head("/{index}/_doc/{doc_id}")
 async def get_doc(index: str, doc_id: str, request: Request):
-    meta, _, shards = await _meta(index)
-    docs = await _svc().fetch(meta, shards, [doc_id])
+    _, target = await _meta(index)
+    docs = await _svc().fetch(target, [doc_id])
     if doc_id not in docs:
         return JSONResponse({"_index": index, "_id": doc_id, "found": False}, status_code=404)
     out = {"_index": index, "_id": doc_id, "_version": 1, "_seq_no": 0, "_primary_term": 1, "found": True}
@@ -380,8 +372,8 @@ async def get_doc(index: str, doc_id: str, request: Request):
 
 @router.get("/{index}/_source/{doc_id}")
 async def get_source(index: str, doc_id: str, request: Request):
-    meta, _, shards = await _meta(index)
-    docs = await _svc().fetch(meta, shards, [doc_id])
+    _, target = await _meta(index)
+    docs = await _svc().fetch(target, [doc_id])
     if doc_id not in docs:
         raise ElasticError(404, "resource_not_found_exception", f"Document not found [{index}]/[{doc_id}]")
     return responses.filter_source(responses.source(docs[doc_id]), _source_params(request)) or {}

@@ -11,7 +11,7 @@ import uuid
 
 import orjson
 
-from raysearch.errors import InvalidJSON, InvalidRequest
+from raysearch.errors import InvalidIndexName, InvalidJSON, InvalidRequest
 from raysearch.ingest import decoding
 
 INDEX_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -24,7 +24,7 @@ _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 
 def check_index_name(name: str) -> str:
     if not INDEX_NAME.match(name):
-        raise InvalidRequest(
+        raise InvalidIndexName(
             f"invalid index name {name!r}: use 1-64 characters from a-z, 0-9, '_' and '-', starting with a letter or digit"
         )
     return name

@@ -31,7 +31,9 @@ import numpy as np
 
 from raysearch.index.shard_index import ShardIndex
 from raysearch.search import facets, filters
-from raysearch.search.bm25 import B, K1
+from raysearch.search.bm25 import Bm25Weight
+from raysearch.search.explain import explain_hits
+from raysearch.search.plan import PlanClause, QueryPlan, TermPart
 from raysearch.search.query import MUST, MUST_NOT, PHRASE, RANGE, SHOULD
 from raysearch.search.sorting import DESC, SCORE
 
@@ -46,44 +48,45 @@ _SLACK = 1e-9
 _FLOOR_SAMPLE = 4096  # at most this many partial scores per list are partitioned for the floor
 
 
-def execute(shard: ShardIndex, plan: dict, k: int) -> dict:
+def execute(shard: ShardIndex, plan: QueryPlan, k: int) -> dict:
     """{"total": matches, "hits": [[score, id, sort values]] best first (at most k), "facets": partials}."""
     doc_ids = shard.stats.doc_ids
     n = len(doc_ids)  # documents numbered later than this query's start are not seen
     top_candidates = None  # the only documents that can make the top k, when pruned
-    if plan.get("match_all"):
+    if plan.match_all:
         candidates = shard.stats.live_mask(n)
         scores = np.ones(n)
     elif (terms := _prunable_terms(plan, k)) is not None:
         eligible = shard.stats.live_mask(n)
-        if plan.get("filter"):
-            eligible &= filters.evaluate(plan["filter"], shard, n)
-        candidates, scores, top_candidates = _match_pruned(shard, terms, plan["avgdl"], n, k, eligible)
+        if plan.filter:
+            eligible &= filters.evaluate(plan.filter, shard, n)
+        candidates, scores, top_candidates = _match_pruned(shard, terms, plan.avgdl, n, k, eligible)
     else:
         candidates, scores = _match(shard, plan, n)
         # A document re-indexed or deleted while this query ran may still sit in posting
         # arrays read (or cached) before its removal: only numbers that hold a document count.
         candidates &= shard.stats.live_mask(n)
-    if plan.get("filter") and top_candidates is None:
-        candidates &= filters.evaluate(plan["filter"], shard, n)
+    if plan.filter and top_candidates is None:
+        candidates &= filters.evaluate(plan.filter, shard, n)
     total = int(candidates.sum())
-    partials = facets.shard_partials(plan["facets"], shard, candidates) if plan.get("facets") else {}
+    partials = facets.shard_partials(plan.facets, shard, candidates) if plan.facets else {}
     out = {"total": total, "hits": [], "facets": partials}
     if k <= 0 or total == 0:
         return out
     numbers = np.flatnonzero(candidates) if top_candidates is None else top_candidates
-    sort = plan.get("sort") or DEFAULT_SORT
+    sort = plan.sort or DEFAULT_SORT
     keys, columns = _sort_keys(shard, sort, numbers, scores, n)
-    after = plan.get("search_after")
+    after = plan.search_after
     if after is not None:
         keep = _after_mask(shard, sort, keys, numbers, after)
         numbers, keys = numbers[keep], [a[keep] for a in keys]
     top = _top(numbers, keys, doc_ids, k)
-    hits = []
+    hits, hit_numbers = [], []
     for number, key_values in top:
         doc_id = doc_ids[number]
         if doc_id is None:  # removed by an apply on another thread since the mask was read
             continue
+        hit_numbers.append(number)
         values = []
         for (field, order), value, column in zip(sort, key_values, columns):
             if np.isinf(value):
@@ -93,26 +96,29 @@ def execute(shard: ShardIndex, plan: dict, k: int) -> dict:
             values.append(float(value) if column is None else column.display(value))
         hits.append([float(scores[number]), doc_id, values])
     out["hits"] = hits
+    if plan.explain:
+        explained = explain_hits(shard, plan, hit_numbers, [h[0] for h in hits])
+        out["explanations"] = {h[1]: e for h, e in zip(hits, explained)}
     return out
 
 
-def _match(shard: ShardIndex, plan: dict, n: int):
+def _match(shard: ShardIndex, plan: QueryPlan, n: int):
     """(candidates mask, scores) over document numbers < n.
 
     The masks and the score array are the query's only arrays of the shard's size: a
     single-term clause scatters its contributions straight into `scores` and its
     matches into the SHOULD mask (no per-clause temporaries of size n), which is the
     same arithmetic, in the same clause order, as summing a per-clause array."""
-    avgdl = plan["avgdl"]
+    avgdl = plan.avgdl
     scores = np.zeros(n)
     should = np.zeros(n, dtype=bool)
     must_hits = None
     excluded = None
     musts = 0
-    for clause in plan["clauses"]:
-        occur = clause["occur"]
-        if occur == SHOULD and _single_term(clause):
-            _add_term(shard, clause["parts"][0], avgdl, n, scores, should)
+    for clause in plan.clauses:
+        occur = clause.occur
+        if occur == SHOULD and clause.single_term:
+            _add_term(shard, clause.parts[0], avgdl, n, scores, should)
             continue
         matched, contrib = _clause_scores(shard, clause, avgdl, n)
         if occur == MUST_NOT:
@@ -131,20 +137,20 @@ def _match(shard: ShardIndex, plan: dict, n: int):
     return candidates, scores
 
 
-def _prunable_terms(plan: dict, k: int) -> list[tuple[str, str, float]] | None:
+def _prunable_terms(plan: QueryPlan, k: int) -> list[tuple[str, str, float]] | None:
     """(field, term, weight) per clause, in clause order, if the plan can be pruned: ranked by
     score alone (no cursor), two or more clauses, each a single term that may match (SHOULD)."""
-    if k <= 0 or plan.get("search_after") is not None:
+    if k <= 0 or plan.search_after is not None:
         return None
-    sort = plan.get("sort")
-    if sort and [list(key) for key in sort] != DEFAULT_SORT:
+    if plan.sort and [list(key) for key in plan.sort] != DEFAULT_SORT:
         return None
-    clauses = plan["clauses"]
-    if len(clauses) < 2 or not all(c["occur"] == SHOULD and _single_term(c) for c in clauses):
+    clauses = plan.clauses
+    if len(clauses) < 2 or not all(c.occur == SHOULD and c.single_term for c in clauses):
         return None
     terms = []
     for clause in clauses:
-        field, ((term, weight),) = clause["parts"][0]
+        part = clause.parts[0]
+        field, ((term, weight),) = part.field, part.terms
         if not weight > 0:  # the bounds assume contributions only add
             return None
         terms.append((field, term, weight))
@@ -159,7 +165,8 @@ def _match_pruned(shard: ShardIndex, terms: list, avgdl: dict[str, float], n: in
     for field, term, weight in terms:
         numbers, tf, dl = _postings_below(shard, field, term, n)
         matched[numbers] = True
-        lists.append((weight, _norms(avgdl[field]), numbers, tf, dl))
+        bm25 = Bm25Weight(weight, avgdl[field])
+        lists.append((bm25.scorer(), numbers, tf, dl, bm25))
         postings += len(numbers)
     candidates = matched & eligible
     if postings < PRUNE_MIN_POSTINGS:
@@ -167,20 +174,20 @@ def _match_pruned(shard: ShardIndex, terms: list, avgdl: dict[str, float], n: in
 
     # The most a list can add to one document: tf/(tf + nb + ns*dl) grows with tf, falls with dl.
     bounds = []
-    for weight, norm, numbers, tf, dl in lists:
+    for _, numbers, tf, dl, bm25 in lists:
         if len(numbers) == 0:
             bounds.append(0.0)
             continue
-        bounds.append(_impacts(weight, float(tf.max()), float(dl.min()), norm) * (1 + _SLACK))
+        bounds.append(bm25.max_score(float(tf.max()), float(dl.min())) * (1 + _SLACK))
     scores = partial = np.zeros(n)  # partial sums first; exact values are written over them at the end
     floor = 0.0  # a k-th best score among eligible documents, partial or exact: <= the final k-th
     left = sorted(range(len(lists)), key=lambda i: bounds[i])  # not scored yet, highest bound last
     while left:
         if floor > 0 and sum(bounds[i] for i in left) < floor * (1 - _SLACK):
             break  # documents only in the lists left cannot reach the top k
-        weight, norm, numbers, tf, dl = lists[left.pop()]
+        score, numbers, tf, dl, _ = lists[left.pop()]
         if len(numbers):
-            partial[numbers] += _impacts(weight, tf, dl, norm)
+            partial[numbers] += score(tf, dl)
             # a floor from an even sample of the list (any eligible documents' partial scores
             # bound the k-th best from below): a partition of at most ~4k values, not of P
             sample = numbers[::max(1, len(numbers) // _FLOOR_SAMPLE)]
@@ -198,11 +205,11 @@ def _match_pruned(shard: ShardIndex, terms: list, avgdl: dict[str, float], n: in
         promising = top[np.argpartition(-upper, 4 * k + 63)[:4 * k + 64]]
         floor = max(floor, _kth_largest(_exact_scores(lists, promising), k))
         top = top[upper >= floor * (1 - _SLACK)]
-    if left and len(top) * len(lists) * 4 > sum(len(lists[i][3]) for i in left):
+    if left and len(top) * len(lists) * 4 > sum(len(lists[i][2]) for i in left):
         # Looking the survivors up would cost more than scoring the lists left: score them.
         for i in left:
-            weight, norm, numbers, tf, dl = lists[i]
-            partial[numbers] += _impacts(weight, tf, dl, norm)
+            score, numbers, tf, dl, _ = lists[i]
+            partial[numbers] += score(tf, dl)
         matches = np.flatnonzero(candidates)
         floor = max(floor, _kth_largest(partial[matches], k))
         top = matches[partial[matches] >= floor * (1 - _SLACK)]
@@ -220,8 +227,8 @@ def _kth_largest(values: np.ndarray, k: int) -> float:
 
 def _clause_order_scores(lists: list, n: int) -> np.ndarray:
     scores = np.zeros(n)
-    for weight, norm, numbers, tf, dl in lists:
-        scores[numbers] += _impacts(weight, tf, dl, norm)
+    for score, numbers, tf, dl, _ in lists:
+        scores[numbers] += score(tf, dl)
     return scores
 
 
@@ -231,43 +238,25 @@ def _exact_scores(lists: list, numbers: np.ndarray) -> np.ndarray:
     exact = np.zeros(len(numbers))
     if len(numbers) == 0:
         return exact
-    for weight, norm, held_numbers, tf, dl in lists:
+    for score, held_numbers, tf, dl, _ in lists:
         if len(held_numbers) == 0:
             continue
         at = np.minimum(np.searchsorted(held_numbers, numbers), len(held_numbers) - 1)
         held = held_numbers[at] == numbers
         j = at[held]
-        exact[held] += _impacts(weight, tf[j], dl[j], norm)
+        exact[held] += score(tf[j], dl[j])
     return exact
 
 
-def _norms(avgdl: float) -> tuple[float, float]:
-    """BM25's length normalisation k1 * (1 - b + b * dl / avgdl) (bm25.py) as base + slope * dl,
-    so that a posting list's normalisation is one multiply-add per document."""
-    return K1 * (1.0 - B), K1 * B / avgdl
-
-
-def _impacts(weight: float, tf, dl, norm: tuple[float, float]):
-    """BM25 contributions of postings (arrays or scalars): the one place the executor writes
-    the formula, so every path -- exhaustive, pruned, rescored -- adds the same floats."""
-    norm_base, norm_slope = norm
-    return weight * tf / (tf + norm_base + norm_slope * dl)
-
-
-def _single_term(clause: dict) -> bool:
-    parts = clause["parts"]
-    return clause["kind"] != PHRASE and clause["kind"] != RANGE and len(parts) == 1 and len(parts[0][1]) == 1
-
-
-def _add_term(shard: ShardIndex, part: list, avgdl: dict[str, float], n: int,
+def _add_term(shard: ShardIndex, part: TermPart, avgdl: dict[str, float], n: int,
               scores: np.ndarray, matched: np.ndarray) -> None:
     """One term's BM25 contributions added into `scores`, its documents set in `matched`."""
-    field, ((term, weight),) = part
+    field, ((term, weight),) = part.field, part.terms
     numbers, tf, dl = _postings_below(shard, field, term, n)
     if len(numbers):
         matched[numbers] = True
         # a posting list holds each document once: a plain scatter-add is exact
-        scores[numbers] += _impacts(weight, tf, dl, _norms(avgdl[field]))
+        scores[numbers] += Bm25Weight(weight, avgdl[field]).score(tf, dl)
 
 
 def _postings_below(shard: ShardIndex, field: str, term: str, n: int):
@@ -343,28 +332,26 @@ def _top(numbers: np.ndarray, keys: list, doc_ids: list, k: int) -> list[tuple[i
     return [(number, key) for key, _, number in best]
 
 
-def _clause_scores(shard: ShardIndex, clause: dict, avgdl: dict[str, float], n: int):
+def _clause_scores(shard: ShardIndex, clause: PlanClause, avgdl: dict[str, float], n: int):
     """(matched mask, score contribution or None) of one clause over the shard's documents."""
-    if clause["kind"] == RANGE:
-        return filters.evaluate(clause["filter"], shard, n), None
+    if clause.kind == RANGE:
+        return filters.evaluate(clause.filter, shard, n), None
     matched = np.zeros(n, dtype=bool)
     contrib = np.zeros(n)
-    for part in clause["parts"]:
-        field = part[0]
-        norm = _norms(avgdl[field])
-        if clause["kind"] == PHRASE:
-            _, terms, offsets, weight = part
-            for i, freq, dl in _phrase_matches(shard, field, terms, offsets):
+    for part in clause.parts:
+        field = part.field
+        if clause.kind == PHRASE:
+            for i, freq, dl in _phrase_matches(shard, field, part.terms, part.offsets):
                 if i >= n:  # indexed after this query started
                     continue
                 matched[i] = True
-                contrib[i] += _impacts(weight, freq, dl, norm)
+                contrib[i] += Bm25Weight(part.weight, avgdl[field]).score(freq, dl)
         else:
-            for term, weight in part[1]:
+            for term, weight in part.terms:
                 numbers, tf, dl = _postings_below(shard, field, term, n)
                 if len(numbers):
                     matched[numbers] = True
-                    contrib[numbers] += _impacts(weight, tf, dl, norm)
+                    contrib[numbers] += Bm25Weight(weight, avgdl[field]).score(tf, dl)
     return matched, contrib
 
 

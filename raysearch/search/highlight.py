@@ -22,12 +22,7 @@ MAX_FRAGMENTS = 3
 PRE_TAG, POST_TAG = "<em>", "</em>"
 _LEAD_CHARS = 30  # context kept before the first match of a snippet
 
-try:  # the analyzer's own word pattern, so offsets line up with its tokens
-    from raysearch.analysis.analyzer import _WORD
-except ImportError:  # pragma: no cover
-    import re
-
-    _WORD = re.compile(r"\w+", re.UNICODE)
+from raysearch.analysis.analyzer import WORD_PATTERN as _WORD  # offsets line up with the analyzer's tokens
 
 
 class _Matcher:

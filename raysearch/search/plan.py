@@ -4,11 +4,15 @@
 2. `build_plan` with the summed statistics -> weights (boost * idf) and avgdl,
    so every shard scores with GLOBAL statistics and results do not depend on
    the number of shards.
+
+The plan is a frozen `QueryPlan`: the one form the coordinator builds, Ray carries
+(pickled as it is) and the executor reads, by name.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field as dc_field
+from typing import Any, Union
 
 from raysearch import schema
 from raysearch.analysis.analyzer import Analyzer, fold_ascii
@@ -63,6 +67,64 @@ class GlobalStats:
                 )
             merged_exp[(f, prefix)] = sorted(terms)
         return GlobalStats({f: (v[0], v[1]) for f, v in fields.items()}, doc_freqs, merged_exp)
+
+
+@dataclass(frozen=True, slots=True)
+class TermPart:
+    """One field's terms of a TERM or PREFIX clause (a prefix expands to several), each
+    with its weight (boost * idf)."""
+
+    field: str
+    terms: tuple[tuple[str, float], ...]
+    boost: float = 1.0
+    idfs: tuple[float, ...] = ()  # per term (explain)
+
+
+@dataclass(frozen=True, slots=True)
+class PhrasePart:
+    """A phrase in one field: its terms at relative `offsets`; weight is boost * the sum of
+    its terms' idf, as in Lucene."""
+
+    field: str
+    terms: tuple[str, ...]
+    offsets: tuple[int, ...]
+    weight: float
+    boost: float = 1.0
+
+
+Part = Union[TermPart, PhrasePart]
+
+
+@dataclass(frozen=True, slots=True)
+class PlanClause:
+    occur: str  # query.MUST, SHOULD or MUST_NOT
+    kind: str  # query.TERM, PREFIX, PHRASE or RANGE
+    parts: tuple[Part, ...] = ()
+    filter: list | None = None  # RANGE: a filter node (filters.py) of a typed field
+
+    @property
+    def single_term(self) -> bool:
+        """One term in one field: scored straight into the query's score array."""
+        return (self.kind not in (PHRASE, RANGE) and len(self.parts) == 1
+                and len(self.parts[0].terms) == 1)
+
+
+@dataclass(frozen=True)
+class QueryPlan:
+    """What every shard executes for one search (search/executor.py)."""
+
+    clauses: tuple[PlanClause, ...] = ()
+    avgdl: dict[str, float] = dc_field(default_factory=dict)  # field -> mean length, global
+    match_all: bool = False  # no clauses: every live document, score 1
+    filter: list | None = None  # filters.parse_filter: masks, never scores
+    sort: list = dc_field(default_factory=list)  # sorting.parse_sort: [[field, order], ...]; [] = by score
+    facets: dict = dc_field(default_factory=dict)  # facets.parse_facets
+    search_after: Any = None  # sorting.parse_after: (values, id) or None
+    # per shard, the statistics version the weights were computed from (one-round search from
+    # the coordinator's cache; a shard at another version answers `stale`); None: a fresh round
+    versions: tuple | None = None
+    fetch: bool = False  # a first page: the hits' stored documents come back with the query phase
+    explain: bool = False  # each hit's score, clause by clause (search/explain.py)
 
 
 def analyze_clauses(
@@ -155,20 +217,18 @@ def stats_request(aclauses: list[AnalyzedClause]) -> StatsRequest:
     return StatsRequest(list(fields), list(pairs), list(prefixes))
 
 
-def build_plan(aclauses: list[AnalyzedClause], stats: GlobalStats, prefix_doc_freqs: dict | None = None) -> dict:
-    """The executable plan: plain lists and floats, cheap to send to shards.
-
-    plan = {"clauses": [{"occur", "kind", "parts": [part...]}], "avgdl": {field: float}}
-    TERM/PREFIX part: [field, [[term, weight], ...]]; PHRASE part: [field, terms, offsets, weight]
-    """
+def build_plan(aclauses: list[AnalyzedClause], stats: GlobalStats, prefix_doc_freqs: dict | None = None,
+               **options) -> QueryPlan:
+    """The executable plan: the clauses with their weights (boost * idf from the global
+    statistics) and each field's global avgdl; `options` are QueryPlan's other fields."""
     prefix_doc_freqs = prefix_doc_freqs or {}
     avgdl = {f: (total / docs if docs else 1.0) for f, (docs, total) in stats.fields.items()}
     clauses = []
     for c in aclauses:
         if c.kind == RANGE:
-            clauses.append({"occur": c.occur, "kind": RANGE, "filter": c.filter, "parts": []})
+            clauses.append(PlanClause(c.occur, RANGE, (), c.filter))
             continue
-        parts = []
+        parts: list[Part] = []
         for f, boost in c.fields:
             n_docs = stats.fields.get(f, (0, 0))[0]
             if n_docs == 0:
@@ -176,24 +236,27 @@ def build_plan(aclauses: list[AnalyzedClause], stats: GlobalStats, prefix_doc_fr
             if c.kind == TERM:
                 df = stats.doc_freqs.get((f, c.terms[0]), 0)
                 if df:
-                    parts.append([f, [[c.terms[0], boost * bm25.idf(n_docs, df)]]])
+                    idf = bm25.idf(n_docs, df)
+                    parts.append(TermPart(f, ((c.terms[0], boost * idf),), boost, (idf,)))
             elif c.kind == PREFIX:
-                terms = []
+                terms, idfs = [], []
                 for t in stats.expansions.get((f, c.prefix), []):
                     df = prefix_doc_freqs.get((f, t), 0)
                     if df:
-                        terms.append([t, boost * bm25.idf(n_docs, df)])
+                        idf = bm25.idf(n_docs, df)
+                        terms.append((t, boost * idf))
+                        idfs.append(idf)
                 if terms:
-                    parts.append([f, terms])
+                    parts.append(TermPart(f, tuple(terms), boost, tuple(idfs)))
             else:  # PHRASE: weight is the sum of its terms' idf, as in Lucene
                 dfs = [stats.doc_freqs.get((f, t), 0) for t in c.terms]
                 if all(dfs):
                     weight = boost * sum(bm25.idf(n_docs, df) for df in dfs)
-                    parts.append([f, c.terms, c.offsets, weight])
+                    parts.append(PhrasePart(f, tuple(c.terms), tuple(c.offsets), weight, boost))
         if not parts and c.occur == MUST_NOT:
             continue  # excludes nothing
-        clauses.append({"occur": c.occur, "kind": c.kind, "parts": parts})
-    return {"clauses": clauses, "avgdl": avgdl}
+        clauses.append(PlanClause(c.occur, c.kind, tuple(parts)))
+    return QueryPlan(clauses=tuple(clauses), avgdl=avgdl, **options)
 
 
 def prefix_pairs(stats: GlobalStats) -> list[tuple[str, str]]:

@@ -9,10 +9,16 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from ray import serve
 
+from raysearch.app.service import SearchService
 from raysearch.config import Settings
+from raysearch.elastic.errors import ElasticError
+from raysearch.elastic.responses import PRODUCT_HEADERS
 from raysearch.errors import InvalidRequest, PayloadTooLarge, RaySearchError, Unauthorized
 from raysearch.models import SearchRequest
 from raysearch.ingest import decoding
+from raysearch.ingest.validation import pydantic_reason
+from raysearch.serve.readiness import ReadinessProbe
+from raysearch.status import Readiness
 
 api = FastAPI(title="raysearch", version="0.1.0", description="Full-text search on Ray: bulk indexing, BM25 search.")
 
@@ -25,11 +31,8 @@ async def _raysearch_error(_: Request, exc: RaySearchError):
 
 @api.exception_handler(Exception)
 async def _unexpected(_: Request, exc: Exception):
-    from raysearch.storage.mongo import is_unavailable
-
-    if is_unavailable(exc):
-        return JSONResponse({"error": {"type": "mongodb_unavailable", "reason": f"MongoDB unreachable: {exc}"}},
-                            status_code=503, headers={"Retry-After": "5"})
+    """Anything that is not a RaySearchError is a bug of ours (MongoDB outages arrive as
+    MongoUnavailable from the storage layer: errors.py maps every status)."""
     return JSONResponse({"error": {"type": "internal_error", "reason": f"{type(exc).__name__}: {exc}"}}, status_code=500)
 
 
@@ -95,9 +98,6 @@ class APIKeyMiddleware:
 def _elastic_unauthorized(path: str) -> JSONResponse:
     """401 under /_elastic as Elasticsearch answers it (security_exception, its product header),
     so its clients raise their authentication error (AuthenticationException), never a product check."""
-    from raysearch.elastic.errors import ElasticError
-    from raysearch.elastic.responses import PRODUCT_HEADERS
-
     reason = f"missing or wrong authentication credentials for REST request [{path[:200]}] " \
              f"(Authorization: ApiKey <key> or Bearer <key>)"
     return JSONResponse(ElasticError(401, "security_exception", reason).to_json(), status_code=401,
@@ -123,18 +123,12 @@ def _search_request(params: dict) -> SearchRequest:
     try:
         return SearchRequest(**params)
     except Exception as exc:
-        raise InvalidRequest(_pydantic_reason(exc)) from None
-
-
-def _pydantic_reason(exc: Exception) -> str:
-    from raysearch.ingest.validation import pydantic_reason
-
-    return pydantic_reason(exc)
+        raise InvalidRequest(pydantic_reason(exc)) from None
 
 
 # Typed query parameters of GET .../search, decoded strictly (ingest/decoding.py).
 _SEARCH_INT_PARAMS = ("from", "size")
-_SEARCH_BOOL_PARAMS = ("highlight",)
+_SEARCH_BOOL_PARAMS = ("highlight", "explain")
 _SEARCH_ENUM_PARAMS = {"operator": ("or", "and")}
 
 
@@ -163,9 +157,6 @@ def _search_params(request: Request) -> dict:
 @serve.ingress(api)
 class Ingress:
     def __init__(self, settings: Optional[dict] = None):
-        from raysearch.serve.readiness import ReadinessProbe
-        from raysearch.serve.service import SearchService
-
         resolved = Settings(**(settings or {})) if not isinstance(settings, Settings) else settings
         if resolved.api_key:
             os.environ["RAYSEARCH_API_KEY"] = resolved.api_key
@@ -179,11 +170,11 @@ class Ingress:
 
     @api.get("/readyz")
     async def readyz(self):
-        ok, reason = await self.readiness.result()
-        if not ok:
-            return JSONResponse({"status": "unavailable", "reason": reason,
+        state, reason = await self.readiness.result()
+        if state is not Readiness.READY:
+            return JSONResponse({"status": "unavailable", "state": state.value, "reason": reason,
                                  "error": {"type": "unavailable", "reason": reason}}, status_code=503)
-        return {"status": "ready"}
+        return {"status": "ready", "state": state.value}
 
     @api.get("/stats")
     async def stats(self):

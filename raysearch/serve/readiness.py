@@ -21,16 +21,18 @@ import threading
 import time
 from typing import Callable
 
+from raysearch.status import Readiness
+
 log = logging.getLogger("raysearch.readiness")
 
 
 class ReadinessProbe:
-    def __init__(self, check: Callable[[], tuple[bool, str]], max_age_s: float = 1.0, wait_s: float = 20.0):
+    def __init__(self, check: Callable[[], tuple[Readiness, str]], max_age_s: float = 1.0, wait_s: float = 20.0):
         self._check = check
         self.max_age_s, self.wait_s = max_age_s, wait_s
         self._cond = threading.Condition()
         self._wanted = False
-        self._answer: tuple[bool, str] = (False, "readiness not checked yet")
+        self._answer: tuple[Readiness, str] = (Readiness.STARTING, "readiness not checked yet")
         self._answered_at = float("-inf")  # monotonic time the answer's check started
         self._running = False
         self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future]] = []
@@ -46,7 +48,7 @@ class ReadinessProbe:
             try:
                 answer = self._check()
             except Exception as exc:  # noqa: BLE001 - any failure is an answer: not ready, and why
-                answer = (False, f"readiness check failed: {type(exc).__name__}: {exc}")
+                answer = (Readiness.STARTING, f"readiness check failed: {type(exc).__name__}: {exc}")
             with self._cond:
                 self._answer, self._answered_at, self._running = answer, started, False
                 waiters, self._waiters = self._waiters, []
@@ -57,8 +59,8 @@ class ReadinessProbe:
     def _fresh(self, since: float) -> bool:
         return self._answered_at >= since
 
-    async def result(self) -> tuple[bool, str]:
-        """(ready, reason): the latest answer if fresh, else the next check's. Waiting holds
+    async def result(self) -> tuple[Readiness, str]:
+        """(state, reason): the latest answer if fresh, else the next check's. Waiting holds
         no thread: a request given up by its client leaves nothing behind but its future."""
         if self._fresh(time.monotonic() - self.max_age_s):
             return self._answer
@@ -71,13 +73,13 @@ class ReadinessProbe:
         try:
             return await asyncio.wait_for(future, self.wait_s)
         except asyncio.TimeoutError:
-            return False, f"readiness check still running after {self.wait_s:.0f}s"
+            return Readiness.STARTING, f"readiness check still running after {self.wait_s:.0f}s"
         finally:
             if not future.done():
                 with self._cond:
                     self._waiters = [w for w in self._waiters if w[1] is not future]
 
 
-def _settle(future: asyncio.Future, answer: tuple[bool, str]) -> None:
+def _settle(future: asyncio.Future, answer: tuple[Readiness, str]) -> None:
     if not future.done():
         future.set_result(answer)

@@ -22,6 +22,8 @@ or binary payloads, never as keys or operators.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import itertools
 import re
 import threading
@@ -35,11 +37,45 @@ from bson.binary import Binary
 from pymongo import ASCENDING, DESCENDING, MongoClient, ReplaceOne
 from pymongo.errors import DuplicateKeyError
 
-from raysearch.ops.status import ACTIVE_VALUES, TERMINAL_VALUES
+from raysearch.errors import MongoUnavailable
+from raysearch.status import ACTIVE_VALUES, TERMINAL_VALUES
 
 TTL_INDEX = "finished_at_ttl"
+# What an outage of the server looks like to pymongo (AutoReconnect and NetworkTimeout
+# are ConnectionFailures); every public method of MongoStore raises MongoUnavailable instead.
+OUTAGES = (pymongo.errors.ConnectionFailure, pymongo.errors.ServerSelectionTimeoutError)
 
 
+def _outage_as_unavailable(fn):
+    """The method, raising MongoUnavailable (errors.py) where pymongo raised an outage:
+    the one signal every caller waits out (generators too: their reads happen as they are
+    iterated)."""
+    if inspect.isgeneratorfunction(fn):
+        @functools.wraps(fn)
+        def generator(*args, **kwargs):
+            try:
+                yield from fn(*args, **kwargs)
+            except OUTAGES as exc:
+                raise MongoUnavailable(f"MongoDB unreachable: {exc}") from exc
+        return generator
+
+    @functools.wraps(fn)
+    def call(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except OUTAGES as exc:
+            raise MongoUnavailable(f"MongoDB unreachable: {exc}") from exc
+    return call
+
+
+def _outages_raise_unavailable(cls):
+    for name, attr in list(vars(cls).items()):
+        if not name.startswith("_") and inspect.isfunction(attr):
+            setattr(cls, name, _outage_as_unavailable(attr))
+    return cls
+
+
+@_outages_raise_unavailable
 class MongoStore:
     def __init__(self, uri: str, db_name: str = "raysearch", timeout_ms: int = 5000):
         self.client = MongoClient(uri, serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms)
@@ -450,7 +486,3 @@ CHUNK_PAGE = 16  # chunk documents per query when a shard's chunks are read back
 
 class ChunksChanged(RuntimeError):
     """A compaction switched a shard's chunk generation while it was being read."""
-
-
-def is_unavailable(exc: Exception) -> bool:
-    return isinstance(exc, (pymongo.errors.ConnectionFailure, pymongo.errors.ServerSelectionTimeoutError))

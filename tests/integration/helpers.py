@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 import re
 import time
 from contextlib import contextmanager
@@ -15,6 +14,7 @@ from raysearch.config import NAMESPACE
 from raysearch.index.compaction import live_state
 from raysearch.index.shard_index import posting_lists
 from raysearch.storage.mongo import MongoStore
+from tests.oracle import draw_queries  # noqa: F401  (re-exported: integration tests import it from here)
 
 
 def shard_handle(index: str, n: int):
@@ -50,18 +50,6 @@ def mongo_posting_lists(uri: str, index: str, shards: int, db: str = "raysearch"
 
 
 _WORD = re.compile(r"[A-Za-z]{3,}")
-
-
-def draw_queries(docs: list[dict], count: int, seed: int = 7) -> list[str]:
-    """1-3 words drawn from random documents, fixed seed."""
-    rng = random.Random(seed)
-    queries = []
-    while len(queries) < count:
-        doc = rng.choice(docs)
-        words = _WORD.findall(doc.get("title", "") + " " + doc.get("body", ""))
-        if words:
-            queries.append(" ".join(rng.choice(words) for _ in range(rng.randint(1, 3))))
-    return queries
 
 
 @contextmanager
@@ -110,3 +98,10 @@ class ShardSpy:
                 return answer()
 
         return _Method
+
+
+def held_in_memory(tracker, op_ids: list[str]) -> list[bool]:
+    """Whether the TrackerActor holds each operation in memory (read inside the actor with
+    Ray's __ray_call__: no test-only method in production code)."""
+    return ray.get(tracker.__ray_call__.remote(lambda actor, ids: [i in actor.core.ops for i in ids], op_ids),
+                   timeout=60)

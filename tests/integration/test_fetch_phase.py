@@ -1,18 +1,20 @@
 """Query phase, then fetch phase: a deep page moves only its own documents.
 
 The shards' query phase answers ids and scores; the page's documents are fetched afterwards
-from the shards that hold them (serve/service.py:search). The test wraps the shard actor
+from the shards that hold them (search/coordinator.py). The test wraps the shard actor
 handles of an in-cluster SearchService (the same code the ingress runs) and records every
 call and answer at the actor boundary: no production switch."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
 
 from raysearch.index.routing import shard_for
-from raysearch.serve.service import FETCH_WITH_QUERY_MAX
+from raysearch.search.coordinator import FETCH_WITH_QUERY_MAX
+from raysearch.actors.clients import RayShard
 from tests.conftest import wait_operation
 from tests.integration.helpers import ShardSpy as _Spy
 
@@ -32,10 +34,11 @@ def spied(http):
     assert op["status"] == "completed", op
     rs = raysearch.connect()
     service = rs.service
-    meta, analyzer, shards = service._load_index(INDEX)
+    meta, target = service.catalog.load(INDEX)
     calls: list = []
-    service._indexes[INDEX] = (meta, analyzer, [_Spy(h, n, calls) for n, h in enumerate(shards)])
-    service._checked[INDEX] = math.inf  # keep the spied handles (no re-read of the record)
+    spies = [RayShard(_Spy(shard.handle, n, calls)) for n, shard in enumerate(target.shards)]
+    service.catalog._indexes[INDEX] = (meta, dataclasses.replace(target, shards=spies))
+    service.catalog._checked[INDEX] = math.inf  # keep the spied handles (no re-read of the record)
     yield rs, calls
     http.delete(f"/indexes/{INDEX}")
 
@@ -59,7 +62,7 @@ def test_a_deep_page_moves_only_its_own_documents(spied):
     # query phase: every shard asked for its top from+size, answering ids and scores only
     assert len(searches) == 4
     for _, _, (plan, k), answer in searches:
-        assert k == from_ + size and plan["fetch"] is False
+        assert k == from_ + size and plan.fetch is False
         assert "documents" not in answer, "a shard shipped stored documents in a deep page's query phase"
         assert all(len(hit) == 3 for hit in answer["hits"])  # [score, id, sort values]
     assert sum(len(answer["hits"]) for *_, answer in searches) == N_DOCS  # 4 x 130 >= 150: every hit's id
@@ -77,7 +80,7 @@ def test_a_first_page_comes_with_the_query_phase(spied):
     result, searches, fetches = _search(spied, "phase", 0, size)
     assert len(result["hits"]) == size and not fetches  # no second round trip
     for _, _, (plan, k), answer in searches:
-        assert k == size and plan["fetch"] is True
+        assert k == size and plan.fetch is True
         assert len(answer["documents"]) == len(answer["hits"]) <= size  # at most shards x size documents
     # beyond FETCH_WITH_QUERY_MAX, even a first page is fetched afterwards
     big = FETCH_WITH_QUERY_MAX + 1

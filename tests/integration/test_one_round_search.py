@@ -8,11 +8,13 @@ Measured at the actor boundary of an in-cluster SearchService (the ingress's own
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
 
 from raysearch.analysis.analyzer import Analyzer
+from raysearch.actors.clients import RayShard
 from tests.conftest import wait_operation
 from tests.integration.helpers import ShardSpy
 from tests.oracle import Oracle, assert_same_ranking
@@ -32,10 +34,11 @@ def spied(http):
         "status"] == "completed"
     rs = raysearch.connect()
     service = rs.service
-    meta, analyzer, shards = service._load_index(INDEX)
+    meta, target = service.catalog.load(INDEX)
     calls: list = []
-    service._indexes[INDEX] = (meta, analyzer, [ShardSpy(h, n, calls) for n, h in enumerate(shards)])
-    service._checked[INDEX] = math.inf  # keep the spied handles
+    spies = [RayShard(ShardSpy(shard.handle, n, calls)) for n, shard in enumerate(target.shards)]
+    service.catalog._indexes[INDEX] = (meta, dataclasses.replace(target, shards=spies))
+    service.catalog._checked[INDEX] = math.inf  # keep the spied handles
     yield rs, calls, docs
     http.delete(f"/indexes/{INDEX}")
 
@@ -62,7 +65,7 @@ def test_a_repeated_query_takes_one_round_and_a_write_makes_it_plan_again(spied,
     _assert_oracle(first, docs, q)
     again, stats_calls, searches = _search(rs, calls, q)
     assert stats_calls == 0 and len(searches) == 4  # one round: planned from the cache
-    assert all(plan["versions"] is not None and not answer.get("stale") for _, _, (plan, _), answer in searches)
+    assert all(plan.versions is not None and not answer.get("stale") for _, _, (plan, _), answer in searches)
     assert [(h["id"], h["score"]) for h in again["hits"]] == [(h["id"], h["score"]) for h in first["hits"]]
     assert again["total"] == first["total"]
     # a term the cache has not seen: a statistics round again

@@ -12,9 +12,11 @@ import ray
 from raysearch.actors import registry
 from raysearch.config import NAMESPACE
 from raysearch.index.batch import encode_payload
-from raysearch.ops import book
+from raysearch.ops.operation import Operation
+from raysearch.status import OperationStatus
 from raysearch.storage.mongo import TTL_INDEX, MongoStore
 from tests.conftest import wait_operation
+from tests.integration.helpers import held_in_memory
 
 
 def _tracker():
@@ -23,7 +25,7 @@ def _tracker():
 
 def _until_evicted(op_ids: list[str], timeout_s: float = 60) -> None:
     deadline = time.time() + timeout_s
-    while any(held := ray.get(_tracker().in_memory.remote(op_ids), timeout=60)):
+    while any(held := held_in_memory(_tracker(), op_ids)):
         assert time.time() < deadline, f"still in the tracker's memory: {held}"
         time.sleep(0.2)
 
@@ -43,7 +45,7 @@ def test_finished_operations_are_answered_from_mongodb(http):
     assert http.get("/bulk-operations/no-such-op").status_code == 404
     # a retry of a finished operation without failed batches changes nothing and stays out of memory
     assert http.post(f"/bulk-operations/{ids[0]}/retry").json()["status"] == "completed"
-    assert ray.get(_tracker().in_memory.remote(ids[:1]), timeout=60) == [False]
+    assert held_in_memory(_tracker(), ids[:1]) == [False]
 
 
 def test_listing_pages_newest_first(http):
@@ -86,11 +88,11 @@ def test_retry_brings_a_finished_failed_operation_back(http, service):
     try:
         op_id = f"failed-{time.time_ns()}"
         mongo.put_batches(op_id, index, [encode_payload([{"id": "late", "title": "brought back"}])])
-        op = book.new_operation(op_id, index, [1], [])
-        book.batch_failed(op, 0, "indexing failed after 3 attempts: (made up by the test)", ["late"])
-        assert book.refresh_status(op, {}) == book.OperationStatus.FAILED
-        mongo.save_operation(op)
-        assert ray.get(_tracker().in_memory.remote([op_id]), timeout=60) == [False]
+        op = Operation.new(op_id, index, [1], [])
+        op.batch_failed(0, "indexing failed after 3 attempts: (made up by the test)", ["late"])
+        assert op.refresh_status() == OperationStatus.FAILED
+        mongo.save_operation(op.to_doc())
+        assert held_in_memory(_tracker(), [op_id]) == [False]
         assert http.get(f"/bulk-operations/{op_id}").json()["status"] == "failed"
         assert http.post(f"/bulk-operations/{op_id}/retry").status_code == 202
         final = wait_operation(http, op_id, 120)
@@ -116,16 +118,16 @@ def test_retention_deletes_old_finished_operations_only(http, service):
     try:
         ttl = mongo.operations.index_information()[TTL_INDEX]
         assert ttl["key"] == [("finished_at", 1)] and ttl["expireAfterSeconds"] == 7 * 86400
-        done = book.new_operation(old_done, index, [], [{"position": 0, "id": None, "reason": "bad"}])
-        done["created_at"] = done["completed_at"] = two_hours_ago  # failed at once, two hours ago
-        mongo.save_operation(done)
+        done = Operation.new(old_done, index, [], [{"position": 0, "id": None, "reason": "bad"}])
+        done.created_at = done.completed_at = two_hours_ago  # failed at once, two hours ago
+        mongo.save_operation(done.to_doc())
         stored = mongo.operations.find_one({"_id": old_done})
         assert stored["status"] == "failed" and isinstance(stored["finished_at"], datetime)
         # An active checkpoint with a stray finished_at as old (written by hand): status decides,
         # it stays. (A real checkpoint of an active operation has no finished_at: asserted below.)
-        active = book.new_operation(old_active, index, [1], [])
-        active["created_at"] = two_hours_ago
-        mongo.save_operation(active)
+        active = Operation.new(old_active, index, [1], [])
+        active.created_at = two_hours_ago
+        mongo.save_operation(active.to_doc())
         assert "finished_at" not in mongo.operations.find_one({"_id": old_active})
         mongo.operations.update_one({"_id": old_active},
                                     {"$set": {"finished_at": datetime.now(timezone.utc) - timedelta(hours=2)}})

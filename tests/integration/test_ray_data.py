@@ -156,13 +156,13 @@ def test_write_task_waits_while_the_service_is_overloaded(service, http):
     import pyarrow as pa
     from ray.data._internal.execution.interfaces import TaskContext
 
-    from raysearch.datasink import RaySearchDatasink, _service
+    from raysearch.datasink import RaySearchDatasink, _ingest
 
     index = "raydata-overloaded"
     sink = RaySearchDatasink(index)
     sink.on_write_start()
     sink._settings = {**sink._settings, "max_pending_batches": 0}  # a service of its own, always "overloaded"
-    overloaded = _service(sink._settings)
+    overloaded = _ingest(sink._settings)
     timer = threading.Timer(2.0, lambda: setattr(overloaded.settings, "max_pending_batches", 4000))
     timer.start()
     started = time.monotonic()

@@ -172,10 +172,10 @@ class _SlowMongo:
 
 
 def test_no_mongodb_call_blocks_the_event_loop(service):
-    from raysearch.serve.service import SearchService
+    from raysearch.app.service import SearchService
 
     svc = SearchService(service.settings)
-    svc.mongo = _SlowMongo(svc.mongo)
+    svc.mongo = svc.catalog.mongo = svc.ingest.intake = _SlowMongo(svc.mongo)
 
     async def scenario():
         stalls = []

@@ -25,6 +25,7 @@ import ray
 
 from raysearch.actors import registry
 from raysearch.config import NAMESPACE
+from tests.integration.helpers import held_in_memory
 
 INDEX = "tracker-scale"
 PUTS = int(os.environ.get("RAYSEARCH_TRACKER_SCALE_PUTS", "1500"))
@@ -94,7 +95,7 @@ def test_tracker_memory_bounded_by_active_work_over_many_puts(http, service):
     _put_many(service.url, 0, 200)  # warm-up (index and shard actors, connections)
     first_op = http.put(f"/indexes/{INDEX}/documents/probe", json={"title": "probe"}).json()["operation_id"]
     deadline = time.time() + 120  # a finished operation leaves memory; `get` then reads MongoDB
-    while ray.get(tracker.in_memory.remote([first_op]), timeout=60)[0]:
+    while held_in_memory(tracker, [first_op])[0]:
         assert time.time() < deadline, "the finished probe operation never left the tracker's memory"
         time.sleep(0.2)
     before = _call_cost(tracker, first_op)

@@ -18,7 +18,7 @@ from raysearch.analysis.analyzer import Analyzer
 from raysearch.index.batch import ShardBatch, split_batch
 from raysearch.index.shard_index import ShardIndex
 from raysearch.search import executor
-from raysearch.search.plan import GlobalStats, analyze_clauses, build_plan, stats_request
+from raysearch.search.plan import GlobalStats, QueryPlan, analyze_clauses, build_plan, stats_request
 from raysearch.search.query import parse_query
 from raysearch.storage.kv import MemoryKV
 
@@ -50,14 +50,12 @@ def _shard(seed: int, docs: int) -> ShardIndex:
     return shard
 
 
-def _plan(shard: ShardIndex, q: str, extra: dict) -> dict:
+def _plan(shard: ShardIndex, q: str, extra: dict) -> QueryPlan:
     clauses = analyze_clauses(parse_query(q, lambda f: False), Analyzer(), [("_all", 1.0)])
     req = stats_request(clauses)
     part = {"fields": shard.field_stats(req.fields), "pairs": req.pairs, "doc_freqs": shard.doc_freqs(req.pairs),
             "prefixes": [], "expansions": []}
-    plan = build_plan(clauses, GlobalStats.merge([part], 10), {})
-    plan.update(extra)
-    return plan
+    return build_plan(clauses, GlobalStats.merge([part], 10), {}, **extra)
 
 
 def _both(monkeypatch, shard, plan, k):
@@ -90,7 +88,7 @@ def test_pruned_search_equals_scoring_every_match(no_ray, monkeypatch, seed):
                     terms = executor._prunable_terms(plan, k)
                     if terms is not None:
                         n = len(shard.stats.doc_ids)
-                        top = executor._match_pruned(shard, terms, plan["avgdl"], n, k,
+                        top = executor._match_pruned(shard, terms, plan.avgdl, n, k,
                                                      shard.stats.live_mask(n))[2]
                         pruned_any += top is not None and len(top) < pruned["total"]
     # the test means something only if pruning did skip documents

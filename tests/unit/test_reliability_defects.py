@@ -1,7 +1,7 @@
 """Issue 24's defects that plain code can show (no Ray): each of these tests failed
 before its fix.
 
-- a retried operation notifies its webhook again (book.take_notification);
+- a retried operation notifies its webhook again (Operation.take_notification);
 - a failed RocksDB write leaves no phantom (numbered, live) documents;
 - reads never meet a closed store (storage/gate.py);
 - a readiness request given up by its client cancels nothing (serve/readiness.py).
@@ -19,36 +19,38 @@ from raysearch.analysis.analyzer import Analyzer
 from raysearch.errors import ShardUnavailable
 from raysearch.index.batch import split_batch
 from raysearch.index.shard_index import ShardIndex
-from raysearch.ops import book
+from raysearch.ops.operation import Operation
 from raysearch.search.executor import execute
+from raysearch.search.plan import QueryPlan
 from raysearch.serve.readiness import ReadinessProbe
 from raysearch.storage.gate import ReadGate
+from raysearch.status import Readiness
 from raysearch.storage.kv import MemoryKV
 
 
 # ------------------------------------------------------------------ webhook after retry
 def test_a_retried_operation_notifies_its_webhook_again(no_ray):
-    op = book.new_operation("op", "idx", [3, 2], [], webhook="http://127.0.0.1:1/done")
-    book.batch_indexed(op, 0, {"0": 1}, 3, [])
-    book.batch_failed(op, 1, "boom", ["a", "b"])
-    book.apply_watermarks(op, {"0": 5})
-    assert book.refresh_status(op, {}).value == "partially_completed"
-    assert book.take_notification(op)  # finished: notified once
-    assert not book.take_notification(op)  # ... and only once
-    assert book.reset_failed(op) == [1]
-    book.refresh_status(op, {})
-    assert not book.take_notification(op)  # running again: nothing to tell yet
-    book.batch_indexed(op, 1, {"1": 2}, 2, [])
-    book.apply_watermarks(op, {"0": 5, "1": 5})
-    assert book.refresh_status(op, {}).value == "completed"
-    assert book.take_notification(op)  # finished again: notified again
+    op = Operation.new("op", "idx", [3, 2], [], webhook="http://127.0.0.1:1/done")
+    op.batch_indexed(0, {"0": 1}, 3, [])
+    op.batch_failed(1, "boom", ["a", "b"])
+    op.apply_watermarks({"0": 5})
+    assert op.refresh_status().value == "partially_completed"
+    assert op.take_notification()  # finished: notified once
+    assert not op.take_notification()  # ... and only once
+    assert op.reset_failed() == [1]
+    op.refresh_status()
+    assert not op.take_notification()  # running again: nothing to tell yet
+    op.batch_indexed(1, {"1": 2}, 2, [])
+    op.apply_watermarks({"0": 5, "1": 5})
+    assert op.refresh_status().value == "completed"
+    assert op.take_notification()  # finished again: notified again
 
 
 def test_an_operation_without_webhook_is_never_notified(no_ray):
-    op = book.new_operation("op", "idx", [1], [])
-    book.batch_failed(op, 0, "boom", ["a"])
-    book.refresh_status(op, {})
-    assert not book.take_notification(op)
+    op = Operation.new("op", "idx", [1], [])
+    op.batch_failed(0, "boom", ["a"])
+    op.refresh_status()
+    assert not op.take_notification()
 
 
 # ------------------------------------------------------------------ phantom documents
@@ -69,8 +71,7 @@ def _batch(docs):
 
 
 def _match_all_total(shard: ShardIndex) -> int:
-    return execute(shard, {"match_all": True, "filter": None, "sort": [], "facets": {}, "search_after": None}, 10)[
-        "total"]
+    return execute(shard, QueryPlan(match_all=True), 10)["total"]
 
 
 def test_a_failed_write_leaves_no_phantom_documents(no_ray):
@@ -146,7 +147,7 @@ def test_readiness_requests_given_up_cancel_nothing(no_ray):
     def check():
         started.append(threading.current_thread().name)
         release.wait(10)
-        return True, "ok"
+        return Readiness.READY, "ok"
 
     probe = ReadinessProbe(check, max_age_s=5.0, wait_s=10.0)
 
@@ -161,12 +162,12 @@ def test_readiness_requests_given_up_cancel_nothing(no_ray):
         release.set()
         return await asyncio.wait_for(patient, 5)
 
-    assert asyncio.run(scenario()) == (True, "ok")
+    assert asyncio.run(scenario()) == (Readiness.READY, "ok")
     assert started == ["readiness"]  # one check, on the probe's own thread, for all 21 requests
 
 
 def test_readiness_answers_from_a_fresh_check_and_reports_failures(no_ray):
-    answers = iter([(False, "actors not answering: worker 1"), (True, "ok")])
+    answers = iter([(Readiness.STARTING, "actors not answering: worker 1"), (Readiness.READY, "ok")])
     calls = []
 
     def check():
@@ -177,8 +178,8 @@ def test_readiness_answers_from_a_fresh_check_and_reports_failures(no_ray):
         return answer
 
     probe = ReadinessProbe(check, max_age_s=0.0, wait_s=5.0)
-    assert asyncio.run(probe.result()) == (False, "actors not answering: worker 1")
-    assert asyncio.run(probe.result()) == (True, "ok")
-    ok, reason = asyncio.run(probe.result())
-    assert not ok and "RuntimeError: boom" in reason
+    assert asyncio.run(probe.result()) == (Readiness.STARTING, "actors not answering: worker 1")
+    assert asyncio.run(probe.result()) == (Readiness.READY, "ok")
+    state, reason = asyncio.run(probe.result())
+    assert state is Readiness.STARTING and "RuntimeError: boom" in reason
     assert len(calls) == 3

@@ -16,11 +16,23 @@ from raysearch.runner import DEGRADED, MONGO_DOWN, READY, STARTING, LocalService
 
 
 def test_classify_readiness():
+    """From the answer's `state`, never from its text."""
     assert classify_readiness(200, "ready") == READY
-    assert classify_readiness(0, "no answer yet") == STARTING
-    assert classify_readiness(503, "actors not answering: worker 3, shard a:1") == STARTING
-    assert classify_readiness(503, "MongoDB unreachable: ServerSelectionTimeoutError") == MONGO_DOWN
-    assert classify_readiness(503, "index 'x' has an unreadable record in MongoDB (...)") == DEGRADED
+    assert classify_readiness(0, None) == STARTING
+    assert classify_readiness(503, "starting") == STARTING
+    assert classify_readiness(503, "mongo_down") == MONGO_DOWN
+    assert classify_readiness(503, "degraded") == DEGRADED
+    assert classify_readiness(503, None) == STARTING  # a proxy's 503 without a state
+    assert classify_readiness(502, "something else") == STARTING
+
+
+def _state(status: int, reason: str) -> str:
+    """The state the service's /readyz gives with such a reason (app/service.py check_ready)."""
+    if status == 200:
+        return "ready"
+    if reason.startswith("MongoDB unreachable"):
+        return "mongo_down"
+    return "degraded" if "unreadable record" in reason else "starting"
 
 
 def _fake_readyz(answers):
@@ -31,7 +43,7 @@ def _fake_readyz(answers):
         def do_GET(self):
             status, reason = answers[min(len(calls), len(answers) - 1)]
             calls.append(self.path)
-            body = json.dumps({"status": "x", "reason": reason}).encode()
+            body = json.dumps({"status": "x", "state": _state(status, reason), "reason": reason}).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))

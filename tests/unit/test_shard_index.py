@@ -5,7 +5,7 @@ from raysearch.index import keys as K
 from raysearch.index.batch import ShardBatch, split_batch
 from raysearch.index.shard_index import ShardIndex, posting_lists
 from raysearch.search.executor import execute
-from raysearch.search.plan import GlobalStats, analyze_clauses, build_plan, prefix_pairs, stats_request
+from raysearch.search.plan import GlobalStats, QueryPlan, analyze_clauses, build_plan, prefix_pairs, stats_request
 from raysearch.search.query import parse_query
 from raysearch.storage.kv import MemoryKV
 
@@ -121,10 +121,10 @@ def test_drain_reads_pending_opstamps_in_order_and_stops_at_one_not_written(no_r
     opstamp an apply has registered but not yet written (so chunks keep opstamp order)."""
     shard = ShardIndex(MemoryKV())
     shard.apply("b1", _docs([{"id": "a", "title": "one"}]))
-    shard._log_sizes[2] = 1  # as ShardIndex.apply registers it just before its write
+    shard.log.sizes[2] = 1  # as ShardIndex.apply registers it just before its write
     entries, log = shard.collect_changes(limit=10_000)
     assert len(log) == 1 and shard.persisted_upto() == 0
-    shard._log_sizes.pop(2)
+    shard.log.sizes.pop(2)
     shard.apply("b2", _docs([{"id": "b", "title": "two"}]))
     shard.ack_changes(log)
     entries, log = shard.collect_changes(limit=10_000)
@@ -276,8 +276,8 @@ def test_queries_racing_applies_on_other_threads_never_raise(no_ray, tmp_path):
     shard = ShardIndex(RocksKV(str(tmp_path / "shard"), sync=False))
     shard.apply("seed", _docs([{"id": "s", "title": "apple pie", "n": 1, "tag": "x"}]))
     stop, errors = threading.Event(), []
-    match_all_sorted = {"match_all": True, "clauses": [], "avgdl": {}, "sort": [["n", "desc"], ["tag", "asc"]],
-                        "facets": {"tags": ["terms", "tag", 3], "n": ["stats", "n"]}}
+    match_all_sorted = QueryPlan(match_all=True, sort=[["n", "desc"], ["tag", "asc"]],
+                                 facets={"tags": ["terms", "tag", 3], "n": ["stats", "n"]})
 
     def query():
         while not stop.is_set():

@@ -7,7 +7,6 @@ from enum import Enum
 
 
 class OperationStatus(str, Enum):
-    QUEUED = "queued"
     INDEXING = "indexing"
     PERSISTING = "persisting"
     COMPLETED = "completed"
@@ -27,8 +26,21 @@ class OperationStatus(str, Enum):
 
 
 ACTIVE: frozenset[OperationStatus] = frozenset(
-    {OperationStatus.QUEUED, OperationStatus.INDEXING, OperationStatus.PERSISTING})
+    {OperationStatus.INDEXING, OperationStatus.PERSISTING})
 TERMINAL: frozenset[OperationStatus] = frozenset(
     {OperationStatus.COMPLETED, OperationStatus.PARTIALLY_COMPLETED, OperationStatus.FAILED})
 ACTIVE_VALUES: tuple[str, ...] = tuple(sorted(s.value for s in ACTIVE))  # for MongoDB queries
 TERMINAL_VALUES: tuple[str, ...] = tuple(sorted(s.value for s in TERMINAL))
+
+
+class Readiness(str, Enum):
+    """What GET /readyz says (its `state`), for whoever waits for the service: a client
+    never needs to read the reason's text to know what to do."""
+
+    READY = "ready"
+    DEGRADED = "degraded"  # up, but some index record is unreadable: the others are served
+    MONGO_DOWN = "mongo_down"
+    STARTING = "starting"  # actors or replicas not answering yet, persistence failing for now
+
+    def __str__(self) -> str:
+        return self.value

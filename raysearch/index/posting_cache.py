@@ -1,0 +1,59 @@
+"""The shard's cache of decoded posting lists (numpy arrays), bounded by postings held."""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from typing import Iterable
+
+
+class PostingCache:
+    """LRU of posting arrays, bounded by the number of postings held.
+
+    Thread-safe: the shard actor runs queries on several threads while one applies.
+    Every write bumps `generation` and drops the lists it touched, under the lock; a
+    list read from RocksDB is cached only if no write happened since its read began,
+    checked under the same lock (else a list read before a write could be cached after
+    the write dropped it, and hide the write's documents from every later query)."""
+
+    def __init__(self, max_postings: int):
+        self.max_postings = max_postings
+        self.size = 0
+        self.generation = 0
+        self._items: OrderedDict = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key):
+        with self._lock:
+            item = self._items.get(key)
+            if item is not None:
+                self._items.move_to_end(key)
+            return item
+
+    def put(self, key, arrays, generation: int) -> None:
+        """Cache a list read while the cache was at `generation`, if it still is."""
+        with self._lock:
+            if generation != self.generation:
+                return
+            self._pop(key)
+            self._items[key] = arrays
+            self.size += len(arrays[0])
+            while self.size > self.max_postings and self._items:
+                _, old = self._items.popitem(last=False)
+                self.size -= len(old[0])
+
+    def invalidate(self, keys: Iterable[bytes] | None = None) -> None:
+        """After a write: drop these lists (None: all of them)."""
+        with self._lock:
+            self.generation += 1
+            if keys is None:
+                self._items.clear()
+                self.size = 0
+            else:
+                for key in keys:
+                    self._pop(key)
+
+    def _pop(self, key) -> None:
+        item = self._items.pop(key, None)
+        if item is not None:
+            self.size -= len(item[0])

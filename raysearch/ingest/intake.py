@@ -1,0 +1,94 @@
+"""The ingest path: check a bulk request, put its documents into the intake log (durable
+in MongoDB before anything is acknowledged), register the operation with the tracker.
+
+The HTTP API, the Elasticsearch layer and the Ray Data sink all submit through
+`Ingest`; the pieces it needs come in as small protocols (the index catalog, the intake
+log, the tracker), so this module knows nothing of Ray, Serve or HTTP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Protocol
+
+from raysearch import schema
+from raysearch.errors import InvalidRequest, Overloaded, PayloadTooLarge
+from raysearch.index.batch import encode_payload
+from raysearch.ingest import validation
+
+
+class Catalog(Protocol):
+    async def ensure_index(self, name: str, body: dict | None = None): ...  # -> (record, IndexTarget)
+    async def types(self, name: str) -> dict[str, str]: ...
+
+
+class IntakeLog(Protocol):
+    def put_batches(self, op_id: str, index: str, payloads: list[bytes]) -> None: ...  # blocking
+
+
+class Tracker(Protocol):
+    async def pending_batches(self) -> int: ...
+    async def get(self, op_id: str) -> dict | None: ...
+    async def create(self, op_id: str, index: str, batch_docs: list[int], errors: list[dict],
+                     webhook: str | None = None, kind: str = "bulk", may_exist: bool = True) -> dict: ...
+
+
+class Ingest:
+    def __init__(self, settings, catalog: Catalog, intake: IntakeLog, tracker: Tracker):
+        self.settings, self.catalog, self.intake, self.tracker = settings, catalog, intake, tracker
+
+    async def bulk(self, index: str, body: bytes, content_type: str, operation_id: str | None = None) -> dict:
+        """A bulk body (JSON array, {"documents", "webhook"} or NDJSON) into `index`, created if
+        absent. Invalid documents are listed in `errors`; the others go ahead.
+        `operation_id` (in-cluster callers only, e.g. the Ray Data sink): a caller-chosen id;
+        submitting it again is a no-op that returns the existing operation (idempotent retries)."""
+        s = self.settings
+        validation.check_index_name(index)
+        if len(body) > s.max_body_bytes:
+            raise PayloadTooLarge(f"request body is {len(body)} bytes; the limit is {s.max_body_bytes}")
+        await self.check_backlog()
+        raw_docs, webhook = validation.parse_bulk_body(body, content_type)
+        if webhook is not None:
+            validation.check_webhook(webhook, s.webhook_allowed_hosts)
+        if not raw_docs:
+            raise InvalidRequest("the request contains no documents")
+        types = (await self.catalog.ensure_index(index))[1].types
+        docs, errors = [], []
+        for position, raw in enumerate(raw_docs):
+            doc, doc_id, reason = validation.validate_document(raw, s.max_doc_bytes)
+            reason = reason or schema.type_error(doc, types)
+            if reason:
+                errors.append({"position": position, "id": doc_id, "reason": reason})
+            else:
+                docs.append(doc)
+        return await self.submit(index, docs, [], errors, webhook, operation_id=operation_id)
+
+    async def check_backlog(self) -> None:
+        """Overloaded (429) while too many accepted batches wait to be indexed."""
+        pending = await self.tracker.pending_batches()
+        if pending >= self.settings.max_pending_batches:
+            raise Overloaded(f"{pending} batches are waiting to be indexed; retry later")
+
+    async def submit(self, index: str, docs: list[dict], deletes: list[str], errors: list[dict],
+                     webhook: str | None = None, kind: str = "bulk", operation_id: str | None = None) -> dict:
+        """Checked documents and deletes into the intake log, then the operation registered."""
+        types = await self.catalog.types(index)
+        op_id = operation_id or uuid.uuid4().hex
+        if operation_id and (existing := await self.tracker.get(operation_id)) is not None:
+            rejected = [e for e in existing["errors"] if "position" in e]
+            return {"operation_id": op_id, "index": existing["index"], "status": existing["status"],
+                    "documents": existing["documents"]["total"] - len(rejected),
+                    "batches": existing["batches"]["total"], "errors": rejected, "existing": True}
+        size = self.settings.batch_size
+        batches: list[list] = [docs[i : i + size] for i in range(0, len(docs), size)]
+        payloads = [encode_payload(b, types=types) for b in batches]
+        if deletes:
+            payloads.append(encode_payload([], deletes))
+            batches.append(deletes)
+        # Durable before acknowledged: the intake log, then the tracker's checkpoint.
+        await asyncio.to_thread(self.intake.put_batches, op_id, index, payloads)
+        view = await self.tracker.create(op_id, index, [len(b) for b in batches], errors, webhook, kind,
+                                         may_exist=operation_id is not None)
+        return {"operation_id": op_id, "index": index, "status": view["status"], "documents": len(docs),
+                "batches": len(batches), "errors": errors}

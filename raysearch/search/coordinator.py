@@ -1,0 +1,230 @@
+"""The whole search flow across an index's shards, over a small `ShardClient` protocol.
+
+    limits -> parse and analyse -> statistics (from the cache, or a round to every shard,
+    plus a round for prefix expansions) -> QueryPlan -> query phase on every shard (a
+    shard whose statistics moved past a cached plan answers `stale`: plan again, fresh)
+    -> exact merge -> fetch phase (first pages come back with the query phase) ->
+    highlighting -> the answer
+
+The HTTP API, the Elasticsearch layer and the in-cluster client call `search`; its unit
+tests run it over in-process shards (no Ray). Shards are reached only through
+`ShardClient`: actors/shard_client.py adapts a ShardStore actor, LocalShard an
+in-process ShardIndex.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import Protocol, Sequence
+
+import orjson
+
+from raysearch import schema
+from raysearch.analysis.analyzer import ALL_FIELD, Analyzer
+from raysearch.errors import InvalidRequest
+from raysearch.ingest.validation import parse_fields
+from raysearch.index.routing import shard_for
+from raysearch.models import SearchRequest
+from raysearch.search import facets, filters, sorting
+from raysearch.search.highlight import highlight
+from raysearch.search.merge import merge_hits
+from raysearch.search.plan import (AnalyzedClause, GlobalStats, QueryPlan, analyze_clauses, build_plan, prefix_pairs,
+                                   stats_request)
+from raysearch.search.query import parse_query
+from raysearch.search.stats_cache import StatsCache
+
+FETCH_WITH_QUERY_MAX = 50  # first pages up to this size come back with the query phase
+KNOWN_FIELDS_TTL_S = 2.0  # how long the fields that have documents are taken as known
+
+
+class ShardClient(Protocol):
+    """What the coordinator asks of one shard (ShardStore's read methods, awaited)."""
+
+    async def stats(self, fields: list[str], pairs: list, prefixes: list, max_expansions: int) -> dict: ...
+    async def search(self, plan: QueryPlan, k: int) -> dict: ...
+    async def get_documents(self, doc_ids: list[str]) -> list[bytes | None]: ...
+    async def fields(self) -> list[str]: ...
+
+
+@dataclass(frozen=True)
+class SearchLimits:
+    """A request's bounds (config.Settings has them, with the same names)."""
+
+    max_query_chars: int = 10_000
+    max_size: int = 10_000
+    max_window: int = 100_000
+    max_query_clauses: int = 1024
+    max_prefix_expansions: int = 128
+
+    @classmethod
+    def of(cls, settings) -> "SearchLimits":
+        return cls(**{name: getattr(settings, name) for name in cls.__dataclass_fields__})
+
+
+@dataclass(frozen=True)
+class IndexTarget:
+    """An index as a search sees it: its name, record settings, analyzer and shards (in order)."""
+
+    name: str
+    settings: dict
+    analyzer: Analyzer
+    shards: Sequence[ShardClient]
+
+    @property
+    def types(self) -> dict[str, str]:
+        """The typed (non-text) fields: field -> type."""
+        return schema.exact_fields(self.settings.get("fields"))
+
+    def default_fields(self) -> list[tuple[str, float]]:
+        """Declared text fields with their boosts, else `_all` (typed fields are not words)."""
+        declared = self.settings.get("fields") or {}
+        text = [(name, spec.get("boost", 1.0)) for name, spec in declared.items()
+                if spec.get("type", schema.TEXT) == schema.TEXT]
+        return text or [(ALL_FIELD, 1.0)]
+
+
+class SearchCoordinator:
+    """Searches indexes through their shards. Holds what it learns between searches:
+    summed statistics (one-round searches, search/stats_cache.py) and each index's fields."""
+
+    def __init__(self, limits: SearchLimits):
+        self.limits = limits
+        self._stats_cache = StatsCache()
+        self._fields_cache: dict[str, tuple[float, set[str]]] = {}
+
+    def forget(self, index: str) -> None:
+        """Drop what is kept of an index (it was deleted, or re-created)."""
+        self._stats_cache.invalidate(index)
+        self._fields_cache.pop(index, None)
+
+    # ---------------------------------------------------------------- search
+    async def search(self, index: IndexTarget, request: SearchRequest) -> dict:
+        """Query phase on every shard (ids, scores, sort values, facet partials), merge,
+        then a fetch phase for the page's documents only, from the shards that hold them."""
+        started = time.perf_counter()
+        self._check_limits(request)
+        types = index.types
+        q = request.q if request.q is not None else ""
+        sort = sorting.parse_sort(request.sort, types)
+        shape = dict(filter=filters.parse_filter(request.filter, types), sort=sort,
+                     facets=facets.parse_facets(request.facets, types),
+                     search_after=sorting.parse_after(request.search_after, sort, types),
+                     # A first page travels with the query phase (each shard sends its own top
+                     # `size`); a deeper page is fetched afterwards from the shards holding it.
+                     fetch=request.from_ == 0 and request.size <= FETCH_WITH_QUERY_MAX,
+                     explain=request.explain)
+        aclauses: list[AnalyzedClause] = []
+        if q.strip() in ("", "*"):
+            plan = QueryPlan(match_all=True, **shape)
+        else:
+            fields = parse_fields(request.fields) or index.default_fields()
+            known = await self.known_fields(index)
+            clauses = parse_query(q, lambda f: f in known or f in types, self.limits.max_query_clauses)
+            aclauses = analyze_clauses(clauses, index.analyzer, fields, request.operator, types)
+            if not aclauses:
+                return _answer(started, 0, [], facets.merge(shape["facets"], [], types) if shape["facets"] else None)
+            plan = await self._plan(index, aclauses, shape)
+        k = request.from_ + request.size
+        results = await asyncio.gather(*[shard.search(plan, k) for shard in index.shards])
+        if any(r.get("stale") for r in results):  # planned from cached statistics a shard has moved past
+            self._stats_cache.invalidate(index.name)
+            plan = await self._plan(index, aclauses, shape, cached=False)
+            results = await asyncio.gather(*[shard.search(plan, k) for shard in index.shards])
+        total = sum(r["total"] for r in results)
+        page = merge_hits([r["hits"] for r in results], plan.sort, request.from_, k)
+        if plan.fetch:
+            raws = {h[1]: raw for r in results for h, raw in zip(r["hits"], r.get("documents", ())) if raw is not None}
+            documents = {doc_id: orjson.loads(raws[doc_id]) for _, doc_id, _ in page if doc_id in raws}
+        else:
+            documents = await self.fetch(index, [doc_id for _, doc_id, _ in page])
+        hits = []
+        show_sort = request.sort is not None or request.search_after is not None
+        for score, doc_id, values in page:
+            if doc_id not in documents:  # deleted between the query and the fetch phase
+                continue
+            hit = {"id": doc_id, "score": score, "document": documents[doc_id]}
+            if show_sort:
+                hit["sort"] = [schema.display(types.get(f), v) if v is not None else None
+                               for (f, _), v in zip(plan.sort, values)] + [doc_id]
+            hits.append(hit)
+        if plan.explain:
+            explanations = {doc_id: e for r in results for doc_id, e in r.get("explanations", {}).items()}
+            for hit in hits:
+                hit["explanation"] = explanations.get(hit["id"])
+        if request.highlight and aclauses:
+            for hit in hits:
+                hit["highlight"] = highlight(hit["document"], aclauses, index.analyzer)
+        merged_facets = facets.merge(plan.facets, [r["facets"] for r in results], types) if plan.facets else None
+        return _answer(started, total, hits, merged_facets)
+
+    def _check_limits(self, request: SearchRequest) -> None:
+        limits = self.limits
+        q = request.q or ""
+        if len(q) > limits.max_query_chars:
+            raise InvalidRequest(f"query is {len(q)} characters; the limit is {limits.max_query_chars}")
+        if request.size > limits.max_size:
+            raise InvalidRequest(f"size {request.size} is over the limit of {limits.max_size}")
+        # With or without search_after: every shard ranks its top from + size, so the window
+        # bounds each request's work (search_after pages deeper, from the cursor, not by from).
+        if request.from_ + request.size > limits.max_window:
+            raise InvalidRequest(f"from + size is over the limit of {limits.max_window}; "
+                                 f"page deeper with search_after")
+
+    async def _plan(self, index: IndexTarget, aclauses: list[AnalyzedClause], shape: dict,
+                    cached: bool = True) -> QueryPlan:
+        """Global statistics, then the scoring plan. From the cache when it holds every field
+        and term (the plan then names the shard versions it assumes, and goes out in the query
+        phase's one round: search/stats_cache.py), else from a round of calls to every shard
+        (which then fills the cache)."""
+        req = stats_request(aclauses)
+        hit = self._stats_cache.lookup(index.name, req) if cached else None
+        if hit is not None and len(hit[1]) == len(index.shards):
+            stats, versions = hit
+            return build_plan(aclauses, stats, versions=versions, **shape)
+        m = self.limits.max_prefix_expansions
+        parts = await asyncio.gather(*[shard.stats(req.fields, req.pairs, req.prefixes, m) for shard in index.shards])
+        stats = GlobalStats.merge(parts, m)
+        self._stats_cache.store(index.name, [p.get("version") for p in parts], req, stats)
+        extra = prefix_pairs(stats)
+        prefix_dfs: dict[tuple[str, str], int] = {}
+        if extra:
+            more = await asyncio.gather(*[shard.stats([], extra, [], m) for shard in index.shards])
+            for part in more:
+                for pair, df in zip(part["pairs"], part["doc_freqs"]):
+                    prefix_dfs[tuple(pair)] = prefix_dfs.get(tuple(pair), 0) + df
+        return build_plan(aclauses, stats, prefix_dfs, **shape)
+
+    # ------------------------------------------------------------ documents
+    async def fetch(self, index: IndexTarget, doc_ids: list[str]) -> dict[str, dict]:
+        """Fetch phase: the stored documents of one page, one call per shard that holds some."""
+        by_shard: dict[int, list[str]] = {}
+        for doc_id in doc_ids:
+            by_shard.setdefault(shard_for(doc_id, len(index.shards)), []).append(doc_id)
+        parts = await asyncio.gather(*[index.shards[n].get_documents(ids) for n, ids in by_shard.items()])
+        out = {}
+        for ids, raws in zip(by_shard.values(), parts):
+            for doc_id, raw in zip(ids, raws):
+                if raw is not None:
+                    out[doc_id] = orjson.loads(raw)
+        return out
+
+    async def known_fields(self, index: IndexTarget) -> set[str]:
+        """Fields that have documents; `word:` for any other word is read as plain text."""
+        cached = self._fields_cache.get(index.name)
+        if cached and time.monotonic() - cached[0] < KNOWN_FIELDS_TTL_S:
+            return cached[1]
+        names: set[str] = set()
+        for part in await asyncio.gather(*[shard.fields() for shard in index.shards]):
+            names.update(part)
+        self._fields_cache[index.name] = (time.monotonic(), names)
+        return names
+
+
+def _answer(started: float, total: int, hits: list, merged_facets: dict | None) -> dict:
+    took = time.perf_counter() - started
+    out = {"total": total, "took_ms": round(took * 1000, 3), "hits": hits}
+    if merged_facets is not None:
+        out["facets"] = merged_facets
+    return out

@@ -1,0 +1,61 @@
+"""What one shard does for a search, on its own ShardIndex: its part of the statistics
+round, and its query phase. The ShardStore actor serves these (actors/shard_store.py);
+LocalShard serves them in process, for the coordinator's unit tests and notebooks."""
+
+from __future__ import annotations
+
+from raysearch.index.shard_index import ShardIndex
+from raysearch.search.executor import execute
+from raysearch.search.plan import QueryPlan
+
+STALE = {"stale": True, "total": 0, "hits": [], "facets": {}}
+
+
+def shard_stats(index: ShardIndex, fields: list[str], pairs: list, prefixes: list, max_expansions: int) -> dict:
+    """Field statistics, document frequencies and prefix expansions of this shard, with the
+    version they are of (None if an apply changed them while they were read)."""
+    pairs = [tuple(p) for p in pairs]
+    version = index.stats_version()
+    out = {
+        "fields": index.field_stats(fields),
+        "pairs": pairs,
+        "doc_freqs": index.doc_freqs(pairs),
+        "prefixes": prefixes,
+        "expansions": [index.expand_prefix(f, p, max_expansions + 1) for f, p in prefixes],
+    }
+    out["version"] = version if version is not None and version == index.stats_version() else None
+    return out
+
+
+def shard_search(index: ShardIndex, shard: int, plan: QueryPlan, k: int) -> dict:
+    """Query phase: total, top k as [score, id, sort values], facet partials; with plan.fetch
+    (a first page), also the stored documents of its hits (query and fetch in one round: at
+    most shards x size documents travel, and a round trip is saved). A plan made from
+    statistics this shard no longer has is refused: {"stale": True} (the coordinator plans
+    again from fresh statistics)."""
+    expected = plan.versions
+    if expected is not None and (shard >= len(expected) or expected[shard] != index.stats_version()):
+        return dict(STALE)
+    result = execute(index, plan, k)
+    if plan.fetch and result["hits"]:
+        result["documents"] = index.get_documents([h[1] for h in result["hits"]])
+    return result
+
+
+class LocalShard:
+    """A ShardClient (search/coordinator.py) over an in-process ShardIndex: no Ray."""
+
+    def __init__(self, index: ShardIndex, shard: int):
+        self.index, self.shard = index, shard
+
+    async def stats(self, fields: list[str], pairs: list, prefixes: list, max_expansions: int) -> dict:
+        return shard_stats(self.index, fields, pairs, prefixes, max_expansions)
+
+    async def search(self, plan: QueryPlan, k: int) -> dict:
+        return shard_search(self.index, self.shard, plan, k)
+
+    async def get_documents(self, doc_ids: list[str]) -> list[bytes | None]:
+        return self.index.get_documents(doc_ids)
+
+    async def fields(self) -> list[str]:
+        return self.index.fields()

@@ -1,0 +1,188 @@
+"""The tracker's logic (ops/tracker.py) without Ray: an in-memory store and dispatcher
+stand in for MongoDB and the IndexWorker pool. Operations are driven to their end,
+retried, resumed after a restart, and evicted from memory once finished."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+
+from raysearch.config import Settings
+from raysearch.errors import MongoUnavailable
+from raysearch.index.batch import encode_payload
+from raysearch.ops.operation import Operation
+from raysearch.ops.tracker import OperationTracker
+
+SETTINGS = Settings(backoff_base_s=0.001, index_attempts=3, operation_sweep_interval_s=3600)
+
+
+class MemoryStore:
+    """TEST ONLY: the OperationStore protocol over dicts (MongoStore in production)."""
+
+    def __init__(self):
+        self.operations: dict[str, dict] = {}
+        self.intake: dict[tuple[str, int], bytes] = {}
+        self.saves = 0
+
+    def load_active_operations(self):
+        return [dict(d) for d in self.operations.values() if d["status"] in ("indexing", "persisting")]
+
+    def load_operation(self, op_id):
+        doc = self.operations.get(op_id)
+        return dict(doc) if doc else None
+
+    def save_operation(self, doc):
+        self.saves += 1
+        self.operations[doc["operation_id"]] = dict(doc)
+
+    def delete_batches(self, op_id, batch_nos):
+        for b in batch_nos:
+            self.intake.pop((op_id, b), None)
+
+    def get_batch(self, op_id, batch_no):
+        return self.intake.get((op_id, batch_no))
+
+    def list_operations(self, index, limit, cursor):
+        docs = sorted(self.operations.values(), key=lambda d: (-d["created_at"], d["operation_id"]))
+        return [dict(d) for d in docs if index is None or d["index"] == index][:limit]
+
+    def sweep_operations(self, finished_before: datetime) -> int:
+        return 0
+
+
+class Workers:
+    """TEST ONLY: a dispatcher; each batch lands on shard 0 at the next opstamp, unless told to fail."""
+
+    def __init__(self):
+        self.opstamp = 0
+        self.calls: list[tuple[str, int]] = []
+        self.failing: set[tuple[str, int]] = set()
+        self.outage = 0  # the next calls raise MongoUnavailable
+        self.failed = 0
+
+    async def dispatch(self, index, op_id, batch):
+        self.calls.append((op_id, batch))
+        if self.outage:
+            self.outage -= 1
+            raise MongoUnavailable("MongoDB unreachable (test)")
+        if (op_id, batch) in self.failing:
+            self.failed += 1
+            raise RuntimeError("worker died (test)")
+        self.opstamp += 1
+        return {"opstamps": {0: self.opstamp}, "indexed": 2, "failed": []}
+
+
+class Hooks:
+    def __init__(self):
+        self.sent: list[dict] = []
+
+    async def notify(self, op: Operation):
+        self.sent.append(op.view())
+
+
+def _tracker(store, workers, hooks=None):
+    return OperationTracker(SETTINGS, store, workers.dispatch, (hooks or Hooks()).notify)
+
+
+async def _settle(tracker, op_id, status, timeout_s=5.0):
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        view = await tracker.get(op_id)
+        if view["status"] == status or asyncio.get_running_loop().time() > deadline:
+            return view
+        await asyncio.sleep(0.01)
+
+
+def _submit(store, op_id, batches):
+    for b in range(batches):
+        store.intake[(op_id, b)] = encode_payload([{"id": f"{op_id}-{b}-{i}", "t": "x"} for i in range(2)])
+
+
+def test_an_operation_is_driven_to_completed_and_leaves_memory(no_ray):
+    async def scenario():
+        store, workers, hooks = MemoryStore(), Workers(), Hooks()
+        tracker = _tracker(store, workers, hooks)
+        _submit(store, "op1", 3)
+        view = await tracker.create("op1", "idx", [2, 2, 2], [], webhook="http://127.0.0.1/x", may_exist=False)
+        assert view["status"] == "indexing" and store.operations["op1"]["status"] == "indexing"  # durable first
+        view = await _settle(tracker, "op1", "persisting")
+        assert view["batches"]["indexed"] == 3 and tracker.pending_batches() == 0
+        assert tracker.indexes_to_drain() == ["idx"]
+        await tracker.shard_persisted("idx", 0, workers.opstamp)
+        view = await _settle(tracker, "op1", "completed")
+        assert view["documents"] == {"total": 6, "indexed": 6, "failed": 0}
+        assert "op1" not in tracker.ops and tracker.memory_stats()["operations"] == 0  # evicted
+        assert store.operations["op1"]["status"] == "completed"
+        assert not any(k[0] == "op1" for k in store.intake)  # intake payloads dropped once persisted
+        assert [h["status"] for h in hooks.sent] == ["completed"]
+        assert (await tracker.get("op1"))["status"] == "completed"  # read back from the store
+
+    asyncio.run(scenario())
+
+
+def test_a_failing_batch_fails_after_its_attempts_and_a_retry_completes_it(no_ray):
+    async def scenario():
+        store, workers, hooks = MemoryStore(), Workers(), Hooks()
+        tracker = _tracker(store, workers, hooks)
+        _submit(store, "op2", 2)
+        workers.failing.add(("op2", 1))
+        workers.outage = 5  # an outage first: waited out, no attempt used
+        await tracker.create("op2", "idx", [2, 2], [], webhook="http://127.0.0.1/x", may_exist=False)
+        view = await _settle(tracker, "op2", "persisting")
+        await tracker.shard_persisted("idx", 0, workers.opstamp)
+        view = await _settle(tracker, "op2", "partially_completed")
+        assert workers.failed == 3  # the outage's five calls used up no attempt
+        assert view["batches"]["failed"] == 1 and "after 3 attempts" in view["errors"][0]["reason"]
+        assert view["errors"][0]["ids"] == ["op2-1-0", "op2-1-1"]
+        workers.failing.clear()
+        await tracker.retry("op2")
+        await _settle(tracker, "op2", "persisting")
+        await tracker.shard_persisted("idx", 0, workers.opstamp)
+        view = await _settle(tracker, "op2", "completed")
+        assert view["errors"] == [] and [h["status"] for h in hooks.sent] == ["partially_completed", "completed"]
+
+    asyncio.run(scenario())
+
+
+def test_a_restarted_tracker_resumes_unfinished_operations(no_ray):
+    async def scenario():
+        store, workers = MemoryStore(), Workers()
+        never = asyncio.Event()
+
+        async def stuck(index, op_id, batch):  # the first process dies with batch 1 in flight
+            if batch == 1:
+                await never.wait()
+            return await workers.dispatch(index, op_id, batch)
+
+        first = OperationTracker(SETTINGS, store, stuck, Hooks().notify)
+        _submit(store, "op3", 2)
+        await first.create("op3", "idx", [2, 2], [], may_exist=False)
+        while ("op3", 0) not in workers.calls:
+            await asyncio.sleep(0.01)
+        for task in [*first._drivers.values(), first._sweeper, first._flusher]:  # kill -9
+            if task is not None:
+                task.cancel()
+        second = _tracker(store, workers)  # a new process: loads the active checkpoints
+        assert "op3" in second.ops
+        second.start()
+        view = await _settle(second, "op3", "persisting")
+        assert view["batches"]["indexed"] == 2 and workers.calls.count(("op3", 1)) == 1
+        await second.shard_persisted("idx", 0, workers.opstamp)
+        assert (await _settle(second, "op3", "completed"))["status"] == "completed"
+
+    asyncio.run(scenario())
+
+
+def test_a_rebuilt_shard_runs_its_unpersisted_batches_again(no_ray):
+    async def scenario():
+        store, workers = MemoryStore(), Workers()
+        tracker = _tracker(store, workers)
+        _submit(store, "op4", 2)
+        await tracker.create("op4", "idx", [2, 2], [], may_exist=False)
+        await _settle(tracker, "op4", "persisting")
+        calls = len(workers.calls)
+        await tracker.shard_started_empty("idx", 0)
+        view = await _settle(tracker, "op4", "persisting")
+        assert len(workers.calls) == calls + 2 and view["batches"]["indexed"] == 2
+
+    asyncio.run(scenario())
