@@ -430,7 +430,7 @@ def structured_latency(url: str, index: str, queries: list[str], warm: list[str]
 def api_latency(settings, index: str, queries: list[str], warm: list[str]) -> list[float]:
     """The in-cluster Python API: SearchService's search in this driver, no HTTP, no Serve."""
     from raysearch.models import SearchRequest
-    from raysearch.serve.service import SearchService
+    from raysearch.app.service import SearchService
 
     svc = SearchService(settings)
 

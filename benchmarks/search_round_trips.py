@@ -43,7 +43,8 @@ async def measure(service, index: str, queries: list[str]) -> None:
     from raysearch.search.plan import analyze_clauses
     from raysearch.search.query import parse_query
 
-    _, analyzer, shards = service._index(index)
+    _, target = await service.index(index)
+    analyzer, shards = target.analyzer, [shard.handle for shard in target.shards]
     for name, call in (("drain collect_changes, idle shard", lambda sh: sh.collect_changes.remote(50_000)),
                        ("drain ack_changes, idle shard", lambda sh: sh.ack_changes.remote([]))):
         times = []
@@ -65,7 +66,7 @@ async def measure(service, index: str, queries: list[str]) -> None:
         await asyncio.gather(*[sh.ping.remote() for sh in shards])
         t1 = time.perf_counter()
         clauses = analyze_clauses(parse_query(q, lambda f: False), analyzer, [("_all", 1.0)])
-        plan = await service._plan(shards, clauses)
+        plan = await service.coordinator._plan(target, clauses, {})
         t2 = time.perf_counter()
         await asyncio.gather(*[sh.search.remote(plan, 10) for sh in shards])
         t3 = time.perf_counter()

@@ -55,6 +55,9 @@ def cmd_serve(args) -> int:
               flush=True)
         while not stopping:
             time.sleep(0.5)
+            event = service.supervise_mongo()  # the embedded MongoDB server, restarted if it died
+            if event:
+                print(f"raysearch: {event}", file=sys.stderr, flush=True)
     except KeyboardInterrupt:
         pass
     except RuntimeError as exc:  # did not become ready: a real error, or the --ready-timeout

@@ -81,7 +81,9 @@ class Settings(BaseModel):
     )
     node_local_dirs: bool = Field(
         default=False,
-        description="keep each node's shards under data_dir/node-<id>/ (simulated multi-node clusters on one disk)",
+        description="keep each node's shards under data_dir/node-<id>/: for a data_dir on storage that several "
+        "nodes share (NFS), so that a shard restarted on another node never opens a RocksDB that a "
+        "partitioned node's shard may still hold open, and rebuilds from MongoDB instead",
     )
 
     @classmethod

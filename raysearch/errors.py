@@ -34,6 +34,13 @@ class Unauthorized(RaySearchError):
     type = "unauthorized"
 
 
+class Forbidden(RaySearchError):
+    """An API key without the action, or the index, a request needs."""
+
+    status = 403
+    type = "forbidden"
+
+
 class NotFound(RaySearchError):
     status = 404
     type = "not_found"

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 
+from raysearch.retry import Backoff
 from raysearch.status import Readiness
 from raysearch.config import NAMESPACE, Settings
 
@@ -17,6 +18,7 @@ APP_NAME = "raysearch"
 DEFAULT_READY_TIMEOUT_S = 1800.0  # generous: under load actors take minutes to come up; real errors fail early
 MONGO_GRACE_S = 120.0
 PROGRESS_EVERY_S = 10.0
+MONGO_RESTART_BACKOFF = Backoff(base=1.0, cap=30.0)
 READY, DEGRADED, MONGO_DOWN, STARTING = (Readiness.READY, Readiness.DEGRADED, Readiness.MONGO_DOWN,
                                          Readiness.STARTING)
 
@@ -137,6 +139,26 @@ class LocalService:
         if app is not None and str(getattr(app.status, "value", app.status)) == "DEPLOY_FAILED":
             return (app.message or "deployment failed")[:2000]
         return None
+
+    def supervise_mongo(self) -> str | None:
+        """Restart the embedded MongoDB server if it died (a crash, kill -9, the OOM killer),
+        on its port and data, with backoff between failed attempts; what it did, or None.
+        Meanwhile /readyz says `mongo_down`, bulk requests answer 503 with Retry-After, and
+        accepted work waits; it resumes by itself once the server is back."""
+        if self.mongo is None or self.mongo.alive():
+            self._mongo_failures = 0
+            return None
+        if time.monotonic() < getattr(self, "_mongo_next_try", 0.0):
+            return None
+        try:
+            self.mongo.ensure_running()
+        except RuntimeError as exc:
+            self._mongo_failures = getattr(self, "_mongo_failures", 0) + 1
+            self._mongo_next_try = time.monotonic() + MONGO_RESTART_BACKOFF.delay(self._mongo_failures - 1)
+            log.warning("the local MongoDB server died and did not come back (%s); trying again", exc)
+            return f"the local MongoDB server died; restart failed: {exc}"
+        log.warning("the local MongoDB server died; restarted it (restart %d)", self.mongo.restarts)
+        return f"the local MongoDB server died; restarted it (restart {self.mongo.restarts})"
 
     def _auth(self) -> dict:
         key = os.environ.get("RAYSEARCH_API_KEY")

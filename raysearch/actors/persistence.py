@@ -65,6 +65,7 @@ class PersistenceActor:
         self.compactions = 0
         self.last_compaction: dict | None = None
         self.compact_error: str | None = None
+        self.visits: dict[tuple[str, int], int] = {}  # drain visits per shard: an idle index is not polled
         threading.Thread(target=self._loop, daemon=True, name="drain").start()
         threading.Thread(target=self._compact_loop, daemon=True, name="compact").start()
 
@@ -132,6 +133,7 @@ class PersistenceActor:
             return None
 
     def _drain_shard(self, index: str, n: int, tracker) -> int:
+        self.visits[(index, n)] = self.visits.get((index, n), 0) + 1
         shard = shard_handle(self.settings, index, n)
         blobs, log_keys, garbage = ray.get(shard.collect_changes.remote(self.settings.drain_limit), timeout=120)
         entries = sum(count for count, _, _ in blobs)
@@ -269,6 +271,8 @@ class PersistenceActor:
                 del self._next_seq[key]
             for key in [k for k in self._reported if k[0] == index]:
                 del self._reported[key]
+            for key in [k for k in self.visits if k[0] == index]:
+                del self.visits[key]
 
     @ray.method(concurrency_group="control")
     def status(self) -> dict:
@@ -282,6 +286,7 @@ class PersistenceActor:
             "compactions": self.compactions,
             "last_compaction": self.last_compaction,
             "compact_error": self.compact_error,
+            "visits": {f"{i}:{n}": count for (i, n), count in list(self.visits.items())},
             "logs": {f"{i}:{n}": {"new_entries": new, "garbage_bytes": self._garbage.get((i, n), 0),
                                   "live_entries": self._live_entries.get((i, n), 0),
                                   "live_bytes": self._live_bytes.get((i, n), 0),

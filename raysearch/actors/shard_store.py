@@ -50,7 +50,6 @@ class ShardStore:
         self.kv = RocksKV(self.path)
         self.index = ShardIndex(self.kv, settings.posting_cache_postings)
         self.restored = False
-        self.drain_calls = 0
         self._last_write = time.monotonic()
         self._closed = False
         if self.index.is_empty():
@@ -123,7 +122,6 @@ class ShardStore:
     def collect_changes(self, limit: int):
         """(encoded chunk payloads, log keys, bytes of earlier values they supersede) of the
         oldest changes, read from RocksDB."""
-        self.drain_calls += 1
         with self._gate.reading():
             chunks, log_keys = self.index.collect_chunks(limit, self.settings.chunk_postings)
             return chunks, log_keys, self.index.garbage_of(log_keys)
@@ -204,7 +202,6 @@ class ShardStore:
             "snapshot_opstamp": self.index.snapshot_opstamp,
             "opened_from": self.index.opened_from,
             "restored": self.restored,
-            "drain_calls": self.drain_calls,  # the persistence actor's visits (tests: idle indexes are not polled)
         }
 
     def fields(self) -> list[str]:

@@ -15,6 +15,7 @@ _TYPES = {
     "overloaded": "es_rejected_execution_exception",
     "payload_too_large": "content_too_long_exception",
     "unauthorized": "security_exception",
+    "forbidden": "security_exception",
     "unavailable": "unavailable_exception",
     "mongodb_unavailable": "unavailable_exception",
     "shard_unavailable": "unavailable_exception",

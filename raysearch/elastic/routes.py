@@ -179,8 +179,9 @@ async def _wait_indexed(op_id: str, timeout_s: float = 600) -> dict | None:
         await asyncio.sleep(0.05)
 
 
-async def run_bulk(actions: list[es_bulk.Action]) -> list[dict]:
-    """Apply actions in order (see bulk.plan_bulk); returns once they are indexed (searchable)."""
+async def run_bulk(actions: list[es_bulk.Action], may_write=None) -> list[dict]:
+    """Apply actions in order (see bulk.plan_bulk); returns once they are indexed (searchable).
+    `may_write(index)` (a scoped API key's check): an action on another index fails alone, 403."""
     svc = _svc()
     pending = await svc.tracker.pending_batches()
     if pending >= svc.settings.max_pending_batches:
@@ -195,6 +196,10 @@ async def run_bulk(actions: list[es_bulk.Action]) -> list[dict]:
             validation.check_index_name(action.index)
         except (ElasticError, InvalidRequest) as exc:
             action.error = (400, "invalid_index_name_exception", getattr(exc, "reason", str(exc)))
+            continue
+        if may_write is not None and not may_write(action.index):
+            action.error = (403, "security_exception",
+                            f"action [documents.write] is unauthorized for this API key on index [{action.index}]")
             continue
         wanted = ids.setdefault(action.index, set())
         if action.id is not None:
@@ -247,7 +252,9 @@ async def bulk_index(index: str, request: Request):
 async def _bulk(request: Request, index: str | None):
     started = time.perf_counter()
     actions = es_bulk.parse_bulk(await _body(request), index)
-    items = await run_bulk(actions)
+    principal = getattr(request.state, "principal", None)
+    may_write = None if principal is None else (lambda name: principal.may("documents.write", name))
+    items = await run_bulk(actions, may_write)
     return es_bulk.bulk_response(items, (time.perf_counter() - started) * 1000)
 
 

@@ -1,26 +1,27 @@
 """The HTTP API (docs/api.md) as a FastAPI app inside a Ray Serve deployment."""
 
 
-import hmac
 import os
 from typing import Optional
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from ray import serve
 
+from raysearch import access
+from raysearch.app.keys import KeyRing
 from raysearch.app.service import SearchService
 from raysearch.config import Settings
-from raysearch.elastic.errors import ElasticError
-from raysearch.elastic.responses import PRODUCT_HEADERS
-from raysearch.errors import InvalidRequest, PayloadTooLarge, RaySearchError, Unauthorized
+from raysearch.errors import InvalidRequest, PayloadTooLarge, RaySearchError
 from raysearch.models import SearchRequest
 from raysearch.ingest import decoding
 from raysearch.ingest.validation import pydantic_reason
+from raysearch.serve import auth
 from raysearch.serve.readiness import ReadinessProbe
 from raysearch.status import Readiness
 
-api = FastAPI(title="raysearch", version="0.1.0", description="Full-text search on Ray: bulk indexing, BM25 search.")
+api = FastAPI(title="raysearch", version="0.1.0", description="Full-text search on Ray: bulk indexing, BM25 search.",
+              dependencies=[Depends(auth.authorize)])
 
 
 @api.exception_handler(RaySearchError)
@@ -56,63 +57,7 @@ async def _validation_error(_: Request, exc: RequestValidationError):
     return JSONResponse(InvalidRequest(reasons).to_json(), status_code=400)
 
 
-# Routes open without the API key, by exact (method, path) relative to the app's root
-# (Serve may mount the app under a route prefix: `root_path`). Everything else, including
-# /docs, /redoc and /openapi.json (the schema of a locked service is not public), needs it.
-OPEN_ROUTES = frozenset({("GET", "/healthz")})
-
-
-class APIKeyMiddleware:
-    """Pure ASGI middleware (Starlette's BaseHTTPMiddleware costs ~0.35 ms per request):
-    when an API key is set, every request but OPEN_ROUTES needs `Authorization: Bearer <key>`,
-    compared in constant time."""
-
-    def __init__(self, app):
-        self.app = app
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        # Read per request from this replica's environment (set from Settings in Ingress.__init__):
-        # module globals are not shared reliably once Serve has pickled the app.
-        key = os.environ.get("RAYSEARCH_API_KEY")
-        path = _route_path(scope)
-        if key and (scope["method"], path) not in OPEN_ROUTES:
-            given = b""
-            for name, value in scope.get("headers") or ():
-                if name == b"authorization":
-                    given = value
-                    break
-            # `Bearer <key>`, or `ApiKey <key>` as Elasticsearch clients send it (api_key="<key>")
-            if not (hmac.compare_digest(given, b"Bearer " + key.encode())
-                    or hmac.compare_digest(given, b"ApiKey " + key.encode())):
-                if path == "/_elastic" or path.startswith("/_elastic/"):
-                    response = _elastic_unauthorized(path)
-                else:
-                    body = Unauthorized("missing or wrong 'Authorization: Bearer <key>'").to_json()
-                    response = JSONResponse(body, status_code=401, headers={"WWW-Authenticate": "Bearer"})
-                return await response(scope, receive, send)
-        return await self.app(scope, receive, send)
-
-
-def _elastic_unauthorized(path: str) -> JSONResponse:
-    """401 under /_elastic as Elasticsearch answers it (security_exception, its product header),
-    so its clients raise their authentication error (AuthenticationException), never a product check."""
-    reason = f"missing or wrong authentication credentials for REST request [{path[:200]}] " \
-             f"(Authorization: ApiKey <key> or Bearer <key>)"
-    return JSONResponse(ElasticError(401, "security_exception", reason).to_json(), status_code=401,
-                        headers={**PRODUCT_HEADERS, "WWW-Authenticate": "ApiKey, Bearer"})
-
-
-def _route_path(scope) -> str:
-    path = scope.get("path") or ""
-    root = scope.get("root_path") or ""
-    if root and path.startswith(root):
-        path = path[len(root):]
-    return path or "/"
-
-
-api.add_middleware(APIKeyMiddleware)
+api.add_middleware(auth.APIKeyMiddleware)
 
 from raysearch.elastic import routes as elastic  # noqa: E402  (the /_elastic API, bound in Ingress.__init__)
 
@@ -162,6 +107,8 @@ class Ingress:
             os.environ["RAYSEARCH_API_KEY"] = resolved.api_key
         self.service = SearchService(resolved)
         self.readiness = ReadinessProbe(self.service.check_ready)
+        self.keys = KeyRing(self.service.mongo, resolved.api_key)
+        auth.bind(self.keys)
         elastic.bind(self.service)
 
     @api.get("/healthz")
@@ -182,8 +129,11 @@ class Ingress:
 
     # indexes
     @api.get("/indexes")
-    async def list_indexes(self):
-        return await self.service.list_indexes()
+    async def list_indexes(self, request: Request):
+        listing = await self.service.list_indexes()
+        principal = auth.principal_of(request)
+        listing["indexes"] = [entry for entry in listing["indexes"] if principal.sees(entry["index"])]
+        return listing
 
     @api.put("/indexes/{index}", status_code=201)
     async def create_index(self, index: str, request: Request):
@@ -219,17 +169,44 @@ class Ingress:
         return await self.service.bulk(index, body, request.headers.get("content-type", ""))
 
     @api.get("/bulk-operations")
-    async def operations(self, index: Optional[str] = None, limit: int = 100, after: Optional[str] = None):
-        """A page of operations, newest first; `next` is the `after` of the following page (null at the end)."""
-        return await self.service.operations(index, limit, after)
+    async def operations(self, request: Request, index: Optional[str] = None, limit: int = 100,
+                         after: Optional[str] = None):
+        """A page of operations, newest first; `next` is the `after` of the following page (null at the end).
+        A scoped key sees its indexes' operations only."""
+        principal = auth.principal_of(request)
+        if index is not None:
+            principal.require((access.OPERATIONS_READ,), index)
+        page = await self.service.operations(index, limit, after)
+        page["operations"] = [op for op in page["operations"] if principal.sees(op["index"])]
+        return page
 
     @api.get("/bulk-operations/{operation_id}")
-    async def operation(self, operation_id: str):
-        return await self.service.operation(operation_id)
+    async def operation(self, operation_id: str, request: Request):
+        view = await self.service.operation(operation_id)
+        auth.principal_of(request).require((access.OPERATIONS_READ,), view["index"])
+        return view
 
     @api.post("/bulk-operations/{operation_id}/retry", status_code=202)
-    async def retry(self, operation_id: str):
+    async def retry(self, operation_id: str, request: Request):
+        view = await self.service.operation(operation_id)
+        auth.principal_of(request).require((access.DOCUMENTS_WRITE,), view["index"])
         return await self.service.retry(operation_id)
+
+    # API keys (access.py, app/keys.py)
+    @api.post("/keys", status_code=201)
+    async def create_key(self, request: Request):
+        """A scoped key: `{"actions": [...], "indexes": [...], "expires_at"?, "description"?}`;
+        the key itself is in this answer only."""
+        body = decoding.json_object(await self._body(request), "key")
+        return await self.keys.create(body, auth.principal_of(request))
+
+    @api.get("/keys")
+    async def list_keys(self):
+        return await self.keys.list()
+
+    @api.delete("/keys/{key_id}")
+    async def revoke_key(self, key_id: str):
+        return await self.keys.revoke(key_id)
 
     # documents
     @api.get("/indexes/{index}/documents/{doc_id}")

@@ -42,11 +42,20 @@ def _server_env() -> dict:
 
 
 class LocalMongo:
+    """A SecantusDB server of one data directory. Its pid is kept beside the data
+    (`<storage>.pid`), so a start after a crash of whoever started it finds the server still
+    holding the directory and stops it first; `ensure_running` restarts one that died."""
+
     def __init__(self, storage_path: str, port: int | None = None, log_path: str | None = None):
         self.storage_path = storage_path
         self.port = port or free_port()
         self.log_path = log_path or os.path.join(storage_path, "..", "mongo.log")
         self.process: subprocess.Popen | None = None
+        self.restarts = 0
+
+    @property
+    def pid_path(self) -> str:
+        return os.path.abspath(self.storage_path).rstrip("/") + ".pid"
 
     @property
     def uri(self) -> str:
@@ -59,12 +68,14 @@ class LocalMongo:
 
     def start(self, timeout_s: float = 60) -> "LocalMongo":
         Path(self.storage_path).mkdir(parents=True, exist_ok=True)
+        self._clear_stale()
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
-            [_executable(), "--host", "127.0.0.1", "--port", str(self.port), "--storage-path", self.storage_path,
+            [_executable(), "--host", "127.0.0.1", "--port", str(self.port), "--storage-path", os.path.abspath(self.storage_path),
              "--log-level", "WARNING"],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=_server_env(),
         )
+        Path(self.pid_path).write_text(str(self.process.pid))
         deadline = time.time() + timeout_s
         while time.time() < deadline:
             if self.process.poll() is not None:
@@ -76,6 +87,35 @@ class LocalMongo:
                 time.sleep(0.2)
         raise RuntimeError(f"local MongoDB server did not answer within {timeout_s}s; see {self.log_path}")
 
+    def _clear_stale(self) -> None:
+        """Stop a server left running on this data directory by a process that crashed (its
+        pid file names it, and its command line names this directory)."""
+        try:
+            pid = int(Path(self.pid_path).read_text().strip())
+        except (OSError, ValueError):
+            return
+        if _serves(pid, os.path.abspath(self.storage_path)):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+            deadline = time.time() + 30
+            while _alive(pid) and time.time() < deadline:
+                time.sleep(0.1)
+        Path(self.pid_path).unlink(missing_ok=True)
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def ensure_running(self, timeout_s: float = 60) -> bool:
+        """Start the server again (same port, same data) if it died; True if it was restarted."""
+        if self.alive():
+            return False
+        self.process = None
+        self.restarts += 1
+        self.start(timeout_s)
+        return True
+
     def stop(self, kill: bool = False) -> None:
         if self.process and self.process.poll() is None:
             self.process.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
@@ -85,3 +125,26 @@ class LocalMongo:
                 self.process.kill()
                 self.process.wait()
         self.process = None
+        Path(self.pid_path).unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    try:  # a zombie (exited, not yet reaped by its parent) holds nothing
+        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][:1] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def _serves(pid: int, storage_path: str) -> bool:
+    """Whether process `pid` is a server of this data directory (not a reused pid)."""
+    if not _alive(pid):
+        return False
+    try:
+        args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return b"--storage-path" in args and os.fsencode(storage_path) in args

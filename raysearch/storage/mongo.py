@@ -78,13 +78,20 @@ def _outages_raise_unavailable(cls):
 @_outages_raise_unavailable
 class MongoStore:
     def __init__(self, uri: str, db_name: str = "raysearch", timeout_ms: int = 5000):
-        self.client = MongoClient(uri, serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms)
+        # journal=True: a write is acknowledged once it is in the server's journal. Without it
+        # the local server (SecantusDB) acknowledged writes it had not yet made durable: killed
+        # with -9 a moment after, it came back without them (tests/unit/test_local_mongo.py),
+        # and "ack means durable" rests on the intake log and checkpoints written here. Cost
+        # measured on the local server: +0.8 ms per single write, none for a batch of 50.
+        self.client = MongoClient(uri, serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms,
+                                  journal=True)
         self.db = self.client[db_name]
         self.indexes = self.db["indexes"]
         self.intake = self.db["intake"]
         self.operations = self.db["bulk_operations"]
         self.chunks = self.db["chunks"]
         self.heads = self.db["chunk_heads"]
+        self.keys = self.db["api_keys"]
 
     def ensure_schema(self) -> None:
         self.chunks.create_index([("index", ASCENDING), ("shard", ASCENDING), ("seq", ASCENDING)])
@@ -137,6 +144,21 @@ class MongoStore:
         self.delete_chunks(name, shards)
         self.intake.delete_many({"index": name})
         self.indexes.delete_one({"_id": name} if token is None else {"_id": name, "deleting": token})
+
+    # ------------------------------------------------------------- API keys
+    # {_id: key id, hash: SHA-256 of its secret, actions, indexes, expires_at, description,
+    # created_at}: never the secret itself (raysearch/access.py)
+    def insert_key(self, record: dict) -> None:
+        self.keys.insert_one(record)
+
+    def get_key(self, key_id: str) -> dict | None:
+        return self.keys.find_one({"_id": key_id})
+
+    def list_keys(self) -> list[dict]:
+        return list(self.keys.find({}, {"hash": 0}).sort("created_at", ASCENDING))
+
+    def delete_key(self, key_id: str) -> bool:
+        return self.keys.delete_one({"_id": key_id}).deleted_count == 1
 
     # -------------------------------------------------------------- intake
     def put_batches(self, op_id: str, index: str, payloads: list[bytes]) -> None:
