@@ -245,7 +245,7 @@ def test_api_key_middleware_accepts_the_clients_apikey_scheme(no_ray, monkeypatc
     from fastapi import FastAPI
     from starlette.testclient import TestClient
 
-    from raysearch.serve.app import APIKeyMiddleware
+    from raysearch.serve.auth import APIKeyMiddleware
 
     app = FastAPI()
 
