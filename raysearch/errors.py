@@ -97,6 +97,15 @@ class ShardUnavailable(Unavailable):
     retry_after = 1
 
 
+class StorageFull(RaySearchError):
+    """The disk under a shard's RocksDB is full: writes to its index wait (nothing accepted
+    is lost) and new ones are refused until space is freed."""
+
+    status = 507
+    type = "insufficient_storage"
+    retry_after = 30
+
+
 class DatasinkError(RaySearchError):
     """Rows of a Ray Data write were rejected or failed (`raysearch.RaySearchDatasink`).
     `failures` lists them: {"id", "reason"} (plus "operation_id", and "batch" or "position")."""

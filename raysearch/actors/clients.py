@@ -85,6 +85,9 @@ class TrackerClient:
     async def pending_batches(self) -> int:
         return await self.handle.pending_batches.remote()
 
+    async def admission(self, index: str) -> tuple[int, str | None]:
+        return tuple(await self.handle.admission.remote(index))
+
     async def in_flight(self) -> dict:
         return await self.handle.in_flight.remote()
 

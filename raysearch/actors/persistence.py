@@ -35,6 +35,7 @@ from raysearch.actors import names
 from raysearch.actors.shard_store import shard as shard_handle
 from raysearch.config import Settings
 from raysearch.index.compaction import cut_sorted, replay_into
+from raysearch.errors import StorageFull
 from raysearch.retry import Backoff
 from raysearch.storage.rocks import RocksKV
 from raysearch.storage.mongo import MongoStore
@@ -111,7 +112,10 @@ class PersistenceActor:
                     errors[str(meta.get("_id"))] = exc.reason
                     continue
                 for n in range(shards):
-                    moved += self._drain_shard(meta["_id"], n, tracker)
+                    try:
+                        moved += self._drain_shard(meta["_id"], n, tracker)
+                    except StorageFull as exc:  # that shard waits for disk space; the others drain on
+                        errors[str(meta["_id"])] = exc.reason
             now = time.time()
             if full:
                 self.index_errors = errors

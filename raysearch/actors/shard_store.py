@@ -14,7 +14,7 @@ from raysearch import metrics
 from raysearch.actors import gc_tuning, names
 from raysearch.analysis.analyzer import ALL_FIELD
 from raysearch.config import Settings
-from raysearch.errors import MongoUnavailable, ShardUnavailable
+from raysearch.errors import MongoUnavailable, ShardUnavailable, StorageFull
 from raysearch.retry import Backoff, wait_out
 from raysearch.index import keys as K
 from raysearch.index.compaction import replay_into
@@ -29,6 +29,13 @@ from raysearch.storage.mongo import ChunksChanged, MongoStore
 from raysearch.storage.rocks import RocksKV
 
 log = logging.getLogger(__name__)
+DISK_ROOM_BYTES = 64 << 20  # free space a store reopened after a full disk wants first (memtables, logs)
+
+
+def _no_space(exc: BaseException) -> bool:
+    """A RocksDB write that failed for want of disk space (ENOSPC, or the error it keeps after one)."""
+    text = str(exc)
+    return "No space left on device" in text or "Writer has previous error" in text
 
 
 def shard_path(settings: Settings, index: str, shard: int) -> str:
@@ -52,6 +59,7 @@ class ShardStore:
         self.restored = False
         self._last_write = time.monotonic()
         self._closed = False
+        self._disk_full: str | None = None  # the write error while the disk under the store is full
         if self.index.is_empty():
             self._restore_from_mongo()
             # Whatever this shard had applied but not persisted is gone: the tracker re-runs it.
@@ -115,7 +123,34 @@ class ShardStore:
             if self._closed:
                 raise ShardUnavailable(f"shard {self.index_name}:{self.shard} was dropped (its index was deleted)")
             self._last_write = time.monotonic()
-            return self.index.apply(batch_key, batch)
+            if self._disk_full is not None:
+                self._reopen_after_full_disk()
+            try:
+                return self.index.apply(batch_key, batch)
+            except Exception as exc:
+                if not _no_space(exc):
+                    raise
+                # RocksDB refuses every write after this until it is reopened; reads go on.
+                self._disk_full = str(exc)
+                raise StorageFull(f"shard {self.index_name}:{self.shard}: the disk under its RocksDB is full "
+                                  f"({self.path}): {exc}") from None
+
+    def _reopen_after_full_disk(self) -> None:
+        """Once there is room again, reopen the store (RocksDB keeps a write error until then);
+        while there is not, answer StorageFull at once and leave the open store to the reads."""
+        free = shutil.disk_usage(self.path).free
+        if free < DISK_ROOM_BYTES:
+            raise StorageFull(f"shard {self.index_name}:{self.shard}: the disk under its RocksDB is still full "
+                              f"({free:,} bytes free at {self.path}; {self._disk_full})")
+        with self._gate.shut("is reopening its store after a full disk"):
+            try:
+                self.kv.close()
+            except Exception:  # noqa: BLE001 - it reports the earlier write error; the handle is closed
+                pass
+            self.kv = RocksKV(self.path)
+            self.index = ShardIndex(self.kv, self.settings.posting_cache_postings)
+        log.warning("shard %s/%s: reopened after a full disk", self.index_name, self.shard)
+        self._disk_full = None
 
     # Draining does not take the write lock: batches are atomic in RocksDB, log entries
     # are read before the values they name, and the drain deletes only its own entries.
@@ -128,8 +163,19 @@ class ShardStore:
 
     def ack_changes(self, log_keys: list[bytes]) -> int:
         """Clear drained change-log entries; returns the persisted watermark (opstamp)."""
-        with self._gate.reading():
-            self.index.ack_changes(log_keys)
+        if self._disk_full is not None:
+            with self._write_lock:
+                if self._disk_full is not None:
+                    self._reopen_after_full_disk()
+        try:
+            with self._gate.reading():
+                self.index.ack_changes(log_keys)
+        except Exception as exc:
+            if not _no_space(exc):
+                raise
+            self._disk_full = str(exc)
+            raise StorageFull(f"shard {self.index_name}:{self.shard}: the disk under its RocksDB is full "
+                              f"({self.path}): {exc}") from None
         upto = self.index.persisted_upto()
         pending = self.index.pending_changes()
         metrics.gauge("dirty", pending, index=self.index_name, shard=str(self.shard))

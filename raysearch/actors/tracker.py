@@ -86,6 +86,9 @@ class TrackerActor:
     async def pending_batches(self) -> int:
         return self.core.pending_batches()
 
+    async def admission(self, index: str) -> tuple[int, str | None]:
+        return self.core.admission(index)
+
     async def memory_stats(self) -> dict:
         return self.core.memory_stats()
 

@@ -102,8 +102,8 @@ class SearchService:
                      webhook: str | None = None, kind: str = "bulk", operation_id: str | None = None) -> dict:
         return await self.ingest.submit(index, docs, deletes, errors, webhook, kind, operation_id)
 
-    async def check_backlog(self) -> None:
-        await self.ingest.check_backlog()
+    async def check_backlog(self, index: str) -> None:
+        await self.ingest.check_backlog(index)
 
     async def operation(self, op_id: str) -> dict:
         view = await self.tracker.get(op_id)

@@ -13,7 +13,7 @@ import uuid
 from typing import Protocol
 
 from raysearch import schema
-from raysearch.errors import InvalidRequest, Overloaded, PayloadTooLarge
+from raysearch.errors import InvalidRequest, Overloaded, PayloadTooLarge, StorageFull
 from raysearch.index.batch import encode_payload
 from raysearch.ingest import validation
 
@@ -28,7 +28,7 @@ class IntakeLog(Protocol):
 
 
 class Tracker(Protocol):
-    async def pending_batches(self) -> int: ...
+    async def admission(self, index: str) -> tuple[int, str | None]: ...
     async def get(self, op_id: str) -> dict | None: ...
     async def create(self, op_id: str, index: str, batch_docs: list[int], errors: list[dict],
                      webhook: str | None = None, kind: str = "bulk", may_exist: bool = True) -> dict: ...
@@ -47,7 +47,7 @@ class Ingest:
         validation.check_index_name(index)
         if len(body) > s.max_body_bytes:
             raise PayloadTooLarge(f"request body is {len(body)} bytes; the limit is {s.max_body_bytes}")
-        await self.check_backlog()
+        await self.check_backlog(index)
         raw_docs, webhook = validation.parse_bulk_body(body, content_type)
         if webhook is not None:
             validation.check_webhook(webhook, s.webhook_allowed_hosts)
@@ -64,9 +64,12 @@ class Ingest:
                 docs.append(doc)
         return await self.submit(index, docs, [], errors, webhook, operation_id=operation_id)
 
-    async def check_backlog(self) -> None:
-        """Overloaded (429) while too many accepted batches wait to be indexed."""
-        pending = await self.tracker.pending_batches()
+    async def check_backlog(self, index: str) -> None:
+        """Overloaded (429) while too many accepted batches wait to be indexed; StorageFull
+        (507) while the index's batches wait for disk space under one of its shards."""
+        pending, blocked = await self.tracker.admission(index)
+        if blocked:
+            raise StorageFull(f"index {index!r} takes no writes until disk space is freed: {blocked}")
         if pending >= self.settings.max_pending_batches:
             raise Overloaded(f"{pending} batches are waiting to be indexed; retry later")
 

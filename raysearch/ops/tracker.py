@@ -23,7 +23,7 @@ import time
 from datetime import datetime, timedelta, timezone
 from typing import Awaitable, Callable, Protocol
 
-from raysearch.errors import MongoUnavailable
+from raysearch.errors import MongoUnavailable, StorageFull
 from raysearch.index.batch import decode_payload
 from raysearch.ops import paging
 from raysearch.ops.operation import BatchState, Operation
@@ -91,6 +91,7 @@ class OperationTracker:
         self._sweeper: asyncio.Task | None = None
         self._gauges_due: set[str] = set()
         self.evicted = 0
+        self.blocked: dict[str, str] = {}  # index -> why its batches wait (a full disk under a shard)
         for doc in store.load_active_operations():  # a query on status: never the whole history
             self._register(Operation.from_doc(doc))
 
@@ -182,13 +183,16 @@ class OperationTracker:
         while attempt < attempts:
             try:
                 result = await self.dispatch(op.index, op.operation_id, batch)
-            except MongoUnavailable as exc:  # not the batch's fault: wait, do not use up an attempt
+            except (MongoUnavailable, StorageFull) as exc:  # not the batch's fault: wait, no attempt used
                 last_error, result = exc, None
+                if isinstance(exc, StorageFull):
+                    self.blocked[op.index] = exc.reason
             except Exception as exc:  # a worker or a shard died, the batch is poison...
                 last_error, result = exc, None
                 attempt += 1
                 log.warning("batch %s:%d attempt %d failed: %s", op.operation_id, batch, attempt, exc)
             if result is not None:
+                self.blocked.pop(op.index, None)
                 if op.batch_indexed(batch, result["opstamps"], result["indexed"], result["failed"]):
                     self.metrics.count("docs_indexed", result["indexed"], index=op.index)
                     self.metrics.count("batches_indexed", 1, index=op.index)
@@ -196,7 +200,7 @@ class OperationTracker:
                     await self._checkpoint(op, durable=False)
                 return
             if attempt < attempts:
-                outage = isinstance(last_error, MongoUnavailable)
+                outage = isinstance(last_error, (MongoUnavailable, StorageFull))
                 await asyncio.sleep(self.backoff.delay(2) if outage else self.backoff.delay(max(attempt - 1, 0)))
         reason = f"indexing failed after {attempts} attempts: {type(last_error).__name__}: {last_error}"
         self.metrics.count("batches_failed", 1, index=op.index)
@@ -432,6 +436,11 @@ class OperationTracker:
         can hold changes for the persistence actor's next cycle (O(indexes with active work))."""
         unpersisted = {index for index, ops in self._unpersisted_ops.items() if ops}
         return sorted(unpersisted | {index for index, n in self._pending_by_index.items() if n > 0})
+
+    def admission(self, index: str) -> tuple[int, str | None]:
+        """(batches waiting to be indexed, why the index's writes wait, or None): what a bulk
+        request is admitted by (backpressure, a full disk)."""
+        return self._pending_total, self.blocked.get(index)
 
     def pending_batches(self) -> int:
         """Batches accepted but not yet indexed, over all operations (backpressure): a counter."""

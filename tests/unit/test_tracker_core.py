@@ -8,7 +8,7 @@ import asyncio
 from datetime import datetime
 
 from raysearch.config import Settings
-from raysearch.errors import MongoUnavailable
+from raysearch.errors import MongoUnavailable, StorageFull
 from raysearch.index.batch import encode_payload
 from raysearch.ops.operation import Operation
 from raysearch.ops.tracker import OperationTracker
@@ -58,6 +58,7 @@ class Workers:
         self.calls: list[tuple[str, int]] = []
         self.failing: set[tuple[str, int]] = set()
         self.outage = 0  # the next calls raise MongoUnavailable
+        self.disk_full = 0  # the next calls raise StorageFull
         self.failed = 0
 
     async def dispatch(self, index, op_id, batch):
@@ -65,6 +66,9 @@ class Workers:
         if self.outage:
             self.outage -= 1
             raise MongoUnavailable("MongoDB unreachable (test)")
+        if self.disk_full:
+            self.disk_full -= 1
+            raise StorageFull("shard idx:0: the disk under its RocksDB is full (test)")
         if (op_id, batch) in self.failing:
             self.failed += 1
             raise RuntimeError("worker died (test)")
@@ -184,5 +188,24 @@ def test_a_rebuilt_shard_runs_its_unpersisted_batches_again(no_ray):
         await tracker.shard_started_empty("idx", 0)
         view = await _settle(tracker, "op4", "persisting")
         assert len(workers.calls) == calls + 2 and view["batches"]["indexed"] == 2
+
+    asyncio.run(scenario())
+
+
+def test_a_full_disk_holds_the_index_s_writes_without_failing_them(no_ray):
+    async def scenario():
+        store, workers = MemoryStore(), Workers()
+        tracker = _tracker(store, workers)
+        _submit(store, "op5", 1)
+        workers.disk_full = 30  # many tries while the disk stays full: none uses up an attempt
+        await tracker.create("op5", "idx", [2], [], may_exist=False)
+        while workers.disk_full > 25:
+            await asyncio.sleep(0.01)
+        pending, blocked = tracker.admission("idx")
+        assert pending == 1 and "disk under its RocksDB is full" in blocked
+        assert tracker.admission("other")[1] is None  # other indexes take writes
+        view = await _settle(tracker, "op5", "persisting", timeout_s=20)
+        assert view["batches"]["failed"] == 0 and view["batches"]["indexed"] == 1
+        assert tracker.admission("idx") == (0, None)  # freed: the index takes writes again
 
     asyncio.run(scenario())
