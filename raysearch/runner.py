@@ -78,8 +78,10 @@ class LocalService:
                    mongo_grace_s: float = MONGO_GRACE_S) -> None:
         """Wait for /readyz while the service is still coming up (actors starting, replicas
         deploying: said through `progress(message)` every PROGRESS_EVERY_S); fail at once on a
-        real error (the application failed to deploy, the local MongoDB process died, MongoDB
-        unreachable for `mongo_grace_s`), and after `timeout_s` overall."""
+        real error (the application failed to deploy), and after `timeout_s` overall.
+        MongoDB away is waited for: an external one (RAYSEARCH_MONGO_URI) may start after the
+        service, and is named in the progress once away for `mongo_grace_s`; the embedded one
+        is started again if it died (supervise_mongo)."""
         started = time.time()
         deadline, reason = started + timeout_s, "no answer yet"
         mongo_down_since = None
@@ -96,13 +98,13 @@ class LocalService:
             failure = self._deploy_failure()
             if failure:
                 raise RuntimeError(f"the service failed to start: {failure}")
-            if self.mongo is not None and getattr(self.mongo, "process", None) is not None \
-                    and self.mongo.process.poll() is not None:
-                raise RuntimeError("the local MongoDB server exited; see its log in the data directory")
+            event = self.supervise_mongo()  # the embedded server, started again if it died
+            if event and progress:
+                progress(event)
             if verdict == MONGO_DOWN:
                 mongo_down_since = mongo_down_since or time.time()
                 if time.time() - mongo_down_since > mongo_grace_s:
-                    raise RuntimeError(f"MongoDB unreachable for {mongo_grace_s:.0f}s: {reason}")
+                    reason = f"waiting for MongoDB (away for {time.time() - mongo_down_since:.0f}s): {reason}"
             else:
                 mongo_down_since = None
             if progress and time.time() - last_progress >= PROGRESS_EVERY_S:
