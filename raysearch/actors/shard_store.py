@@ -128,12 +128,16 @@ class ShardStore:
             try:
                 return self.index.apply(batch_key, batch)
             except Exception as exc:
-                if not _no_space(exc):
-                    raise
-                # RocksDB refuses every write after this until it is reopened; reads go on.
-                self._disk_full = str(exc)
-                raise StorageFull(f"shard {self.index_name}:{self.shard}: the disk under its RocksDB is full "
-                                  f"({self.path}): {exc}") from None
+                self._raise_if_disk_full(exc)
+                raise
+
+    def _raise_if_disk_full(self, exc: Exception) -> None:
+        """A write that found no space: remember it (RocksDB refuses every write after this
+        until it is reopened; reads go on) and raise StorageFull instead."""
+        if _no_space(exc):
+            self._disk_full = str(exc)
+            raise StorageFull(f"shard {self.index_name}:{self.shard}: the disk under its RocksDB is full "
+                              f"({self.path}): {exc}") from None
 
     def _reopen_after_full_disk(self) -> None:
         """Once there is room again, reopen the store (RocksDB keeps a write error until then);
@@ -171,11 +175,8 @@ class ShardStore:
             with self._gate.reading():
                 self.index.ack_changes(log_keys)
         except Exception as exc:
-            if not _no_space(exc):
-                raise
-            self._disk_full = str(exc)
-            raise StorageFull(f"shard {self.index_name}:{self.shard}: the disk under its RocksDB is full "
-                              f"({self.path}): {exc}") from None
+            self._raise_if_disk_full(exc)
+            raise
         upto = self.index.persisted_upto()
         pending = self.index.pending_changes()
         metrics.gauge("dirty", pending, index=self.index_name, shard=str(self.shard))

@@ -105,3 +105,20 @@ def held_in_memory(tracker, op_ids: list[str]) -> list[bool]:
     Ray's __ray_call__: no test-only method in production code)."""
     return ray.get(tracker.__ray_call__.remote(lambda actor, ids: [i in actor.core.ops for i in ids], op_ids),
                    timeout=60)
+
+
+def wait_until(predicate, timeout_s: float, what: str):
+    """The predicate's first true value, polled every 0.5 s (HTTP errors count as not yet);
+    AssertionError naming `what` after `timeout_s`."""
+    import httpx
+
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        try:
+            value = predicate()
+            if value:
+                return value
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise AssertionError(f"{what} not within {timeout_s:.0f}s")

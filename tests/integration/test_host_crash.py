@@ -10,7 +10,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import httpx
 import psutil
@@ -18,6 +17,7 @@ import pytest
 
 from raysearch.storage.local_mongo import free_port
 from tests.conftest import debian_docs
+from tests.integration.helpers import wait_until
 
 TERMINAL = ("completed", "partially_completed", "failed")
 
@@ -28,19 +28,6 @@ def _serve(data, port, log_path):
     proc = subprocess.Popen([sys.executable, "-m", "raysearch.cli", "serve", "--data-dir", str(data),
                              "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT)
     return proc, env
-
-
-def _wait(predicate, timeout_s: float, what: str):
-    deadline = time.time() + timeout_s
-    while time.time() < deadline:
-        try:
-            value = predicate()
-            if value:
-                return value
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise AssertionError(f"{what} not within {timeout_s:.0f}s")
 
 
 def _kill_everything(proc: subprocess.Popen) -> int:
@@ -64,7 +51,7 @@ def test_the_whole_service_killed_mid_bulk_restarts_with_everything_acknowledged
     acknowledged: dict[str, str] = {}  # id -> title of its last acknowledged version
     try:
         with httpx.Client(base_url=url, timeout=120) as http:
-            _wait(lambda: http.get("/readyz").status_code == 200, 600, "the service ready")
+            wait_until(lambda: http.get("/readyz").status_code == 200, 600, "the service ready")
             docs = debian_docs(0, 4000)
             ops = []
             for start in range(0, 4000, 1000):
@@ -73,7 +60,7 @@ def test_the_whole_service_killed_mid_bulk_restarts_with_everything_acknowledged
                 ops.append(r.json()["operation_id"])
                 acknowledged.update({d["id"]: d["title"] for d in docs[start:start + 1000]})
                 if start == 0:  # the first completes before the crash; the rest are in flight
-                    _wait(lambda: http.get(f"/bulk-operations/{ops[0]}").json()["status"] in TERMINAL, 300,
+                    wait_until(lambda: http.get(f"/bulk-operations/{ops[0]}").json()["status"] in TERMINAL, 300,
                           "the first bulk")
             updates = [{**d, "title": f"second version of {d['id']}"} for d in docs[:300]]
             r = http.post("/bulk-indexing/crash", json=updates)  # re-indexes ids of the first, finished bulk
@@ -85,9 +72,9 @@ def test_the_whole_service_killed_mid_bulk_restarts_with_everything_acknowledged
 
         proc, env = _serve(data, port, log)  # the same data directory and port
         with httpx.Client(base_url=url, timeout=120) as http:
-            _wait(lambda: http.get("/readyz").status_code == 200, 900, "the restarted service ready")
+            wait_until(lambda: http.get("/readyz").status_code == 200, 900, "the restarted service ready")
             for op in ops:
-                final = _wait(lambda: (v := http.get(f"/bulk-operations/{op}").json())["status"] in TERMINAL and v,
+                final = wait_until(lambda: (v := http.get(f"/bulk-operations/{op}").json())["status"] in TERMINAL and v,
                               600, f"operation {op}")
                 assert final["status"] == "completed", final
             assert http.get("/indexes/crash").json()["documents"] == len(acknowledged)

@@ -10,7 +10,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -18,19 +17,7 @@ import pytest
 
 from raysearch.storage.local_mongo import free_port
 from tests.conftest import debian_docs
-
-
-def _wait(predicate, timeout_s: float, what: str):
-    deadline = time.time() + timeout_s
-    while time.time() < deadline:
-        try:
-            value = predicate()
-            if value:
-                return value
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise AssertionError(f"{what} not within {timeout_s:.0f}s")
+from tests.integration.helpers import wait_until
 
 
 @pytest.mark.timeout(900)
@@ -43,7 +30,7 @@ def test_mongodb_killed_mid_bulk_comes_back_and_nothing_acknowledged_is_lost(tmp
     url = f"http://127.0.0.1:{port}"
     try:
         with httpx.Client(base_url=url, timeout=60) as http:
-            _wait(lambda: http.get("/readyz").status_code == 200, 600, "the service ready")
+            wait_until(lambda: http.get("/readyz").status_code == 200, 600, "the service ready")
             docs = debian_docs(0, 6000)
             accepted = []
             for start in range(0, 3000, 1000):  # acknowledged before the kill
@@ -59,14 +46,14 @@ def test_mongodb_killed_mid_bulk_comes_back_and_nothing_acknowledged_is_lost(tmp
                     accepted.append(r.json()["operation_id"])
                 else:
                     assert r.status_code == 503 and r.headers.get("retry-after"), r.text
-                    _wait(lambda: http.get("/readyz").status_code == 200, 300, "MongoDB back")
+                    wait_until(lambda: http.get("/readyz").status_code == 200, 300, "MongoDB back")
                     r = http.post("/bulk-indexing/supervised", json=docs[start:start + 1000])
                     assert r.status_code == 202, r.text
                     accepted.append(r.json()["operation_id"])
             new_pid = int(Path(str(data / "mongo") + ".pid").read_text())
             assert new_pid != pid
             for op in accepted:
-                final = _wait(lambda: (v := http.get(f"/bulk-operations/{op}").json())["status"] in (
+                final = wait_until(lambda: (v := http.get(f"/bulk-operations/{op}").json())["status"] in (
                     "completed", "partially_completed", "failed") and v, 600, f"operation {op} finished")
                 assert final["status"] == "completed", final
             assert http.get("/indexes/supervised").json()["documents"] == 6000
