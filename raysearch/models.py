@@ -4,18 +4,48 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from raysearch.analysis.analyzer import AnalyzerSettings
-from raysearch.schema import check_field_name
+from raysearch.analysis.embedding import BUILTIN_DIMS
+from raysearch.schema import MAX_DIMS, check_field_name
 from raysearch.status import ACTIVE, TERMINAL, OperationStatus  # noqa: F401  (the typed status)
 
 
 class FieldSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    type: Literal["text", "keyword", "integer", "float", "boolean", "date"] = Field(
-        default="text", description="text is analysed into words; the other types are exact (schema.py)")
+    type: Literal["text", "keyword", "integer", "float", "boolean", "date", "vector"] = Field(
+        default="text", description="text is analysed into words; vector holds `dims` numbers for kNN; "
+                                    "the other types are exact (schema.py)")
     boost: float = Field(default=1.0, ge=0, description="multiplies the field's BM25 score")
+    dims: int | None = Field(default=None, ge=1, le=MAX_DIMS, description="vector fields: dimensions")
+    similarity: Literal["cosine", "dot_product", "l2"] | None = Field(
+        default=None, description="vector fields: what kNN ranks by (default cosine)")
+
+    def stored(self) -> dict:
+        """As the index record keeps it: the vector options only on vector fields."""
+        return self.model_dump(exclude={"dims", "similarity"} if self.type != "vector" else None)
+
+    @model_validator(mode="after")
+    def _vector_options(self) -> "FieldSettings":
+        if self.type == "vector":
+            if self.dims is None:
+                raise ValueError("a vector field needs 'dims' (its number of dimensions)")
+            if self.similarity is None:
+                self.similarity = "cosine"
+        elif self.dims is not None or self.similarity is not None:
+            raise ValueError(f"'dims' and 'similarity' are for vector fields, not {self.type} fields")
+        return self
+
+
+class EmbedderSettings(BaseModel):
+    """Where an index's vectors come from when a document has none (analysis/embedding.py)."""
+
+    model_config = ConfigDict(extra="forbid")
+    source: Literal["builtin"] = Field(default="builtin", description="builtin: static word embeddings "
+                                       "(wordllama, 256 dimensions, shipped in its wheel: no download)")
+    fields: list[str] = Field(min_length=1, description="text fields whose words are embedded")
+    target: str = Field(description="the vector field the embedding goes into (256 dimensions)")
 
 
 class IndexSettings(BaseModel):
@@ -25,12 +55,31 @@ class IndexSettings(BaseModel):
     fields: dict[str, FieldSettings] = Field(
         default_factory=dict, description="declared fields: type, and boost for default search")
 
+    embedder: EmbedderSettings | None = Field(default=None, description="fills a vector field from text fields")
+
     @field_validator("fields")
     @classmethod
     def _field_names(cls, fields: dict) -> dict:
         for name in fields:
             check_field_name(name)
         return fields
+
+    def stored(self) -> dict:
+        """As the index record keeps it (records written before vectors existed read the same)."""
+        out = self.model_dump(exclude={"fields", "embedder"} if self.embedder is None else {"fields"})
+        out["fields"] = {name: spec.stored() for name, spec in self.fields.items()}
+        return out
+
+    @model_validator(mode="after")
+    def _embedder_target(self) -> "IndexSettings":
+        if self.embedder is not None:
+            target = self.fields.get(self.embedder.target)
+            if target is None or target.type != "vector":
+                raise ValueError(f"the embedder's target {self.embedder.target!r} must be a declared vector field")
+            if target.dims != BUILTIN_DIMS:
+                raise ValueError(f"the builtin embedder makes {BUILTIN_DIMS}-dimension vectors; "
+                                 f"{self.embedder.target!r} has {target.dims}")
+        return self
 
 
 class SearchRequest(BaseModel):
@@ -47,6 +96,11 @@ class SearchRequest(BaseModel):
     sort: list | None = Field(default=None, description='e.g. ["_score"] or [{"installed_size": "desc"}]')
     search_after: list | None = Field(default=None, description="the `sort` values of the previous page's last hit")
     facets: dict | None = Field(default=None, description="name -> {terms|stats|histogram: {...}}")
+    knn: dict | None = Field(default=None, description='{"field", "vector", "k", "num_candidates"}: nearest '
+                                                       'neighbours by the field\'s similarity (search/knn.py)')
+    rank: dict | None = Field(default=None, description='q with knn: {"rrf": {"rank_constant", "window"}} '
+                                                        '(default) or {"linear": {"weight"}}')
+    hybrid: bool = Field(default=False, description="q with the index's embedder: kNN on q's embedding too")
 
 
 # ---------------------------------------------------------------- client results

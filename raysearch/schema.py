@@ -7,16 +7,24 @@ filters, sorting and facets. Keyword values are also indexed as exact terms.
 
 Normalised forms: keyword -> str; integer -> int (64-bit); float -> float;
 boolean -> 0/1; date -> int epoch milliseconds (UTC).
+
+`vector` fields are neither words nor exact values: a list of `dims` finite numbers per
+document, kept as float32 in the shard's vector column (index/vectors.py) for kNN search.
 """
 
 from __future__ import annotations
 
 import math
 from datetime import datetime, timezone
-from typing import Any, Iterable
+from typing import Any, Iterable, NamedTuple
+
+import numpy as np
 
 TEXT, KEYWORD, INTEGER, FLOAT, BOOLEAN, DATE = "text", "keyword", "integer", "float", "boolean", "date"
-TYPES = (TEXT, KEYWORD, INTEGER, FLOAT, BOOLEAN, DATE)
+VECTOR = "vector"
+TYPES = (TEXT, KEYWORD, INTEGER, FLOAT, BOOLEAN, DATE, VECTOR)
+SIMILARITIES = ("cosine", "dot_product", "l2")
+MAX_DIMS = 4096
 EXACT_TYPES = (KEYWORD, INTEGER, FLOAT, BOOLEAN, DATE)  # filterable, sortable, facetable
 NUMERIC_TYPES = (INTEGER, FLOAT, BOOLEAN, DATE)
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
@@ -29,9 +37,55 @@ class ValueError_(ValueError):
 
 
 def exact_fields(fields: dict[str, dict] | None) -> dict[str, str]:
-    """field -> type, for the declared non-text fields of index settings."""
+    """field -> type, for the declared exact fields of index settings (not text, not vectors)."""
     return {name: spec.get("type", TEXT) for name, spec in (fields or {}).items()
-            if spec.get("type", TEXT) != TEXT}
+            if spec.get("type", TEXT) not in (TEXT, VECTOR)}
+
+
+class VectorSpec(NamedTuple):
+    """A declared vector field: its dimensions and the similarity kNN ranks it by."""
+
+    dims: int
+    similarity: str = "cosine"
+
+
+def vector_fields(fields: dict[str, dict] | None) -> dict[str, VectorSpec]:
+    """field -> VectorSpec, for the declared vector fields of index settings."""
+    return {name: VectorSpec(int(spec["dims"]), spec.get("similarity") or "cosine")
+            for name, spec in (fields or {}).items() if spec.get("type") == VECTOR}
+
+
+def vector_value(field: str, spec: VectorSpec, value: Any) -> np.ndarray:
+    """A document's (or a query's) vector as float32; ValueError_ naming the field."""
+    if isinstance(value, np.ndarray):  # from the builtin embedder (analysis/embedding.py)
+        if value.shape != (spec.dims,):
+            raise ValueError_(f"field {field!r} is a vector of {spec.dims} dimensions, got shape {value.shape}")
+        return value.astype(np.float32, copy=False)
+    if not isinstance(value, (list, tuple)):
+        raise ValueError_(f"field {field!r} is a vector: expected a list of {spec.dims} numbers, got {_kind(value)}")
+    if len(value) != spec.dims:
+        raise ValueError_(f"field {field!r} is a vector of {spec.dims} dimensions, got {len(value)} numbers")
+    for item in value:
+        if isinstance(item, bool) or not isinstance(item, (int, float)):
+            raise ValueError_(f"field {field!r} is a vector: expected numbers, got {_kind(item)}")
+    vector = np.asarray(value, dtype=np.float64)
+    if not np.isfinite(vector).all():
+        raise ValueError_(f"field {field!r}: vector values must be finite (no NaN or Infinity)")
+    if np.abs(vector).max(initial=0.0) > 3.0e38:
+        raise ValueError_(f"field {field!r}: a vector value is beyond float32's range")
+    if spec.similarity == "cosine" and not vector.any():
+        raise ValueError_(f"field {field!r}: a zero vector has no cosine similarity")
+    return vector.astype(np.float32)
+
+
+def vector_values(doc: dict, vectors: dict[str, VectorSpec]) -> dict[str, np.ndarray]:
+    """field -> float32 vector, for every vector field the document has (absent or null: none)."""
+    out = {}
+    for field, spec in vectors.items():
+        raw = doc.get(field)
+        if raw is not None:
+            out[field] = vector_value(field, spec, raw)
+    return out
 
 
 def check_field_name(name: Any) -> str:
@@ -141,12 +195,14 @@ def typed_values(doc: dict, types: dict[str, str]) -> dict[str, list]:
     return out
 
 
-def type_error(doc: dict | None, types: dict[str, str]) -> str | None:
-    """Why a document's typed fields do not fit their types (naming the field), or None."""
-    if doc is None or not types:
+def type_error(doc: dict | None, types: dict[str, str], vectors: dict[str, VectorSpec] | None = None) -> str | None:
+    """Why a document's typed or vector fields do not fit their types (naming the field), or None."""
+    if doc is None or not (types or vectors):
         return None
     try:
         typed_values(doc, types)
+        if vectors:
+            vector_values(doc, vectors)
     except ValueError as exc:
         return str(exc)
     return None

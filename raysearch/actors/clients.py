@@ -22,6 +22,7 @@ from raysearch.actors.persistence import persistence as persistence_handle
 from raysearch.actors.shard_store import shards as shard_handles
 from raysearch.actors.tracker import tracker as tracker_handle
 from raysearch.config import Settings
+from raysearch.search.knn import KnnQuery
 from raysearch.search.plan import QueryPlan
 
 
@@ -35,6 +36,9 @@ class RayShard:
 
     async def search(self, plan: QueryPlan, k: int) -> dict:
         return await self.handle.search.remote(plan, k)
+
+    async def knn(self, query: KnnQuery) -> list:
+        return await self.handle.knn.remote(query)
 
     async def get_documents(self, doc_ids: list[str]) -> list[bytes | None]:
         return await self.handle.get_documents.remote(doc_ids)

@@ -9,6 +9,7 @@ import ray
 from raysearch import indexmeta
 from raysearch.actors import gc_tuning, names
 from raysearch.actors.shard_store import shards as shard_handles
+from raysearch.analysis import embedding
 from raysearch.analysis.analyzer import Analyzer
 from raysearch.config import Settings
 from raysearch.index.batch import decode_payload, split_batch
@@ -20,7 +21,7 @@ class IndexWorker:
     def __init__(self, settings: Settings):
         self.settings = settings
         self.mongo = MongoStore(settings.mongo_uri, settings.mongo_db)
-        self._indexes: dict[str, tuple[Analyzer, list]] = {}  # index -> (analyzer, shard handles)
+        self._indexes: dict[str, tuple[Analyzer, list, object]] = {}  # index -> (analyzer, shard handles, embedder)
         gc_tuning.collect_rarely()
 
     def _index(self, index: str):
@@ -31,8 +32,8 @@ class IndexWorker:
                 raise RuntimeError(f"index {index!r} has no settings in MongoDB")
             if meta.get("deleting"):
                 raise RuntimeError(f"index {index!r} is being deleted")
-            _, analyzer, shards = indexmeta.parse(meta)  # CorruptIndex naming it: this batch fails, not others
-            cached = self._indexes[index] = (analyzer, shard_handles(self.settings, index, shards))
+            settings, analyzer, shards = indexmeta.parse(meta)  # CorruptIndex naming it: this batch fails, not others
+            cached = self._indexes[index] = (analyzer, shard_handles(self.settings, index, shards), settings.embedder)
         return cached
 
     def index_batch(self, index: str, op_id: str, batch: int) -> dict:
@@ -44,9 +45,11 @@ class IndexWorker:
         self._index(index)
         if raw is None:
             raise RuntimeError(f"batch {op_id}:{batch} is not in the intake log")
-        docs, deletes, types = decode_payload(raw)
-        analyzer, shards = self._index(index)
-        per_shard, indexed, failed = split_batch(docs, deletes, len(shards), analyzer, types)
+        docs, deletes, types, vectors = decode_payload(raw)
+        analyzer, shards, embedder = self._index(index)
+        if embedder is not None and embedder.target in vectors:  # the whole batch in one call
+            embedding.fill_vectors(docs, embedder.fields, embedder.target)
+        per_shard, indexed, failed = split_batch(docs, deletes, len(shards), analyzer, types, vectors)
         batch_key = f"{op_id}:{batch}"
         refs = {n: shards[n].apply.remote(batch_key, part) for n, part in per_shard.items()}
         try:

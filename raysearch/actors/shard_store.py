@@ -22,6 +22,7 @@ from raysearch.index.encoding import decode_entries
 from raysearch.index.verification import compare_sorted
 from raysearch.index.batch import ShardBatch
 from raysearch.index.shard_index import ShardIndex
+from raysearch.search.knn import KnnQuery, shard_knn
 from raysearch.search.plan import QueryPlan
 from raysearch.search.shard_side import shard_search, shard_stats
 from raysearch.storage.gate import ReadGate
@@ -225,6 +226,12 @@ class ShardStore:
         """This shard's query phase (search/shard_side.py)."""
         with self._gate.reading():
             return shard_search(self.index, self.shard, plan, k)
+
+    @ray.method(enable_task_events=False)
+    def knn(self, query: KnnQuery) -> list:
+        """This shard's top k nearest neighbours (search/knn.py)."""
+        with self._gate.reading():
+            return shard_knn(self.index, query)
 
     def get_document(self, doc_id: str) -> bytes | None:
         with self._gate.reading():

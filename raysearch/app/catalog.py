@@ -68,9 +68,10 @@ class IndexCatalog:
             await self.create_index(name, body, must_be_new=False)
             return await self.index(name)
 
-    async def types(self, name: str) -> dict[str, str]:
-        """The index's typed (non-text) fields: field -> type."""
-        return (await self.index(name))[1].types
+    async def schema_of(self, name: str) -> tuple[dict[str, str], dict]:
+        """(typed fields, vector fields) of the index: what a document is checked against."""
+        target = (await self.index(name))[1]
+        return target.types, target.vectors
 
     async def records(self) -> list[dict]:
         """Every index record but those being deleted."""
@@ -85,7 +86,7 @@ class IndexCatalog:
             indexmeta.build(settings)  # everything derived from the settings, before anything is stored
         except Exception as exc:
             raise InvalidRequest(f"invalid index settings: {validation.pydantic_reason(exc)}") from None
-        created = await asyncio.to_thread(self.mongo.create_index_meta, name, settings.model_dump(), settings.shards)
+        created = await asyncio.to_thread(self.mongo.create_index_meta, name, settings.stored(), settings.shards)
         if not created and must_be_new:
             raise AlreadyExists(f"index {name!r} already exists")
         self._checked.pop(name, None)
@@ -118,9 +119,13 @@ class IndexCatalog:
                 if old is not None and old.get("type", schema.TEXT) != declared.type:
                     raise InvalidRequest(f"field {field!r} is already declared as {old.get('type', schema.TEXT)!r}; "
                                          f"a declared field's type never changes")
-                fields[field] = declared.model_dump()
+                if old is not None and declared.type == schema.VECTOR and (
+                        old.get("dims"), old.get("similarity")) != (declared.dims, declared.similarity):
+                    raise InvalidRequest(f"vector field {field!r} is declared with dims {old.get('dims')} and "
+                                         f"similarity {old.get('similarity')!r}; they never change")
+                fields[field] = declared.stored()
             try:
-                new = IndexSettings(**{**current, "fields": fields}).model_dump()
+                new = IndexSettings(**{**current, "fields": fields}).stored()
             except Exception as exc:
                 raise InvalidRequest(f"invalid fields: {validation.pydantic_reason(exc)}") from None
             if new == meta["settings"] or await asyncio.to_thread(

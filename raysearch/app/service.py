@@ -154,7 +154,7 @@ class SearchService:
         if reason:
             raise InvalidRequest(reason)
         _, target = await self.catalog.ensure_index(index)
-        reason = schema.type_error(doc, target.types)
+        reason = schema.type_error(doc, target.types, target.vectors)
         if reason:
             raise InvalidRequest(reason)
         accepted = await self.ingest.submit(index, [doc], [], [], kind="put")

@@ -207,15 +207,15 @@ async def run_bulk(actions: list[es_bulk.Action], may_write=None) -> list[dict]:
         elif isinstance(action.source, dict) and isinstance(action.source.get("id"), (str, int)):
             wanted.add(str(action.source["id"]))
     existing: dict[str, set[str]] = {}
-    types: dict[str, dict[str, str]] = {}
+    types: dict[str, tuple] = {}  # index -> (typed fields, vector fields)
     for index, wanted in ids.items():
         _, target = await svc.ensure_index(index, {"analyzer": es_bulk.STANDARD})  # as ES auto-creates
-        types[index] = target.types
+        types[index] = (target.types, target.vectors)
         existing[index] = set(await svc.fetch(target, sorted(wanted))) if wanted else set()
 
     def check(index: str, doc: dict) -> str | None:
         _, _, reason = validation.validate_document(doc, svc.settings.max_doc_bytes)
-        return reason or schema.type_error(doc, types[index])
+        return reason or schema.type_error(doc, *types[index])
 
     plans, items = es_bulk.plan_bulk(actions, lambda index, doc_id: doc_id in existing.get(index, ()), check)
     failed: dict[str, str] = {}

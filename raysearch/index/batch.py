@@ -10,20 +10,25 @@ from raysearch import schema
 from raysearch.analysis.analyzer import Analyzer
 from raysearch.index.batch_postings import analyze_tokens, build_blocks
 from raysearch.index.routing import shard_for
+from raysearch.index.vectors import encode_vectors
 
 
-def encode_payload(docs: list[dict], deletes: list[str] = (), types: dict[str, str] | None = None) -> bytes:
-    """A batch as the intake log stores it, with the typed fields it was validated
+def encode_payload(docs: list[dict], deletes: list[str] = (), types: dict[str, str] | None = None,
+                   vectors: dict[str, schema.VectorSpec] | None = None) -> bytes:
+    """A batch as the intake log stores it, with the typed and vector fields it was validated
     against (so a worker reads exactly that schema, however late it runs)."""
     body = {"docs": docs, "deletes": list(deletes)}
     if types:
         body["types"] = types
+    if vectors:
+        body["vectors"] = {name: list(spec) for name, spec in vectors.items()}
     return orjson.dumps(body)
 
 
-def decode_payload(raw: bytes) -> tuple[list[dict], list[str], dict[str, str]]:
+def decode_payload(raw: bytes) -> tuple[list[dict], list[str], dict[str, str], dict[str, schema.VectorSpec]]:
     data = orjson.loads(raw)
-    return data["docs"], data["deletes"], data.get("types") or {}
+    vectors = {name: schema.VectorSpec(*spec) for name, spec in (data.get("vectors") or {}).items()}
+    return data["docs"], data["deletes"], data.get("types") or {}, vectors
 
 
 def encode_indexed(indexed: list, typed: dict[str, list]) -> bytes:
@@ -68,10 +73,11 @@ class ShardBatch:
     # not parse their term lists (a T entry names every term: ~200 strings a document):
     field_totals: dict[str, list[int]] = field(default_factory=dict)  # field -> [documents, total length]
     typed: list[dict] = field(default_factory=list)  # per document its typed values ({} when none)
+    vectors: list[bytes] = field(default_factory=list)  # per document its V payload (b"" when none; vectors.py)
 
 
 def split_batch(docs: list[dict], deletes: list[str], shards: int, analyzer: Analyzer,
-                types: dict[str, str] | None = None):
+                types: dict[str, str] | None = None, vectors: dict[str, schema.VectorSpec] | None = None):
     """-> ({shard: ShardBatch}, indexed records, failed [{id, reason}]).
 
     A document that cannot be analysed fails alone; its neighbours proceed.
@@ -79,6 +85,8 @@ def split_batch(docs: list[dict], deletes: list[str], shards: int, analyzer: Ana
     every record of it counts as indexed, as each line of an Elasticsearch
     `_bulk` does, so that indexed + failed = the records sent.
     Postings are grouped for the whole batch at once (batch_postings.py).
+    Vector fields leave the stored JSON for the document's V entry (float32, not JSON
+    numbers); GET of a document puts them back.
     """
     per_shard: dict[int, ShardBatch] = {}
     failed = []
@@ -91,6 +99,11 @@ def split_batch(docs: list[dict], deletes: list[str], shards: int, analyzer: Ana
     for doc_id, doc in latest.items():
         try:
             typed = schema.typed_values(doc, types) if types else {}
+            payload = b""
+            if vectors:
+                found = schema.vector_values(doc, vectors)
+                payload = encode_vectors(found) if found else b""
+                doc = {k: v for k, v in doc.items() if k not in vectors}
             tokens = analyze_tokens(doc, analyzer, types)
             stored = orjson.dumps(doc)
         except Exception as exc:  # one bad document must not fail its batch
@@ -102,6 +115,7 @@ def split_batch(docs: list[dict], deletes: list[str], shards: int, analyzer: Ana
             part = per_shard[n] = ShardBatch()
         part.doc_ids.append(doc_id)
         part.stored.append(stored)
+        part.vectors.append(payload)
         accepted.append(tokens)
         typed_of.append(typed)
         shard_of.append(n)

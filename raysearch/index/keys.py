@@ -6,6 +6,8 @@ Data keys (mirrored to MongoDB, so a shard can be rebuilt from it):
                                  the document indexed: field lengths and terms (JSON)
   P<field>\0<term>\0<opstamp:8>  posting block: the term's postings in the documents one batch
                                  added (numbers relative to that batch's base; encoding.py)
+  V<id>                          the document's vectors: its doc number (8 bytes BE), then per
+                                 vector field its name, dims and float32 values (vectors.py)
   B<opstamp:8>                   base doc number and document count of one batch
   A<batch key>                   opstamp at which a batch was applied (idempotent replays)
 Postings are grouped per (term, batch) like a tiny Lucene segment, so a batch
@@ -33,6 +35,7 @@ import struct
 DOC = b"D"
 DOC_TERMS = b"T"
 POSTING = b"P"
+VECTORS = b"V"
 BATCH_BASE = b"B"
 APPLIED = b"A"
 INTERNAL = b"~"
@@ -50,6 +53,15 @@ def doc_key(doc_id: str) -> bytes:
 
 def doc_terms_key(doc_id: str) -> bytes:
     return DOC_TERMS + doc_id.encode()
+
+
+def vectors_key(doc_id: str) -> bytes:
+    return VECTORS + doc_id.encode()
+
+
+def doc_id_of(key: bytes) -> str:
+    """The id in a D, T or V key."""
+    return key[1:].decode()
 
 
 def term_prefix(field: str, term: str) -> bytes:

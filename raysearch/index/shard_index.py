@@ -20,6 +20,7 @@ from dataclasses import field as dataclass_field
 from typing import Iterable, Iterator
 
 import numpy as np
+import orjson
 
 from raysearch.config import POSTING_CACHE_POSTINGS
 from raysearch.index import keys as K
@@ -28,6 +29,7 @@ from raysearch.index.change_log import ChangeLog
 from raysearch.index.derived import DerivedState, decode_snapshot, encode_snapshot
 from raysearch.index.derived import scan as scan_derived
 from raysearch.index.posting_cache import PostingCache
+from raysearch.index.vectors import VectorStore, decode_vectors, split_vector_entry, vector_entry
 from raysearch.index.encoding import (
     block_columns,
     block_postings,
@@ -78,6 +80,7 @@ class ShardIndex:
         if state is not None:
             self.snapshot_opstamp = self.last_opstamp
         self._adopt(state or scan_derived(kv))
+        self.vectors = self._scan_vectors()
         self.cache = PostingCache(cache_postings)
         # Version of the statistics (df, field lengths, dictionary), for an ingress that keeps
         # summed statistics between queries: a seqlock (odd while an apply changes them) under
@@ -90,6 +93,15 @@ class ShardIndex:
     # ---------------------------------------------------- derived state
     def _adopt(self, state: DerivedState) -> None:
         self.stats, self.values, self.bases, self.next_docnum = state.stats, state.values, state.bases, state.next_docnum
+
+    def _scan_vectors(self) -> VectorStore:
+        """The vector columns, from the V entries (not in the snapshot: they are large, and a
+        scan of fixed-size rows is quick)."""
+        store = VectorStore()
+        for _, raw in self.kv.scan(K.VECTORS, K.upper_bound(K.VECTORS)):
+            docnum, payload = split_vector_entry(raw)
+            store.add(docnum, payload)
+        return store
 
     def snapshot_bytes(self) -> bytes:
         """The derived state as of last_opstamp (index/derived.py); the caller keeps writes out."""
@@ -117,12 +129,17 @@ class ShardIndex:
         stamp = K.opstamp_bytes(opstamp)
         overlay = _Overlay(self.kv)
         touched: set[bytes] = set(batch.block_prefixes)  # term prefixes whose cached lists go stale
-        removed = self._remove_docs(overlay, touched, [*batch.deletes, *batch.doc_ids])
+        vectors = batch.vectors if any(batch.vectors) else ()
+        removed = self._remove_docs(overlay, touched, [*batch.deletes, *batch.doc_ids],
+                                    with_vectors=bool(self.vectors) or bool(vectors))
         base = self.next_docnum
         changes = overlay.changes
         for i, (doc_id, stored, terms) in enumerate(zip(batch.doc_ids, batch.stored, batch.terms)):
             changes[K.doc_terms_key(doc_id)] = K.doc_terms_value(base + i, stamp, terms)
             changes[K.doc_key(doc_id)] = stored
+        for i, (doc_id, payload) in enumerate(zip(batch.doc_ids, vectors)):
+            if payload:
+                changes[K.vectors_key(doc_id)] = vector_entry(base + i, payload)
         for prefix, block in zip(batch.block_prefixes, batch.blocks):
             changes[K.block_key(prefix, stamp)] = block
         if batch.doc_ids:
@@ -162,12 +179,15 @@ class ShardIndex:
             for i, typed in enumerate(batch.typed):
                 if typed:
                     self.values.add(base + i, typed)
+            for i, payload in enumerate(vectors):
+                if payload:
+                    self.vectors.add(base + i, payload)
         finally:
             self._stats_seq += 1
         self.cache.invalidate(touched)
         return opstamp
 
-    def _remove_docs(self, ov: _Overlay, touched: set, doc_ids: list[str]) -> "_Removal":
+    def _remove_docs(self, ov: _Overlay, touched: set, doc_ids: list[str], with_vectors: bool = False) -> "_Removal":
         """Take stored documents out of the blocks their T entries name, for the whole batch
         at once: each block is read once (one multi_get) and rewritten once, without all of
         the batch's documents it held. Re-indexing documents that came in together (one
@@ -205,6 +225,8 @@ class ShardIndex:
                         leaving.append(local)
             ov.put(t_key, None)
             ov.put(d_key, None)
+            if with_vectors:  # (a shard that never held vectors logs no deletes of them)
+                ov.put(K.vectors_key(K.doc_id_of(t_key)), None)
         block_keys = list(locals_of)
         counts = out.prefix_counts
         for block_key, block in zip(block_keys, self.kv.multi_get(block_keys)):
@@ -258,6 +280,7 @@ class ShardIndex:
         self._stats_seq += 1
         try:
             self._adopt(scan_derived(self.kv))
+            self.vectors = self._scan_vectors()
         finally:
             self._stats_seq += 1
         self.cache.invalidate()
@@ -277,11 +300,34 @@ class ShardIndex:
     def doc_count(self) -> int:
         return self.stats.docs
 
-    def get_document(self, doc_id: str) -> bytes | None:
-        return self.kv.get(K.doc_key(doc_id))
-
     def get_documents(self, doc_ids: list[str]) -> list[bytes | None]:
+        """Stored documents as search hits show them (without their vectors, as Elasticsearch 9
+        leaves them out of hits' `_source`: kilobytes of numbers no reader of a page wants)."""
         return self.kv.multi_get([K.doc_key(d) for d in doc_ids])
+
+    def get_document(self, doc_id: str) -> bytes | None:
+        """A stored document with its vectors put back (GET of one document)."""
+        raw = self.kv.get(K.doc_key(doc_id))
+        if raw is None or not self.vectors:
+            return raw
+        entry = self.kv.get(K.vectors_key(doc_id))
+        if entry is None:
+            return raw
+        doc = orjson.loads(raw)
+        for name, vector in decode_vectors(split_vector_entry(entry)[1]).items():
+            doc[name] = vector.tolist()
+        return orjson.dumps(doc)
+
+    def docnum_mask(self, doc_ids, n: int) -> np.ndarray:
+        """Booleans over numbers < n: the numbers of those of `doc_ids` this shard holds."""
+        mask = np.zeros(n, dtype=bool)
+        numbered = self.stats.doc_ids
+        for doc_id, raw in zip(doc_ids, self.kv.multi_get([K.doc_terms_key(d) for d in doc_ids])):
+            if raw is not None:
+                docnum = K.split_doc_terms_value(raw)[0]
+                if docnum < n and numbered[docnum] == doc_id:
+                    mask[docnum] = True
+        return mask
 
     def field_stats(self, fields: list[str]) -> dict[str, tuple[int, int]]:
         """field -> (documents having it, total length)."""

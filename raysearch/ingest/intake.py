@@ -20,7 +20,7 @@ from raysearch.ingest import validation
 
 class Catalog(Protocol):
     async def ensure_index(self, name: str, body: dict | None = None): ...  # -> (record, IndexTarget)
-    async def types(self, name: str) -> dict[str, str]: ...
+    async def schema_of(self, name: str) -> tuple[dict, dict]: ...  # (typed fields, vector fields)
 
 
 class IntakeLog(Protocol):
@@ -53,11 +53,12 @@ class Ingest:
             validation.check_webhook(webhook, s.webhook_allowed_hosts)
         if not raw_docs:
             raise InvalidRequest("the request contains no documents")
-        types = (await self.catalog.ensure_index(index))[1].types
+        target = (await self.catalog.ensure_index(index))[1]
+        types, vectors = target.types, target.vectors
         docs, errors = [], []
         for position, raw in enumerate(raw_docs):
             doc, doc_id, reason = validation.validate_document(raw, s.max_doc_bytes)
-            reason = reason or schema.type_error(doc, types)
+            reason = reason or schema.type_error(doc, types, vectors)
             if reason:
                 errors.append({"position": position, "id": doc_id, "reason": reason})
             else:
@@ -76,7 +77,7 @@ class Ingest:
     async def submit(self, index: str, docs: list[dict], deletes: list[str], errors: list[dict],
                      webhook: str | None = None, kind: str = "bulk", operation_id: str | None = None) -> dict:
         """Checked documents and deletes into the intake log, then the operation registered."""
-        types = await self.catalog.types(index)
+        types, vectors = await self.catalog.schema_of(index)
         op_id = operation_id or uuid.uuid4().hex
         if operation_id and (existing := await self.tracker.get(operation_id)) is not None:
             rejected = [e for e in existing["errors"] if "position" in e]
@@ -85,7 +86,7 @@ class Ingest:
                     "batches": existing["batches"]["total"], "errors": rejected, "existing": True}
         size = self.settings.batch_size
         batches: list[list] = [docs[i : i + size] for i in range(0, len(docs), size)]
-        payloads = [encode_payload(b, types=types) for b in batches]
+        payloads = [encode_payload(b, types=types, vectors=vectors) for b in batches]
         if deletes:
             payloads.append(encode_payload([], deletes))
             batches.append(deletes)

@@ -53,7 +53,9 @@ def execute(shard: ShardIndex, plan: QueryPlan, k: int) -> dict:
     doc_ids = shard.stats.doc_ids
     n = len(doc_ids)  # documents numbered later than this query's start are not seen
     top_candidates = None  # the only documents that can make the top k, when pruned
-    if plan.match_all:
+    if plan.match_none:  # a kNN search's counting round: only plan.also counts
+        candidates, scores = np.zeros(n, dtype=bool), np.zeros(n)
+    elif plan.match_all:
         candidates = shard.stats.live_mask(n)
         scores = np.ones(n)
     elif (terms := _prunable_terms(plan, k)) is not None:
@@ -68,10 +70,16 @@ def execute(shard: ShardIndex, plan: QueryPlan, k: int) -> dict:
         candidates &= shard.stats.live_mask(n)
     if plan.filter and top_candidates is None:
         candidates &= filters.evaluate(plan.filter, shard, n)
-    total = int(candidates.sum())
-    partials = facets.shard_partials(plan.facets, shard, candidates) if plan.facets else {}
+    counted = candidates
+    if plan.also:  # a hybrid search's kNN hits: counted in the total and facets (the union), not ranked here
+        extra = shard.docnum_mask(plan.also, n) & shard.stats.live_mask(n)
+        if plan.filter:
+            extra &= filters.evaluate(plan.filter, shard, n)
+        counted = candidates | extra
+    total = int(counted.sum())
+    partials = facets.shard_partials(plan.facets, shard, counted) if plan.facets else {}
     out = {"total": total, "hits": [], "facets": partials}
-    if k <= 0 or total == 0:
+    if k <= 0 or not candidates.any():
         return out
     numbers = np.flatnonzero(candidates) if top_candidates is None else top_candidates
     sort = plan.sort or DEFAULT_SORT

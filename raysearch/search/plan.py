@@ -125,6 +125,10 @@ class QueryPlan(NamedTuple):
     versions: list | None = None
     fetch: bool = False  # a first page: the hits' stored documents come back with the query phase
     explain: bool = False  # each hit's score, clause by clause (search/explain.py)
+    # hybrid and kNN searches: the kNN hits' ids, counted into total and facets (the union of
+    # both lists) though only the text matches are ranked; match_none: no text part at all
+    also: tuple = ()
+    match_none: bool = False
 
 
 def analyze_clauses(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from raysearch.index.shard_index import ShardIndex
 from raysearch.search.executor import execute
+from raysearch.search.knn import KnnQuery, shard_knn
 from raysearch.search.plan import QueryPlan
 
 STALE = {"stale": True, "total": 0, "hits": [], "facets": {}}
@@ -53,6 +54,9 @@ class LocalShard:
 
     async def search(self, plan: QueryPlan, k: int) -> dict:
         return shard_search(self.index, self.shard, plan, k)
+
+    async def knn(self, query: KnnQuery) -> list:
+        return shard_knn(self.index, query)
 
     async def get_documents(self, doc_ids: list[str]) -> list[bytes | None]:
         return self.index.get_documents(doc_ids)

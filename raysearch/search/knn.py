@@ -1,0 +1,102 @@
+"""kNN search (pure): the request's `knn` clause read and checked, and one shard's part.
+
+Each shard ranks its own documents that have the field (and pass the filter) by the
+field's similarity and returns its top k; the coordinator merges the shards' lists
+exactly, as it merges BM25 hits, so the answer does not depend on the shard count.
+A shard's search is exact (index/vectors.py): a matrix-vector product over the eligible
+rows, which is also what a selective filter needs. Scores are Elasticsearch's:
+(1 + cosine) / 2, (1 + dot) / 2, 1 / (1 + l2^2). Ties go to the smaller id.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from raysearch import schema
+from raysearch.errors import InvalidRequest
+from raysearch.index.vectors import scores_of, similarities
+from raysearch.search import filters
+
+MAX_K = 10_000
+MAX_CANDIDATES = 10_000
+
+
+class KnnQuery(NamedTuple):
+    """What every shard runs for a kNN search (pickled as a plain tuple, like QueryPlan)."""
+
+    field: str
+    vector: bytes  # float32, little-endian
+    k: int
+    num_candidates: int
+    similarity: str
+    filter: list | None = None  # filters.parse_filter
+
+
+def parse_knn(spec: Any, vectors: dict[str, schema.VectorSpec], types: dict[str, str],
+              search_filter: list | None = None) -> KnnQuery:
+    """The `knn` object of a search body -> KnnQuery; InvalidRequest naming what is wrong.
+    `search_filter` (the request's `filter`) applies to the candidates too; a `filter`
+    inside `knn` (Elasticsearch's place for it) is combined with it."""
+    if not isinstance(spec, dict):
+        raise InvalidRequest('knn: expected an object {"field", "vector", "k", "num_candidates"}')
+    unknown = set(spec) - {"field", "vector", "k", "num_candidates", "filter"}
+    if unknown:
+        raise InvalidRequest(f"knn: unknown key(s) {sorted(unknown)}; expected field, vector, k, num_candidates, filter")
+    field = spec.get("field")
+    if not isinstance(field, str) or field not in vectors:
+        declared = sorted(vectors) or "none"
+        raise InvalidRequest(f"knn: field {str(field)[:60]!r} is not a vector field of this index (vector fields: {declared})")
+    vspec = vectors[field]
+    try:
+        vector = schema.vector_value(field, vspec, spec.get("vector"))
+    except ValueError as exc:
+        raise InvalidRequest(f"knn: {exc}") from None
+    k = _count(spec.get("k", 10), "k", MAX_K)
+    candidates = _count(spec.get("num_candidates", max(100, k)), "num_candidates", MAX_CANDIDATES)
+    if candidates < k:
+        raise InvalidRequest(f"knn: num_candidates ({candidates}) must be at least k ({k})")
+    node = search_filter
+    if spec.get("filter") is not None:
+        inner = filters.parse_filter(spec["filter"], types)
+        node = inner if node is None else ["and", [node, inner]]
+    return KnnQuery(field, vector.astype("<f4").tobytes(), k, candidates, vspec.similarity, node)
+
+
+def _count(value: Any, name: str, limit: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= limit:
+        raise InvalidRequest(f"knn: {name} must be a whole number from 1 to {limit}, got {str(value)[:40]!r}")
+    return value
+
+
+def shard_knn(shard, query: KnnQuery) -> list[list]:
+    """One shard's top k as [[score, id], ...], best first (ties: smaller id first)."""
+    column = shard.vectors.column(query.field)
+    if column is None:
+        return []
+    doc_ids = shard.stats.doc_ids
+    n = len(doc_ids)
+    matrix, present, norms = column.arrays(n)
+    eligible = present & shard.stats.live_mask(n)
+    if query.filter:
+        eligible &= filters.evaluate(query.filter, shard, n)
+    rows = np.flatnonzero(eligible)
+    if len(rows) == 0:
+        return []
+    vector = np.frombuffer(query.vector, dtype="<f4")
+    scores = scores_of(similarities(matrix, norms, rows, vector, query.similarity), query.similarity)
+    k = min(query.k, len(rows))
+    if k < len(rows):
+        # every row scoring at least the k-th best: ties at the boundary are then ranked by id
+        kth = np.partition(scores, len(scores) - k)[len(scores) - k]
+        keep = scores >= kth
+        rows, scores = rows[keep], scores[keep]
+    ranked = sorted(zip((-scores).tolist(), (doc_ids[r] for r in rows.tolist())), key=lambda p: (p[0], p[1] or ""))
+    return [[-neg, doc_id] for neg, doc_id in ranked if doc_id is not None][:k]
+
+
+def merge_knn(lists: list[list[list]], k: int) -> list[tuple[float, str]]:
+    """The shards' top-k lists -> the global top k as (score, id), best first."""
+    merged = sorted(((score, doc_id) for hits in lists for score, doc_id in hits), key=lambda h: (-h[0], h[1]))
+    return merged[:k]

@@ -1,0 +1,207 @@
+"""Vector fields, kNN and hybrid search through the coordinator over in-process shards
+(no Ray): kNN against brute force, identical answers on 1 and 4 shards, hybrid against an
+oracle fusing the engine's own two lists, the union's total and facets, and the vectors'
+life in a shard (re-index, delete, reopen, restore from mirrored entries)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+
+from raysearch import schema
+from raysearch.analysis.analyzer import Analyzer
+from raysearch.errors import InvalidRequest
+from raysearch.index import keys as K
+from raysearch.index.batch import split_batch
+from raysearch.index.shard_index import ShardIndex
+from raysearch.models import IndexSettings, SearchRequest
+from raysearch.search.coordinator import IndexTarget, SearchCoordinator, SearchLimits
+from raysearch.search.fusion import Fusion, fuse
+from raysearch.search.shard_side import LocalShard
+from raysearch.storage.kv import MemoryKV
+
+DIMS = 8
+WORDS = "red green blue apple banana cherry fast slow river mountain".split()
+
+
+def _docs(count: int, seed: int = 7) -> list[dict]:
+    rng = np.random.default_rng(seed)
+    docs = []
+    for i in range(count):
+        doc = {"id": f"d{i:04}", "body": " ".join(rng.choice(WORDS, size=4)), "kind": ["a", "b", "c"][i % 3]}
+        if i % 10 != 9:  # some documents have no vector
+            doc["emb"] = rng.normal(size=DIMS).round(4).tolist()
+        docs.append(doc)
+    return docs
+
+
+def _settings(similarity: str = "cosine") -> dict:
+    return IndexSettings(fields={"emb": {"type": "vector", "dims": DIMS, "similarity": similarity},
+                                 "kind": {"type": "keyword"}}).stored()
+
+
+def _build(docs, shards, similarity="cosine", batches=1):
+    settings = _settings(similarity)
+    target0 = IndexTarget("t", settings, Analyzer(), [])
+    indexes = [ShardIndex(MemoryKV()) for _ in range(shards)]
+    step = -(-len(docs) // batches)
+    for b in range(batches):
+        part_docs = docs[b * step:(b + 1) * step]
+        per_shard, _, failed = split_batch(part_docs, [], shards, Analyzer(), target0.types, target0.vectors)
+        assert not failed
+        for n, part in per_shard.items():
+            indexes[n].apply(f"b{b}", part)
+    return IndexTarget("t", settings, Analyzer(), [LocalShard(ix, n) for n, ix in enumerate(indexes)]), indexes
+
+
+def _search(target, **params):
+    return asyncio.run(SearchCoordinator(SearchLimits()).search(target, SearchRequest(**params)))
+
+
+def _brute(docs, query, similarity, k, keep=lambda d: True):
+    q = np.asarray(query, dtype=np.float32).astype(np.float64)
+    scored = []
+    for doc in docs:
+        if "emb" not in doc or not keep(doc):
+            continue
+        v = np.asarray(doc["emb"], dtype=np.float32).astype(np.float64)
+        if similarity == "cosine":
+            s = (1 + v @ q / (np.linalg.norm(v) * np.linalg.norm(q))) / 2
+        elif similarity == "dot_product":
+            s = (1 + v @ q) / 2
+        else:
+            s = 1 / (1 + ((v - q) ** 2).sum())
+        scored.append((-s, doc["id"]))
+    scored.sort()
+    return [(doc_id, -neg) for neg, doc_id in scored[:k]]
+
+
+@pytest.mark.parametrize("similarity", ["cosine", "dot_product", "l2"])
+def test_knn_is_exact_brute_force_and_independent_of_shard_count(similarity):
+    docs = _docs(300)
+    rng = np.random.default_rng(1)
+    answers = {}
+    for shards in (1, 4):
+        target, _ = _build(docs, shards, similarity, batches=3)
+        for i in range(5):
+            query = rng.normal(size=DIMS).round(3).tolist() if shards == 1 else answers[(1, i)][0]
+            got = _search(target, knn={"field": "emb", "vector": query, "k": 15, "num_candidates": 50}, size=15)
+            expected = _brute(docs, query, similarity, 15)
+            assert [h["id"] for h in got["hits"]] == [d for d, _ in expected]
+            assert [h["score"] for h in got["hits"]] == pytest.approx([s for _, s in expected], rel=1e-5)
+            assert got["total"] == 15
+            assert "emb" not in got["hits"][0]["document"]  # vectors stay out of hits, as in Elasticsearch 9
+            answers[(shards, i)] = (query, got["hits"])
+    for i in range(5):
+        assert answers[(1, i)][1] == answers[(4, i)][1]
+
+
+def test_knn_filter_applies_to_candidates_and_k_hits_come_back_when_enough_pass():
+    docs = _docs(300)
+    target, _ = _build(docs, 4)
+    query = [0.5] * DIMS
+    got = _search(target, knn={"field": "emb", "vector": query, "k": 20}, filter={"term": {"kind": "b"}}, size=20)
+    expected = _brute(docs, query, "cosine", 20, keep=lambda d: d["kind"] == "b")
+    assert [h["id"] for h in got["hits"]] == [d for d, _ in expected]
+    assert len(got["hits"]) == 20 and all(h["document"]["kind"] == "b" for h in got["hits"])
+    # the filter inside knn (Elasticsearch's place) does the same
+    inner = _search(target, knn={"field": "emb", "vector": query, "k": 20, "filter": {"term": {"kind": "b"}}}, size=20)
+    assert inner["hits"] == got["hits"]
+
+
+def test_hybrid_rrf_equals_fusing_the_engines_own_lists_on_1_and_4_shards():
+    docs = _docs(400)
+    query = np.random.default_rng(3).normal(size=DIMS).round(3).tolist()
+    fused_pages = []
+    for shards in (1, 4):
+        target, _ = _build(docs, shards, batches=2)
+        text = _search(target, q="apple river", size=50)
+        knn = _search(target, knn={"field": "emb", "vector": query, "k": 50}, size=50)
+        oracle = fuse([(h["score"], h["id"]) for h in text["hits"]], [(h["score"], h["id"]) for h in knn["hits"]],
+                      Fusion(window=50))
+        got = _search(target, q="apple river", knn={"field": "emb", "vector": query, "k": 50},
+                      rank={"rrf": {"window": 50}}, size=30, facets={"kind": {"terms": {"field": "kind"}}})
+        assert [(h["id"], h["score"]) for h in got["hits"]] == [(f.doc_id, f.score) for f in oracle[:30]]
+        assert got["hits"][0]["ranks"] == {"text": oracle[0].text_rank, "knn": oracle[0].knn_rank}
+        # total and facets count the union: every text match plus the kNN hits that do not match
+        text_ids = {d["id"] for d in docs if {"apple", "river"} & set(d["body"].split())}
+        union = text_ids | {h["id"] for h in knn["hits"]}
+        assert got["total"] == len(union)
+        kinds = {d["id"]: d["kind"] for d in docs}
+        facet = {b["key"]: b["count"] for b in got["facets"]["kind"]["buckets"]}
+        assert facet == {kind: sum(1 for i in union if kinds[i] == kind) for kind in "abc"}
+        fused_pages.append(got["hits"])
+        # search_after pages through the fused list
+        second = _search(target, q="apple river", knn={"field": "emb", "vector": query, "k": 50},
+                         rank={"rrf": {"window": 50}}, size=10, search_after=got["hits"][9]["sort"]
+                         if "sort" in got["hits"][9] else [got["hits"][9]["score"], got["hits"][9]["id"]])
+        assert [h["id"] for h in second["hits"]] == [h["id"] for h in got["hits"][10:20]]
+    assert fused_pages[0] == fused_pages[1]
+
+
+def test_linear_fusion_normalises_bm25_over_the_window():
+    text = [(9.0, "a"), (5.0, "b"), (1.0, "c")]
+    knn = [(0.9, "c"), (0.8, "d")]
+    fused = {f.doc_id: f.score for f in fuse(text, knn, Fusion("linear", weight=0.25))}
+    assert fused == pytest.approx({"a": 0.75, "b": 0.75 * 0.5, "c": 0.25 * 0.9, "d": 0.25 * 0.8})
+
+
+def test_vectors_follow_reindex_delete_reopen_and_restore():
+    docs = _docs(60)
+    target, indexes = _build(docs, 1)
+    shard = indexes[0]
+    changed = [{**docs[0], "emb": [1.0] + [0.0] * (DIMS - 1)}, {k: v for k, v in docs[1].items() if k != "emb"}]
+    vectors = target.vectors
+    part = split_batch(changed, [docs[2]["id"]], 1, Analyzer(), target.types, vectors)[0][0]
+    shard.apply("b-update", part)
+    got = _search(target, knn={"field": "emb", "vector": [1.0] + [0.0] * (DIMS - 1), "k": 3})
+    assert got["hits"][0]["id"] == docs[0]["id"] and got["hits"][0]["score"] == pytest.approx(1.0)
+    ids = {h["id"] for h in _search(target, knn={"field": "emb", "vector": [0.3] * DIMS, "k": 60}, size=60)["hits"]}
+    assert docs[1]["id"] not in ids and docs[2]["id"] not in ids  # lost its vector; deleted
+    assert shard.kv.get(K.vectors_key(docs[1]["id"])) is None and shard.kv.get(K.vectors_key(docs[2]["id"])) is None
+    # GET of a document puts its vector back
+    import orjson
+    assert orjson.loads(shard.get_document(docs[0]["id"]))["emb"] == [1.0] + [0.0] * (DIMS - 1)
+    before = _search(target, knn={"field": "emb", "vector": [0.3] * DIMS, "k": 20}, size=20)
+    reopened = ShardIndex(shard.kv)
+    restored = ShardIndex(MemoryKV())
+    restored.restore(list(shard.data_items()))
+    for again in (reopened, restored):
+        t = IndexTarget("t", target.settings, Analyzer(), [LocalShard(again, 0)])
+        assert _search(t, knn={"field": "emb", "vector": [0.3] * DIMS, "k": 20}, size=20)["hits"] == before["hits"]
+
+
+@pytest.mark.parametrize("value, problem", [
+    ([1.0] * (DIMS - 1), "8 dimensions"), ([1.0] * (DIMS - 1) + ["x"], "expected numbers"),
+    ([float("nan")] * DIMS, "finite"), ([0.0] * DIMS, "zero vector"), ("1,2", "list of 8 numbers"),
+])
+def test_bad_vectors_are_refused_naming_the_field(value, problem):
+    spec = schema.VectorSpec(DIMS, "cosine")
+    reason = schema.type_error({"id": "x", "emb": value}, {}, {"emb": spec})
+    assert reason and "'emb'" in reason and problem in reason
+
+
+def test_bad_knn_requests_are_400s_naming_the_problem():
+    target, _ = _build(_docs(20), 1)
+    for knn, words in [({"field": "body", "vector": [1] * DIMS}, "not a vector field"),
+                       ({"field": "emb", "vector": [1] * 3}, "8 dimensions"),
+                       ({"field": "emb", "vector": [1] * DIMS, "k": 0}, "k must be"),
+                       ({"field": "emb", "vector": [1] * DIMS, "k": 50, "num_candidates": 10}, "at least k"),
+                       ({"field": "emb", "vector": [1] * DIMS, "nope": 1}, "unknown key")]:
+        with pytest.raises(InvalidRequest, match=words):
+            _search(target, knn=knn)
+    with pytest.raises(InvalidRequest, match="sort by a field"):
+        _search(target, knn={"field": "emb", "vector": [1] * DIMS}, sort=[{"kind": "asc"}])
+    with pytest.raises(InvalidRequest, match="embedder"):
+        _search(target, q="apple", hybrid=True)
+
+
+def test_vector_settings_are_checked():
+    with pytest.raises(ValueError, match="dims"):
+        IndexSettings(fields={"e": {"type": "vector"}})
+    with pytest.raises(ValueError, match="for vector fields"):
+        IndexSettings(fields={"e": {"type": "keyword", "dims": 3}})
+    with pytest.raises(ValueError, match="256"):
+        IndexSettings(fields={"e": {"type": "vector", "dims": 3}}, embedder={"fields": ["t"], "target": "e"})
