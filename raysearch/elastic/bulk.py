@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 from raysearch import schema
 from raysearch.elastic.errors import ElasticError, parsing, unsupported
+from raysearch.elastic import vectors as es_vectors
 from raysearch.elastic.query_dsl import ES_TYPES
 from raysearch.ingest import decoding
 
@@ -259,9 +260,15 @@ def mapping_fields(properties: dict) -> tuple[dict, bool]:
         if "fields" in spec:
             raise unsupported(f"multi-fields ([{name}].fields)")
         es_type = spec.get("type", "object")
+        if es_type == "dense_vector":
+            unknown = set(spec) - {"type"} - es_vectors.VECTOR_OPTIONS
+            if unknown:
+                raise unsupported(f"the mapping option [{sorted(unknown)[0]}] of [{name}]")
+            fields[name] = es_vectors.vector_field(name, spec)
+            continue
         rs_type = ES_TYPES.get(es_type)
         if rs_type is None:
-            raise unsupported(f"the field type [{es_type}] (of [{name}]); supported: {', '.join(sorted(ES_TYPES))}")
+            raise unsupported(f"the field type [{es_type}] (of [{name}]); supported: {', '.join(sorted([*ES_TYPES, 'dense_vector']))}")
         for key, value in spec.items():
             if key not in _FIELD_OPTIONS:
                 raise unsupported(f"the mapping option [{key}] of [{name}]")

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field as dc_field
 from typing import Any, Callable
 
 from raysearch import schema
+from raysearch.elastic import vectors as es_vectors
 from raysearch.elastic.errors import ElasticError, parsing, unsupported
 
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -121,13 +122,19 @@ def translate_search(body: dict, view: IndexView, max_size: int = 10_000) -> dic
         if key not in known:
             raise parsing(f"Unknown key for a START_OBJECT in [{key}].")
     for key in ("highlight", "min_score", "post_filter", "collapse", "rescore", "suggest", "pit",
-                "runtime_mappings", "fields", "docvalue_fields", "script_fields", "knn", "profile",
-                "indices_boost", "terminate_after", "rank", "retriever", "slice", "explain", "stored_fields"):
+                "runtime_mappings", "fields", "docvalue_fields", "script_fields", "profile",
+                "indices_boost", "terminate_after", "rank", "slice", "explain", "stored_fields"):
         if key in body:
             raise unsupported(f"'{key}' in a search")
     if "aggs" in body and "aggregations" in body:
         raise parsing("Found two aggregation definitions: [aggs] and [aggregations]")
-    request = translate_query(body.get("query"), view)
+    query, vector_params = body.get("query"), {}
+    if "knn" in body or "retriever" in body:  # elastic/vectors.py
+        query, vector_params = es_vectors.translate(body, lambda q: translate_query(q, view))
+    request = translate_query(query, view)
+    if vector_params.get("filter") is not None and request.get("filter") is not None:
+        request["filter"] = {"and": [request["filter"], vector_params.pop("filter")]}
+    request.update(vector_params)
     for key in ("from", "size"):
         if key in body:
             value = body[key]

@@ -8,6 +8,7 @@ from typing import Any
 
 from raysearch import schema
 from raysearch.elastic.errors import parsing
+from raysearch.elastic import vectors as es_vectors
 from raysearch.elastic.query_dsl import RS_TYPES
 
 VERSION = "9.0.0"  # the Elasticsearch version this API presents (clients check the major)
@@ -187,6 +188,9 @@ def mapping(settings: dict, dynamic_text: set[str] | None = None) -> dict:
         _put(props, name.split("."), {"type": "text"})
     for name, spec in (settings.get("fields") or {}).items():
         ftype = spec.get("type", schema.TEXT)
+        if ftype == schema.VECTOR:
+            props[name] = es_vectors.vector_mapping(spec)
+            continue
         entry: dict[str, Any] = {"type": RS_TYPES.get(ftype, ftype)}
         if ftype == schema.TEXT and english:
             entry["analyzer"] = "english"

@@ -16,7 +16,7 @@ import numpy as np
 
 from raysearch import schema
 from raysearch.errors import InvalidRequest
-from raysearch.index.vectors import scores_of, similarities
+from raysearch.index.vectors import L2, scores_of, similarities
 from raysearch.search import filters
 
 MAX_K = 10_000
@@ -32,6 +32,9 @@ class KnnQuery(NamedTuple):
     num_candidates: int
     similarity: str
     filter: list | None = None  # filters.parse_filter
+    # Elasticsearch's `similarity` threshold: the least similarity (cosine, dot_product) or the
+    # greatest l2 distance a hit may have; None: no threshold
+    threshold: float | None = None
 
 
 def parse_knn(spec: Any, vectors: dict[str, schema.VectorSpec], types: dict[str, str],
@@ -41,9 +44,10 @@ def parse_knn(spec: Any, vectors: dict[str, schema.VectorSpec], types: dict[str,
     inside `knn` (Elasticsearch's place for it) is combined with it."""
     if not isinstance(spec, dict):
         raise InvalidRequest('knn: expected an object {"field", "vector", "k", "num_candidates"}')
-    unknown = set(spec) - {"field", "vector", "k", "num_candidates", "filter"}
+    unknown = set(spec) - {"field", "vector", "k", "num_candidates", "filter", "similarity"}
     if unknown:
-        raise InvalidRequest(f"knn: unknown key(s) {sorted(unknown)}; expected field, vector, k, num_candidates, filter")
+        raise InvalidRequest(f"knn: unknown key(s) {sorted(unknown)}; expected field, vector, k, num_candidates, "
+                             f"filter, similarity")
     field = spec.get("field")
     if not isinstance(field, str) or field not in vectors:
         declared = sorted(vectors) or "none"
@@ -61,7 +65,11 @@ def parse_knn(spec: Any, vectors: dict[str, schema.VectorSpec], types: dict[str,
     if spec.get("filter") is not None:
         inner = filters.parse_filter(spec["filter"], types)
         node = inner if node is None else ["and", [node, inner]]
-    return KnnQuery(field, vector.astype("<f4").tobytes(), k, candidates, vspec.similarity, node)
+    threshold = spec.get("similarity")
+    if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))):
+        raise InvalidRequest("knn: similarity (the threshold a hit must reach) must be a number")
+    return KnnQuery(field, vector.astype("<f4").tobytes(), k, candidates, vspec.similarity, node,
+                    None if threshold is None else float(threshold))
 
 
 def _count(value: Any, name: str, limit: int) -> int:
@@ -85,7 +93,13 @@ def shard_knn(shard, query: KnnQuery) -> list[list]:
     if len(rows) == 0:
         return []
     vector = np.frombuffer(query.vector, dtype="<f4")
-    scores = scores_of(similarities(matrix, norms, rows, vector, query.similarity), query.similarity)
+    raw = similarities(matrix, norms, rows, vector, query.similarity)
+    if query.threshold is not None:
+        near = raw <= query.threshold ** 2 if query.similarity == L2 else raw >= query.threshold
+        rows, raw = rows[near], raw[near]
+        if len(rows) == 0:
+            return []
+    scores = scores_of(raw, query.similarity)
     k = min(query.k, len(rows))
     if k < len(rows):
         # every row scoring at least the k-th best: ties at the boundary are then ranked by id
