@@ -57,6 +57,10 @@ class Settings(BaseModel):
     compact_interval_s: float = Field(default=5.0, description="how often the compactor looks at the shards")
     snapshot_idle_s: float = Field(
         default=2.0, gt=0, description="a shard snapshots its statistics after this long without writes")
+    ann_min_vectors: int = Field(
+        default=10_000, ge=1, description="a shard searches a vector field exactly (numpy) until it holds this "
+        "many vectors, and then builds an HNSW graph of them in the background (index/ann.py); a search whose "
+        "filter leaves fewer candidates than this is exact as well")
     max_prefix_expansions: int = 128
     max_body_bytes: int = 100 * 1024 * 1024
     max_doc_bytes: int = 1024 * 1024

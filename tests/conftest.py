@@ -80,6 +80,7 @@ def service(tmp_path_factory, mongo_server):
         shards=4,  # more than the default 2: every test spreads its documents over 4 shards
         backoff_base_s=0.1,
         webhook_allowed_hosts="127.0.0.1",  # the tests' webhook receivers
+        ann_min_vectors=500,  # so that a test's thousand vectors get an ANN graph (test_vector_search.py)
     )
     svc = LocalService(settings, dashboard=False).start()
     _shared.append(svc)

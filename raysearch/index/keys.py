@@ -22,6 +22,8 @@ Internal keys (never mirrored; they start with '~'):
                                      doc numbers, doc-value columns) as of one opstamp,
                                      so a shard opens without scanning every T entry;
                                      used only when it matches ~M (shard_index.py)
+  ~I                                 a random id of this store, made when it is created:
+                                     what files derived from it (ANN graphs) are tied to
 Field names, terms and ids never contain NUL (validated at the ingress), so the
 NUL separators are unambiguous.
 Document frequencies, field statistics and the document count are not data:
@@ -42,6 +44,7 @@ INTERNAL = b"~"
 CHANGE_LOG = b"~O"
 LAST_OPSTAMP = b"~M"
 SNAPSHOT = b"~S"
+STORE_ID = b"~I"
 SEP = b"\x00"
 
 _U64 = struct.Struct(">Q")

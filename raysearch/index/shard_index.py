@@ -29,6 +29,7 @@ from raysearch.index.change_log import ChangeLog
 from raysearch.index.derived import DerivedState, decode_snapshot, encode_snapshot
 from raysearch.index.derived import scan as scan_derived
 from raysearch.index.posting_cache import PostingCache
+from raysearch.index.ann import AnnIndex
 from raysearch.index.vectors import VectorStore, decode_vectors, split_vector_entry, vector_entry
 from raysearch.index.encoding import (
     block_columns,
@@ -88,6 +89,11 @@ class ShardIndex:
         self.epoch = os.urandom(6).hex()
         self._stats_seq = 0
         self.log = ChangeLog(kv)  # what persistence has yet to drain (index/change_log.py)
+        stored_id = kv.get(K.STORE_ID)
+        if stored_id is None:
+            stored_id = os.urandom(8).hex().encode()
+            kv.write({K.STORE_ID: stored_id})
+        self.store_id = stored_id.decode()
         self._batch_garbage = 0
 
     # ---------------------------------------------------- derived state
@@ -102,6 +108,35 @@ class ShardIndex:
             docnum, payload = split_vector_entry(raw)
             store.add(docnum, payload)
         return store
+
+    def extend_ann(self, field: str, similarity: str, min_vectors: int, budget: int) -> bool:
+        """Grow the ANN graph of a vector column by up to `budget` document numbers; True if
+        anything changed. A graph whose keys are a third removed documents is built again to
+        the side (`column.ann_next`, a budget at a time) and swapped in once it has caught up.
+        Runs on a background thread beside searches and applies (index/ann.py)."""
+        column = self.vectors.column(field)
+        if column is None or column.count() < min_vectors:
+            return False
+        n = len(self.stats.doc_ids)
+        matrix, present, _ = column.arrays(n)
+        live = self.stats.live_mask(n)
+        ann = column.ann
+        if ann is None or ann.similarity != similarity:
+            column.ann = ann = AnnIndex(column.dims, similarity)  # partial is fine: rows beyond are exact
+        building = column.ann_next
+        if building is None and ann.keys >= min_vectors:
+            dead = ann.keys - int((present[:ann.covered] & live[:ann.covered]).sum())
+            if dead * 3 > ann.keys:
+                column.ann_next = building = AnnIndex(column.dims, similarity)
+        if building is not None:
+            building.extend(matrix, present, live, min(n, building.covered + budget))
+            if building.covered >= n:
+                column.ann, column.ann_next = building, None
+            return True
+        if ann.covered >= n:
+            return False
+        ann.extend(matrix, present, live, min(n, ann.covered + budget))
+        return True
 
     def snapshot_bytes(self) -> bytes:
         """The derived state as of last_opstamp (index/derived.py); the caller keeps writes out."""

@@ -61,6 +61,8 @@ class VectorColumn:
 
     def __init__(self, dims: int):
         self.dims = dims
+        self.ann = None  # an ann.AnnIndex once the shard builds one (search/knn.py uses it)
+        self.ann_next = None  # its replacement while one is built (ShardIndex.extend_ann)
         self._arrays = (np.zeros((0, dims), dtype=np.float32), np.zeros(0, dtype=np.bool_), np.zeros(0, dtype=np.float32))
 
     def put(self, docnum: int, vector: np.ndarray) -> None:

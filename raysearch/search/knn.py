@@ -78,8 +78,13 @@ def _count(value: Any, name: str, limit: int) -> int:
     return value
 
 
-def shard_knn(shard, query: KnnQuery) -> list[list]:
-    """One shard's top k as [[score, id], ...], best first (ties: smaller id first)."""
+def shard_knn(shard, query: KnnQuery, exact_below: int = 10_000) -> list[list]:
+    """One shard's top k as [[score, id], ...], best first (ties: smaller id first).
+
+    Exact over the eligible rows when they are fewer than `exact_below` or the column has
+    no ANN graph of this similarity; else the graph proposes candidates (at least
+    num_candidates, more while fewer than k of them pass the filter) and the rows it does
+    not cover yet are added, and all of them are scored exactly."""
     column = shard.vectors.column(query.field)
     if column is None:
         return []
@@ -93,6 +98,9 @@ def shard_knn(shard, query: KnnQuery) -> list[list]:
     if len(rows) == 0:
         return []
     vector = np.frombuffer(query.vector, dtype="<f4")
+    ann = column.ann
+    if ann is not None and ann.similarity == query.similarity and len(rows) >= exact_below:
+        rows = _ann_candidates(ann, vector, eligible, rows, query)
     raw = similarities(matrix, norms, rows, vector, query.similarity)
     if query.threshold is not None:
         near = raw <= query.threshold ** 2 if query.similarity == L2 else raw >= query.threshold
@@ -108,6 +116,22 @@ def shard_knn(shard, query: KnnQuery) -> list[list]:
         rows, scores = rows[keep], scores[keep]
     ranked = sorted(zip((-scores).tolist(), (doc_ids[r] for r in rows.tolist())), key=lambda p: (p[0], p[1] or ""))
     return [[-neg, doc_id] for neg, doc_id in ranked if doc_id is not None][:k]
+
+
+def _ann_candidates(ann, vector: np.ndarray, eligible: np.ndarray, rows: np.ndarray, query: KnnQuery) -> np.ndarray:
+    """The rows worth scoring: the graph's eligible candidates and the rows it does not cover."""
+    tail = rows[rows >= ann.covered]
+    count = query.num_candidates
+    while True:
+        keys = ann.search(vector, count)
+        keys = keys[keys < len(eligible)]
+        found = keys[eligible[keys]]
+        if len(found) >= query.k or count >= len(ann):
+            break
+        if count >= 16 * query.num_candidates:  # a selective filter: scoring the eligible rows is cheaper
+            return rows
+        count *= 4
+    return np.union1d(found, tail)
 
 
 def merge_knn(lists: list[list[list]], k: int) -> list[tuple[float, str]]:

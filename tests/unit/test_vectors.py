@@ -205,3 +205,71 @@ def test_vector_settings_are_checked():
         IndexSettings(fields={"e": {"type": "keyword", "dims": 3}})
     with pytest.raises(ValueError, match="256"):
         IndexSettings(fields={"e": {"type": "vector", "dims": 3}}, embedder={"fields": ["t"], "target": "e"})
+
+
+# ------------------------------------------------------------------ ANN (index/ann.py)
+def _ann_shard(count=3000, dims=32):
+    rng = np.random.default_rng(11)
+    docs = [{"id": f"v{i:05}", "emb": rng.normal(size=dims).round(4).tolist()} for i in range(count)]
+    vectors = {"emb": schema.VectorSpec(dims, "cosine")}
+    shard = ShardIndex(MemoryKV())
+    for b in range(0, count, 500):
+        shard.apply(f"b{b}", split_batch(docs[b:b + 500], [], 1, Analyzer(), {}, vectors)[0][0])
+    while shard.extend_ann("emb", "cosine", min_vectors=100, budget=1000):
+        pass
+    return shard, docs, vectors, rng
+
+
+def _knn(shard, vector, k=10, candidates=100, exact_below=100):
+    from raysearch.search.knn import KnnQuery, shard_knn
+
+    query = KnnQuery("emb", np.asarray(vector, dtype="<f4").tobytes(), k, candidates, "cosine")
+    return shard_knn(shard, query, exact_below=exact_below)
+
+
+def test_ann_candidates_rescored_exactly_recall_and_exactness_at_full_candidates():
+    shard, docs, _, rng = _ann_shard()
+    column = shard.vectors.column("emb")
+    assert column.ann is not None and len(column.ann) == len(docs) and column.ann.covered == len(docs)
+    found = total = 0
+    for _ in range(20):
+        q = rng.normal(size=32)
+        exact = _knn(shard, q, exact_below=10**9)
+        approx = _knn(shard, q)
+        assert all(s == pytest.approx(dict((i, e) for e, i in exact).get(i, s)) for s, i in approx)  # same scores
+        found += len({i for _, i in approx} & {i for _, i in exact})
+        total += len(exact)
+        assert _knn(shard, q, candidates=len(docs)) == exact  # every candidate: the exact answer
+    assert found / total >= 0.9, found / total
+
+
+def test_ann_misses_nothing_new_or_returns_anything_removed():
+    shard, docs, vectors, rng = _ann_shard()
+    q = rng.normal(size=32).round(4).tolist()
+    shard.apply("new", split_batch([{"id": "newest", "emb": q}], [], 1, Analyzer(), {}, vectors)[0][0])
+    assert _knn(shard, q)[0][1] == "newest"  # beyond the graph: searched exactly
+    top = [i for _, i in _knn(shard, q, k=5)]
+    shard.apply("del", split_batch([], top[:3], 1, Analyzer(), {}, vectors)[0][0])
+    assert not set(top[:3]) & {i for _, i in _knn(shard, q, k=20)}
+    # a third of the graph removed: it is built again without them, to the side, then swapped in
+    gone = [d["id"] for d in docs[:1200]]
+    shard.apply("del2", split_batch([], gone, 1, Analyzer(), {}, vectors)[0][0])
+    old = shard.vectors.column("emb").ann
+    while shard.extend_ann("emb", "cosine", min_vectors=100, budget=1000):
+        pass
+    new = shard.vectors.column("emb").ann
+    assert new is not old and len(new) == shard.stats.docs == len(old) - len(set(gone) | set(top[:3])) + 1
+
+
+def test_ann_saved_and_loaded_only_by_its_own_store(tmp_path):
+    from raysearch.index.ann import AnnIndex
+
+    shard, _, _, rng = _ann_shard(count=600)
+    ann = shard.vectors.column("emb").ann
+    ann.save(str(tmp_path), "emb", shard.store_id)
+    loaded = AnnIndex.load_all(str(tmp_path), shard.store_id)["emb"]
+    q = rng.normal(size=32).astype(np.float32)
+    assert (loaded.covered, loaded.keys, len(loaded)) == (ann.covered, ann.keys, len(ann))
+    assert list(loaded.search(q, 10)) == list(ann.search(q, 10))
+    assert AnnIndex.load_all(str(tmp_path), "another-store") == {}
+    assert ShardIndex(shard.kv).store_id == shard.store_id  # the id lives in the store
