@@ -100,6 +100,8 @@ class SearchRequest(BaseModel):
                                                        'neighbours by the field\'s similarity (search/knn.py)')
     rank: dict | None = Field(default=None, description='q with knn: {"rrf": {"rank_constant", "window"}} '
                                                         '(default) or {"linear": {"weight"}}')
+    expand: dict | None = Field(default=None, description='pseudo-relevance feedback: {"rm3": {"docs": 10, '
+                                                          '"terms": 10, "weight": 0.5}} (search/expansion.py)')
     hybrid: bool = Field(default=False, description="q with the index's embedder: kNN on q's embedding too")
 
 

@@ -29,6 +29,7 @@ from raysearch.index.routing import shard_for
 from raysearch.models import SearchRequest
 from raysearch.search import facets, filters, sorting
 from raysearch.analysis import embedding
+from raysearch.search.expansion import expand, parse_expand
 from raysearch.search.fusion import Fused, fuse, parse_rank
 from raysearch.search.highlight import highlight
 from raysearch.search.knn import KnnQuery, merge_knn, parse_knn
@@ -141,6 +142,9 @@ class SearchCoordinator:
             aclauses = analyze_clauses(clauses, index.analyzer, fields, request.operator, types)
             if not aclauses:
                 return _answer(started, 0, [], facets.merge(shape["facets"], [], types) if shape["facets"] else None)
+            rm3 = parse_expand(request.expand)
+            if rm3 is not None:
+                aclauses = await self._rm3(index, aclauses, fields, shape["filter"], rm3)
             plan = await self._plan(index, aclauses, shape)
         k = request.from_ + request.size
         results = await asyncio.gather(*[shard.search(plan, k) for shard in index.shards])
@@ -175,6 +179,20 @@ class SearchCoordinator:
         merged_facets = facets.merge(plan.facets, [r["facets"] for r in results], types) if plan.facets else None
         return _answer(started, total, hits, merged_facets)
 
+    async def _rm3(self, index: IndexTarget, aclauses: list[AnalyzedClause], fields, node, rm3) -> list:
+        """The query expanded by RM3 (search/expansion.py) from its own top documents."""
+        shape = dict(filter=node, sort=[[sorting.SCORE, sorting.DESC]], fetch=True)
+        for cached in (True, False):
+            plan = await self._plan(index, aclauses, shape, cached=cached)
+            results = await asyncio.gather(*[shard.search(plan, rm3.docs) for shard in index.shards])
+            if not any(r.get("stale") for r in results):
+                break
+            self._stats_cache.invalidate(index.name)
+        raws = {h[1]: raw for r in results for h, raw in zip(r["hits"], r.get("documents", ())) if raw is not None}
+        top = merge_hits([r["hits"] for r in results], plan.sort, 0, rm3.docs)
+        feedback = [(score, orjson.loads(raws[doc_id])) for score, doc_id, _ in top if doc_id in raws]
+        return expand(aclauses, feedback, fields, index.analyzer, rm3)
+
     async def _vector_search(self, index: IndexTarget, request: SearchRequest, started: float) -> dict:
         """kNN alone, or hybrid (q with knn, or q with the index's embedder): the kNN round
         (every shard's top k, merged), then -- for hybrid, or for facets -- the text round
@@ -208,6 +226,9 @@ class SearchCoordinator:
                 known = await self.known_fields(index)
                 clauses = parse_query(q, lambda f: f in known or f in types, self.limits.max_query_clauses)
                 aclauses = analyze_clauses(clauses, index.analyzer, fields, request.operator, types)
+                rm3 = parse_expand(request.expand)
+                if rm3 is not None and aclauses:
+                    aclauses = await self._rm3(index, aclauses, fields, node, rm3)
             plan = (await self._plan(index, aclauses, shape)) if aclauses else QueryPlan(**{**shape, "match_none": True})
             window = fusion.window if text else 0
             results = await asyncio.gather(*[shard.search(plan, window) for shard in index.shards])

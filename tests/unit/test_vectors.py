@@ -273,3 +273,32 @@ def test_ann_saved_and_loaded_only_by_its_own_store(tmp_path):
     assert list(loaded.search(q, 10)) == list(ann.search(q, 10))
     assert AnnIndex.load_all(str(tmp_path), "another-store") == {}
     assert ShardIndex(shard.kv).store_id == shard.store_id  # the id lives in the store
+
+
+# ------------------------------------------------------------ RM3 (search/expansion.py)
+def test_rm3_mixes_the_query_with_its_feedback_model():
+    from raysearch.search.expansion import Rm3, expand
+    from raysearch.search.plan import AnalyzedClause
+    from raysearch.search.query import MUST_NOT, SHOULD, TERM
+
+    analyzer = Analyzer()
+    fields = [("_all", 1.0)]
+    clauses = [AnalyzedClause(SHOULD, TERM, fields, ["river"]), AnalyzedClause(MUST_NOT, TERM, fields, ["slow"])]
+    feedback = [(3.0, {"id": "a", "body": "river bank river boat"}), (1.0, {"id": "b", "body": "river mountain"})]
+    out = expand(clauses, feedback, fields, analyzer, Rm3(docs=2, terms=2, weight=0.5))
+    weights = {c.terms[0]: c.fields[0][1] for c in out if c.occur == SHOULD}
+    # RM1: river .75*2/4 + .25*1/2 = .5, bank .75*1/4 = .1875 (boat ties bank, loses on the name)
+    assert weights == pytest.approx({"river": 0.5 + 0.5 * 0.5 / 0.6875, "bank": 0.5 * 0.1875 / 0.6875})
+    assert any(c.occur == MUST_NOT and c.terms == ["slow"] for c in out)  # exclusions stay
+
+
+def test_search_with_rm3_expands_and_bad_options_are_400s():
+    docs = _docs(200)
+    target, _ = _build(docs, 2)
+    plain = _search(target, q="apple", size=50)
+    expanded = _search(target, q="apple", expand={"rm3": {"docs": 5, "terms": 5, "weight": 0.3}}, size=50)
+    assert expanded["total"] >= plain["total"]  # expansion terms match more documents
+    assert [h["id"] for h in expanded["hits"]] != [h["id"] for h in plain["hits"]]
+    for bad, words in [({"rm3": {"docs": 0}}, "docs"), ({"rm3": {"weight": 2}}, "weight"), ({"bo1": {}}, "rm3")]:
+        with pytest.raises(InvalidRequest, match=words):
+            _search(target, q="apple", expand=bad)
