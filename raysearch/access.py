@@ -59,6 +59,8 @@ ROUTES: dict[tuple[str, str], tuple[str, ...]] = {
     ("POST", "/keys"): (KEYS_MANAGE,),
     ("GET", "/keys"): (KEYS_MANAGE,),
     ("DELETE", "/keys/{key_id}"): (KEYS_MANAGE,),
+    # the search page: open without a key (serve/auth.py OPEN_ROUTES), any key with one
+    ("GET", "/"): ANY_KEY, ("GET", "/ui"): ANY_KEY, ("GET", "/ui/{file}"): ANY_KEY,
     # the Elasticsearch-compatible API
     ("GET", _ES): ANY_KEY, ("GET", _ES + "/"): ANY_KEY, ("HEAD", _ES): ANY_KEY, ("HEAD", _ES + "/"): ANY_KEY,
     ("GET", _ES + "/_cluster/health"): (OPERATIONS_READ,),

@@ -62,6 +62,9 @@ class Settings(BaseModel):
         "many vectors, and then builds an HNSW graph of them in the background (index/ann.py); a search whose "
         "filter leaves fewer candidates than this is exact as well")
     max_prefix_expansions: int = 128
+    max_fuzzy_expansions: int = Field(
+        default=50, ge=1, le=1024, description="terms a fuzzy term (word~, typo tolerance) expands to at most: "
+        "the closest, by edits then term (Elasticsearch's max_expansions)")
     max_body_bytes: int = 100 * 1024 * 1024
     max_doc_bytes: int = 1024 * 1024
     max_query_chars: int = 8192

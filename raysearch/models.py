@@ -56,6 +56,8 @@ class IndexSettings(BaseModel):
         default_factory=dict, description="declared fields: type, and boost for default search")
 
     embedder: EmbedderSettings | None = Field(default=None, description="fills a vector field from text fields")
+    typo_tolerance: bool = Field(default=False, description="every plain query word also matches terms within "
+                                 "Elasticsearch's AUTO edits of it (word~); exact matches rank first")
 
     @field_validator("fields")
     @classmethod
@@ -66,7 +68,9 @@ class IndexSettings(BaseModel):
 
     def stored(self) -> dict:
         """As the index record keeps it (records written before vectors existed read the same)."""
-        out = self.model_dump(exclude={"fields", "embedder"} if self.embedder is None else {"fields"})
+        drop = {"fields"} | ({"embedder"} if self.embedder is None else set()) | \
+            (set() if self.typo_tolerance else {"typo_tolerance"})
+        out = self.model_dump(exclude=drop)
         out["fields"] = {name: spec.stored() for name, spec in self.fields.items()}
         return out
 
@@ -102,6 +106,8 @@ class SearchRequest(BaseModel):
                                                         '(default) or {"linear": {"weight"}}')
     expand: dict | None = Field(default=None, description='pseudo-relevance feedback: {"rm3": {"docs": 10, '
                                                           '"terms": 10, "weight": 0.5}} (search/expansion.py)')
+    prefix_last: bool = Field(default=False, description="the last word of q is read as a prefix (search as "
+                                                         "you type), unless q ends with a space")
     hybrid: bool = Field(default=False, description="q with the index's embedder: kNN on q's embedding too")
 
 

@@ -31,8 +31,9 @@ class RayShard:
         self.handle = handle  # a ShardStore actor handle
 
     # ------------------------------------------------ search (ShardClient)
-    async def stats(self, fields: list[str], pairs: list, prefixes: list, max_expansions: int) -> dict:
-        return await self.handle.stats.remote(fields, pairs, prefixes, max_expansions)
+    async def stats(self, fields: list[str], pairs: list, prefixes: list, max_expansions: int,
+                    fuzzy: list = ()) -> dict:
+        return await self.handle.stats.remote(fields, pairs, prefixes, max_expansions, fuzzy)
 
     async def search(self, plan: QueryPlan, k: int) -> dict:
         return await self.handle.search.remote(plan, k)

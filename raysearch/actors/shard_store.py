@@ -267,10 +267,10 @@ class ShardStore:
     # ------------------------------------------------------------- reads
     # Hot read paths: no per-call task events for the dashboard (measured 7-10 % of a call).
     @ray.method(enable_task_events=False)
-    def stats(self, fields: list[str], pairs: list, prefixes: list, max_expansions: int) -> dict:
+    def stats(self, fields: list[str], pairs: list, prefixes: list, max_expansions: int, fuzzy: list = ()) -> dict:
         """This shard's part of a search's statistics round (search/shard_side.py)."""
         with self._gate.reading():
-            return shard_stats(self.index, fields, pairs, prefixes, max_expansions)
+            return shard_stats(self.index, fields, pairs, prefixes, max_expansions, fuzzy)
 
     @ray.method(enable_task_events=False)
     def search(self, plan: QueryPlan, k: int) -> dict:

@@ -281,10 +281,8 @@ def _match(body: Any, view: IndexView, depth: int, phrase: bool = False) -> Flat
             raise unsupported("match_phrase with slop")
     else:
         _options(opts, kind, {"query", "operator", "minimum_should_match", "zero_terms_query", "analyzer",
-                              "lenient"}, {"auto_generate_synonyms_phrase_query", "fuzzy_transpositions",
-                                           "max_expansions", "prefix_length"})
-        if opts.get("fuzziness") is not None:
-            raise unsupported("fuzziness")
+                              "lenient", "fuzziness"}, {"auto_generate_synonyms_phrase_query", "fuzzy_transpositions",
+                                                        "max_expansions", "prefix_length"})
     if opts.get("zero_terms_query", "none") != "none":
         raise unsupported("zero_terms_query other than none")
     if opts.get("analyzer") not in (None, "standard", "default"):
@@ -307,12 +305,29 @@ def _match(body: Any, view: IndexView, depth: int, phrase: bool = False) -> Flat
         return Flat(none=True)
     if phrase and len(words) > 1:
         return Flat(must=[f'{name}:"{" ".join(words)}"'])
-    atoms = [f"{name}:{w}" for w in words]
+    fuzzy = _fuzzy_suffix(opts.get("fuzziness"), kind)
+    atoms = [f"{name}:{_fuzzy_word(w, fuzzy)}" for w in words]
     if operator == "and":
         return Flat(must=atoms)
     out = Flat()
     out.add_group(atoms)
     return out
+
+
+def _fuzzy_suffix(fuzziness: Any, kind: str) -> str:
+    """Elasticsearch's `fuzziness` as the query language's suffix: AUTO -> `~`, 1 -> `~1`."""
+    if fuzziness is None:
+        return ""
+    text = str(fuzziness).strip().upper()
+    if text == "AUTO":
+        return "~"
+    if text in ("0", "1", "2"):
+        return "" if text == "0" else f"~{text}"
+    raise parsing(f"[{kind}] fuzziness must be AUTO, 0, 1 or 2, not {fuzziness!r}")
+
+
+def _fuzzy_word(word: str, suffix: str) -> str:
+    return word + suffix if suffix and re.fullmatch(r"\w+", word) else word
 
 
 def _apply_msm(msm: Any, operator: str, kind: str) -> str:
@@ -333,12 +348,12 @@ def _match_phrase(body, view, depth):
 def _multi_match(body: Any, view: IndexView, depth: int) -> Flat:
     opts = _obj(body, "multi_match")
     _options(opts, "multi_match", {"query", "fields", "type", "operator", "minimum_should_match",
-                                   "zero_terms_query", "analyzer", "lenient"},
-             {"tie_breaker", "auto_generate_synonyms_phrase_query", "fuzzy_transpositions"})
+                                   "zero_terms_query", "analyzer", "lenient", "fuzziness"},
+             {"tie_breaker", "auto_generate_synonyms_phrase_query", "fuzzy_transpositions", "max_expansions",
+              "prefix_length"})
     if "query" not in opts:
         raise parsing("[multi_match] needs a 'query'")
-    if opts.get("fuzziness") is not None:
-        raise unsupported("fuzziness")
+    fuzzy = _fuzzy_suffix(opts.get("fuzziness"), "multi_match")
     mtype = opts.get("type", "best_fields")
     if mtype not in ("best_fields", "most_fields", "phrase"):
         raise unsupported(f"multi_match of type {mtype!r} (best_fields, most_fields and phrase are supported)")
@@ -376,6 +391,7 @@ def _multi_match(body: Any, view: IndexView, depth: int) -> Flat:
         return Flat(none=True)
     if mtype == "phrase" and len(words) > 1:
         return Flat(must=[f'"{" ".join(words)}"'], fields=spec)
+    words = [_fuzzy_word(w, fuzzy) for w in words]
     out = Flat(fields=spec)
     if operator == "and":
         out.must = list(words)

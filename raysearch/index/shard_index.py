@@ -30,6 +30,7 @@ from raysearch.index.derived import DerivedState, decode_snapshot, encode_snapsh
 from raysearch.index.derived import scan as scan_derived
 from raysearch.index.posting_cache import PostingCache
 from raysearch.index.ann import AnnIndex
+from raysearch.index import fuzzy_terms
 from raysearch.index.vectors import VectorStore, decode_vectors, split_vector_entry, vector_entry
 from raysearch.index.encoding import (
     block_columns,
@@ -95,6 +96,7 @@ class ShardIndex:
             kv.write({K.STORE_ID: stored_id})
         self.store_id = stored_id.decode()
         self._batch_garbage = 0
+        self._fuzzy_buckets: dict[str, tuple] = {}  # field -> (its sorted terms, them by length)
 
     # ---------------------------------------------------- derived state
     def _adopt(self, state: DerivedState) -> None:
@@ -381,6 +383,14 @@ class ShardIndex:
                 break
             out.append(terms[i])
         return out
+
+    def expand_fuzzy(self, field: str, term: str, edits: int, limit: int) -> list[tuple[str, int]]:
+        """Terms of `field` within `edits` edits of `term`: the best `limit` (search/fuzzy.py)."""
+        terms = self.stats.sorted_terms(field)
+        cached = self._fuzzy_buckets.get(field)
+        if cached is None or cached[0] is not terms:  # the sorted list is rebuilt on any change
+            cached = self._fuzzy_buckets[field] = (terms, fuzzy_terms.length_buckets(terms))
+        return fuzzy_terms.candidates(cached[1], term, edits, limit)
 
     def _blocks(self, prefix: bytes) -> Iterator[tuple[int, bytes]]:
         """(base doc number, block) of one term's posting blocks, oldest batch first."""

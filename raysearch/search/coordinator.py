@@ -46,7 +46,8 @@ KNOWN_FIELDS_TTL_S = 2.0  # how long the fields that have documents are taken as
 class ShardClient(Protocol):
     """What the coordinator asks of one shard (ShardStore's read methods, awaited)."""
 
-    async def stats(self, fields: list[str], pairs: list, prefixes: list, max_expansions: int) -> dict: ...
+    async def stats(self, fields: list[str], pairs: list, prefixes: list, max_expansions: int,
+                    fuzzy: list = ()) -> dict: ...
     async def search(self, plan: QueryPlan, k: int) -> dict: ...
     async def knn(self, query: KnnQuery) -> list: ...
     async def get_documents(self, doc_ids: list[str]) -> list[bytes | None]: ...
@@ -62,6 +63,7 @@ class SearchLimits:
     max_window: int = 100_000
     max_query_clauses: int = 1024
     max_prefix_expansions: int = 128
+    max_fuzzy_expansions: int = 50
 
     @classmethod
     def of(cls, settings) -> "SearchLimits":
@@ -91,6 +93,12 @@ class IndexTarget:
     def embedder(self) -> dict | None:
         """The index's embedder settings (models.EmbedderSettings as stored), if it has one."""
         return self.settings.get("embedder")
+
+    def query_options(self, request: SearchRequest) -> dict:
+        """How q's words are read: typo tolerance (an index setting), the last word as a prefix."""
+        q = request.q or ""
+        return {"typo_tolerance": bool(self.settings.get("typo_tolerance")),
+                "prefix_last": request.prefix_last and bool(q) and not q[-1].isspace()}
 
     def default_fields(self) -> list[tuple[str, float]]:
         """Declared text fields with their boosts, else `_all` (typed fields are not words)."""
@@ -139,7 +147,8 @@ class SearchCoordinator:
             fields = parse_fields(request.fields) or index.default_fields()
             known = await self.known_fields(index)
             clauses = parse_query(q, lambda f: f in known or f in types, self.limits.max_query_clauses)
-            aclauses = analyze_clauses(clauses, index.analyzer, fields, request.operator, types)
+            aclauses = analyze_clauses(clauses, index.analyzer, fields, request.operator, types,
+                                       **index.query_options(request))
             if not aclauses:
                 return _answer(started, 0, [], facets.merge(shape["facets"], [], types) if shape["facets"] else None)
             rm3 = parse_expand(request.expand)
@@ -225,7 +234,8 @@ class SearchCoordinator:
                 fields = parse_fields(request.fields) or index.default_fields()
                 known = await self.known_fields(index)
                 clauses = parse_query(q, lambda f: f in known or f in types, self.limits.max_query_clauses)
-                aclauses = analyze_clauses(clauses, index.analyzer, fields, request.operator, types)
+                aclauses = analyze_clauses(clauses, index.analyzer, fields, request.operator, types,
+                                           **index.query_options(request))
                 rm3 = parse_expand(request.expand)
                 if rm3 is not None and aclauses:
                     aclauses = await self._rm3(index, aclauses, fields, node, rm3)
@@ -298,14 +308,16 @@ class SearchCoordinator:
         and term (the plan then names the shard versions it assumes, and goes out in the query
         phase's one round: search/stats_cache.py), else from a round of calls to every shard
         (which then fills the cache)."""
-        req = stats_request(aclauses)
+        req = stats_request(aclauses, self.limits.max_fuzzy_expansions)
         hit = self._stats_cache.lookup(index.name, req) if cached else None
         if hit is not None and len(hit[1]) == len(index.shards):
             stats, versions = hit
             return build_plan(aclauses, stats, versions=versions, **shape)
         m = self.limits.max_prefix_expansions
-        parts = await asyncio.gather(*[shard.stats(req.fields, req.pairs, req.prefixes, m) for shard in index.shards])
-        stats = GlobalStats.merge(parts, m)
+        parts = await asyncio.gather(*[shard.stats(req.fields, req.pairs, req.prefixes, m, req.fuzzy)
+                                       if req.fuzzy else shard.stats(req.fields, req.pairs, req.prefixes, m)
+                                       for shard in index.shards])
+        stats = GlobalStats.merge(parts, m, self.limits.max_fuzzy_expansions, set(req.lenient))
         self._stats_cache.store(index.name, [p.get("version") for p in parts], req, stats)
         extra = prefix_pairs(stats)
         prefix_dfs: dict[tuple[str, str], int] = {}

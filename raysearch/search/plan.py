@@ -11,6 +11,7 @@ carries (pickled as plain tuples) and the executor reads, by name.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field as dc_field
 from typing import Any, NamedTuple, Union
 
@@ -18,7 +19,9 @@ from raysearch import schema
 from raysearch.analysis.analyzer import Analyzer, fold_ascii
 from raysearch.errors import InvalidRequest
 from raysearch.search import bm25
-from raysearch.search.query import MUST, MUST_NOT, PHRASE, PREFIX, RANGE, SHOULD, TERM, Clause, range_bounds
+from raysearch.search import fuzzy
+from raysearch.search.query import (AUTO, FUZZY, MUST, MUST_NOT, PHRASE, PREFIX, RANGE, SHOULD, TERM, Clause,
+                                    range_bounds)
 
 
 @dataclass
@@ -30,6 +33,8 @@ class AnalyzedClause:
     offsets: list[int] = dc_field(default_factory=list)  # PHRASE: relative positions
     prefix: str = ""  # PREFIX
     filter: list | None = None  # RANGE: a filter node (filters.py) of a typed field
+    edits: int = 0  # FUZZY: edits allowed (resolved from AUTO by the term's length)
+    lenient: bool = False  # PREFIX of prefix_last: too many expansions keep the first ones, not a 400
 
 
 @dataclass
@@ -37,6 +42,8 @@ class StatsRequest:
     fields: list[str]
     pairs: list[tuple[str, str]]  # (field, term)
     prefixes: list[tuple[str, str]]  # (field, prefix)
+    fuzzy: list[tuple[str, str, int, int]] = dc_field(default_factory=list)  # (field, term, edits, limit)
+    lenient: list[tuple[str, str]] = dc_field(default_factory=list)  # prefixes cut, not refused, past the bound
 
 
 @dataclass
@@ -44,9 +51,11 @@ class GlobalStats:
     fields: dict[str, tuple[int, int]]  # field -> (docs having it, total length)
     doc_freqs: dict[tuple[str, str], int]
     expansions: dict[tuple[str, str], list[str]]
+    # (field, term, edits) -> the closest terms as (term, distance), at most max_fuzzy_expansions
+    fuzzy: dict[tuple[str, str, int], list[tuple[str, int]]] = dc_field(default_factory=dict)
 
     @staticmethod
-    def merge(parts: list[dict], max_expansions: int) -> "GlobalStats":
+    def merge(parts: list[dict], max_expansions: int, max_fuzzy: int = 50, lenient=()) -> "GlobalStats":
         fields: dict[str, list[int]] = {}
         doc_freqs: dict[tuple[str, str], int] = {}
         expansions: dict[tuple[str, str], set[str]] = {}
@@ -61,12 +70,20 @@ class GlobalStats:
                 expansions.setdefault(tuple(pair), set()).update(terms)
         merged_exp = {}
         for (f, prefix), terms in expansions.items():
-            if len(terms) > max_expansions:
+            if len(terms) > max_expansions and (f, prefix) in lenient:
+                # the first terms in order on every shard: the union's first are the index's first
+                terms = set(sorted(terms)[:max_expansions])
+            elif len(terms) > max_expansions:
                 raise InvalidRequest(
                     f"prefix '{prefix}*' matches more than {max_expansions} terms in field '{f}'; use a longer prefix"
                 )
             merged_exp[(f, prefix)] = sorted(terms)
-        return GlobalStats({f: (v[0], v[1]) for f, v in fields.items()}, doc_freqs, merged_exp)
+        fuzzy_parts: dict[tuple[str, str, int], list] = {}
+        for part in parts:
+            for (f, t, e, _), found in zip(part.get("fuzzy", ()), part.get("fuzzy_candidates", ())):
+                fuzzy_parts.setdefault((f, t, e), []).append(found)
+        merged_fuzzy = {key: fuzzy.merge(found, max_fuzzy) for key, found in fuzzy_parts.items()}
+        return GlobalStats({f: (v[0], v[1]) for f, v in fields.items()}, doc_freqs, merged_exp, merged_fuzzy)
 
 
 # The plan's types are NamedTuples: immutable and read by name like dataclasses, and
@@ -133,13 +150,20 @@ class QueryPlan(NamedTuple):
 
 def analyze_clauses(
     clauses: list[Clause], analyzer: Analyzer, default_fields: list[tuple[str, float]], operator: str = "or",
-    types: dict[str, str] | None = None,
+    types: dict[str, str] | None = None, typo_tolerance: bool = False, prefix_last: bool = False,
 ) -> list[AnalyzedClause]:
     """`types` are the index's typed fields: `field:value` on a keyword is its exact term,
     on a number, boolean or date an exact match, and `field:[a TO b]` a range; a value
-    that does not fit the type is read as plain words (lenient, like the rest)."""
+    that does not fit the type is read as plain words (lenient, like the rest).
+    `typo_tolerance` reads every plain word of a text field as `word~` (AUTO edits);
+    `prefix_last` reads the query's last word as a prefix (search as you type)."""
     types = types or {}
     out: list[AnalyzedClause] = []
+    if prefix_last and clauses and clauses[-1].kind == TERM and clauses[-1].occur != MUST_NOT \
+            and (clauses[-1].field is None or types.get(clauses[-1].field, schema.TEXT) == schema.TEXT) \
+            and re.fullmatch(r"\w+", clauses[-1].text):
+        last = clauses[-1]
+        clauses = [*clauses[:-1], Clause(last.occur, PREFIX, last.text, last.field, lenient=True)]
     for clause in clauses:
         occur = MUST if (operator == "and" and clause.occur == SHOULD) else clause.occur
         fields = [(clause.field, _boost_of(clause.field, default_fields))] if clause.field else default_fields
@@ -154,11 +178,16 @@ def analyze_clauses(
             clause = Clause(clause.occur, TERM, clause.text, clause.field)
         if clause.kind == PREFIX:
             prefix = fold_ascii(clause.text.lower()) if analyzer.settings.ascii_folding else clause.text.lower()
-            out.append(AnalyzedClause(occur, PREFIX, fields, prefix=prefix))
+            out.append(AnalyzedClause(occur, PREFIX, fields, prefix=prefix, lenient=clause.lenient))
             continue
         tokens = list(analyzer.tokens(clause.text))
         if not tokens:
             continue  # only stop words / punctuation
+        if clause.kind == FUZZY or (typo_tolerance and clause.kind == TERM):
+            for token, _ in tokens:
+                edits = fuzzy.resolve(token, AUTO if clause.edits is None else clause.edits)
+                out.append(AnalyzedClause(occur, FUZZY if edits else TERM, fields, [token], edits=edits))
+            continue
         if clause.kind == PHRASE and len(tokens) > 1:
             first = tokens[0][1]
             out.append(
@@ -171,6 +200,9 @@ def analyze_clauses(
 
 def _typed_clause(clause: Clause, occur: str, ftype: str, fields) -> AnalyzedClause | None:
     field = clause.field
+    if ftype == schema.KEYWORD and clause.kind == FUZZY:
+        edits = fuzzy.resolve(clause.text, clause.edits)
+        return AnalyzedClause(occur, FUZZY if edits else TERM, fields, [clause.text], edits=edits)
     if ftype == schema.KEYWORD and clause.kind in (TERM, PHRASE):
         return AnalyzedClause(occur, TERM, fields, [clause.text])
     if ftype == schema.KEYWORD and clause.kind == PREFIX:
@@ -209,16 +241,21 @@ def _boost_of(field: str, default_fields: list[tuple[str, float]]) -> float:
     return next((b for f, b in default_fields if f == field), 1.0)
 
 
-def stats_request(aclauses: list[AnalyzedClause]) -> StatsRequest:
-    fields, pairs, prefixes = {}, {}, {}
+def stats_request(aclauses: list[AnalyzedClause], max_fuzzy: int = 50) -> StatsRequest:
+    fields, pairs, prefixes, fuzzy_terms, lenient = {}, {}, {}, {}, {}
     for c in aclauses:
         for f, _ in c.fields:
             fields[f] = None
+            if c.kind == FUZZY:
+                fuzzy_terms[(f, c.terms[0], c.edits, max_fuzzy)] = None
+                continue
             for t in c.terms:
                 pairs[(f, t)] = None
             if c.kind == PREFIX:
                 prefixes[(f, c.prefix)] = None
-    return StatsRequest(list(fields), list(pairs), list(prefixes))
+                if c.lenient:
+                    lenient[(f, c.prefix)] = None
+    return StatsRequest(list(fields), list(pairs), list(prefixes), list(fuzzy_terms), list(lenient))
 
 
 def build_plan(aclauses: list[AnalyzedClause], stats: GlobalStats, prefix_doc_freqs: dict | None = None,
@@ -242,6 +279,15 @@ def build_plan(aclauses: list[AnalyzedClause], stats: GlobalStats, prefix_doc_fr
                 if df:
                     idf = bm25.idf(n_docs, df)
                     parts.append(TermPart(f, ((c.terms[0], boost * idf),), boost, (idf,)))
+            elif c.kind == FUZZY:
+                # Lucene's fuzzy scoring: one idf for every candidate (of the largest df among
+                # them), times its similarity -- an exact match ranks above its misspellings
+                found = [(t, d, prefix_doc_freqs.get((f, t), 0)) for t, d in stats.fuzzy.get((f, c.terms[0], c.edits), [])]
+                found = [x for x in found if x[2]]
+                if found:
+                    idf = bm25.idf(n_docs, max(df for _, _, df in found))
+                    terms = tuple((t, boost * idf * fuzzy.similarity(c.terms[0], t, d)) for t, d, _ in found)
+                    parts.append(TermPart(f, terms, boost, (idf,) * len(terms)))
             elif c.kind == PREFIX:
                 terms, idfs = [], []
                 for t in stats.expansions.get((f, c.prefix), []):
@@ -264,5 +310,10 @@ def build_plan(aclauses: list[AnalyzedClause], stats: GlobalStats, prefix_doc_fr
 
 
 def prefix_pairs(stats: GlobalStats) -> list[tuple[str, str]]:
-    """(field, expanded term) pairs whose doc freqs a second stats round must fetch."""
-    return [(f, t) for (f, _), terms in stats.expansions.items() for t in terms]
+    """(field, expanded term) pairs whose doc freqs a second stats round must fetch (prefix
+    expansions and fuzzy candidates)."""
+    pairs = {(f, t): None for (f, _), terms in stats.expansions.items() for t in terms}
+    for (f, _, _), found in stats.fuzzy.items():
+        for t, _ in found:
+            pairs[(f, t)] = None
+    return list(pairs)

@@ -5,6 +5,7 @@
     "a phrase"     consecutive terms (positions)
     field:word     one field only (also field:"a phrase", field:pre*)
     prefix*        terms starting with prefix (bounded expansion)
+    word~ word~1   terms within 1 or 2 edits (~ alone: Elasticsearch's AUTO by length; fuzzy.py)
     field:[a TO b] a range of a typed field ([ ] inclusive, { } exclusive, * open);
     field:>=a      also >, <, <= (typed fields; see plan.py for keyword exact terms)
 
@@ -22,10 +23,12 @@ from typing import Callable
 from raysearch.errors import InvalidRequest
 
 SHOULD, MUST, MUST_NOT = "should", "must", "must_not"
-TERM, PHRASE, PREFIX, RANGE = "term", "phrase", "prefix", "range"
+TERM, PHRASE, PREFIX, RANGE, FUZZY = "term", "phrase", "prefix", "range", "fuzzy"
+AUTO = -1  # fuzziness chosen by the term's length (fuzzy.auto_edits)
 
 _FIELD = re.compile(r"^([^\s:\"]+):(.+)$", re.S)
 _PREFIX = re.compile(r"^(\w+)\*$", re.UNICODE)
+_FUZZY = re.compile(r"^(\w+)~([012])?$", re.UNICODE)
 _RANGE = re.compile(r"^([\[{])\s*(\S+)\s+TO\s+(\S+)\s*([\]}])$", re.S)
 _COMPARE = re.compile(r"^(>=|<=|>|<)(.+)$", re.S)
 
@@ -36,6 +39,8 @@ class Clause:
     kind: str
     text: str
     field: str | None = None
+    edits: int | None = None  # FUZZY: 0-2, or AUTO
+    lenient: bool = False  # PREFIX read from the last word (prefix_last): cut, not refused, past the bound
 
 
 def _split(query: str) -> list[tuple[str, bool]]:
@@ -146,4 +151,8 @@ def _token_clause(token: str, is_field: Callable[[str], bool]) -> Clause | None:
     prefix = _PREFIX.match(body)
     if prefix:
         return Clause(occur, PREFIX, prefix.group(1), field)
+    fuzzy = _FUZZY.match(body)
+    if fuzzy:
+        edits = AUTO if fuzzy.group(2) is None else int(fuzzy.group(2))
+        return Clause(occur, FUZZY, fuzzy.group(1), field, edits)
     return Clause(occur, TERM, body, field)

@@ -12,9 +12,11 @@ from raysearch.search.plan import QueryPlan
 STALE = {"stale": True, "total": 0, "hits": [], "facets": {}}
 
 
-def shard_stats(index: ShardIndex, fields: list[str], pairs: list, prefixes: list, max_expansions: int) -> dict:
-    """Field statistics, document frequencies and prefix expansions of this shard, with the
-    version they are of (None if an apply changed them while they were read)."""
+def shard_stats(index: ShardIndex, fields: list[str], pairs: list, prefixes: list, max_expansions: int,
+                fuzzy: list = ()) -> dict:
+    """Field statistics, document frequencies, prefix expansions and fuzzy candidates
+    ((field, term, edits, limit) each: search/fuzzy.py) of this shard, with the version they
+    are of (None if an apply changed them while they were read)."""
     pairs = [tuple(p) for p in pairs]
     version = index.stats_version()
     out = {
@@ -24,6 +26,9 @@ def shard_stats(index: ShardIndex, fields: list[str], pairs: list, prefixes: lis
         "prefixes": prefixes,
         "expansions": [index.expand_prefix(f, p, max_expansions + 1) for f, p in prefixes],
     }
+    if fuzzy:
+        out["fuzzy"] = list(fuzzy)
+        out["fuzzy_candidates"] = [index.expand_fuzzy(f, t, e, limit) for f, t, e, limit in fuzzy]
     out["version"] = version if version is not None and version == index.stats_version() else None
     return out
 
@@ -49,8 +54,9 @@ class LocalShard:
     def __init__(self, index: ShardIndex, shard: int):
         self.index, self.shard = index, shard
 
-    async def stats(self, fields: list[str], pairs: list, prefixes: list, max_expansions: int) -> dict:
-        return shard_stats(self.index, fields, pairs, prefixes, max_expansions)
+    async def stats(self, fields: list[str], pairs: list, prefixes: list, max_expansions: int,
+                    fuzzy: list = ()) -> dict:
+        return shard_stats(self.index, fields, pairs, prefixes, max_expansions, fuzzy)
 
     async def search(self, plan: QueryPlan, k: int) -> dict:
         return shard_search(self.index, self.shard, plan, k)

@@ -36,7 +36,7 @@ class StatsCache:
     def lookup(self, index: str, req: StatsRequest) -> tuple[GlobalStats, list] | None:
         """(statistics for `req`, the shard versions they hold at) if everything is cached."""
         entry = self._entries.get(index)
-        if (entry is None or req.prefixes  # prefix expansions take their own round anyway
+        if (entry is None or req.prefixes or req.fuzzy  # expansions take their own round anyway
                 or any(f not in entry.fields for f in req.fields)
                 or any(tuple(p) not in entry.doc_freqs for p in req.pairs)):
             return None

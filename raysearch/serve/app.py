@@ -5,7 +5,7 @@ import os
 from typing import Optional
 
 from fastapi import Depends, FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from ray import serve
 
 from raysearch import access
@@ -16,7 +16,7 @@ from raysearch.errors import InvalidRequest, PayloadTooLarge, RaySearchError
 from raysearch.models import SearchRequest
 from raysearch.ingest import decoding
 from raysearch.ingest.validation import pydantic_reason
-from raysearch.serve import auth
+from raysearch.serve import auth, ui
 from raysearch.serve.readiness import ReadinessProbe
 from raysearch.status import Readiness
 
@@ -62,6 +62,16 @@ api.add_middleware(auth.APIKeyMiddleware)
 from raysearch.elastic import routes as elastic  # noqa: E402  (the /_elastic API, bound in Ingress.__init__)
 
 api.include_router(elastic.router)
+
+
+_UI_FILES = ui.files()  # the search page (serve/ui/), read once
+
+
+def _ui_file(name: str) -> Response:
+    if name not in _UI_FILES:
+        raise _HTTPException(404)
+    content, media_type = _UI_FILES[name]
+    return Response(content, media_type=media_type, headers=ui.SECURITY_HEADERS)
 
 
 def _search_request(params: dict) -> SearchRequest:
@@ -110,6 +120,22 @@ class Ingress:
         self.keys = KeyRing(self.service.mongo, resolved.api_key)
         auth.bind(self.keys)
         elastic.bind(self.service)
+
+    # the search page (serve/ui/): public, its API calls carry the key
+    @api.get("/", include_in_schema=False)
+    async def root(self, request: Request):
+        """A browser goes to the search page; any other caller gets the 404 it always got."""
+        if "text/html" in request.headers.get("accept", ""):
+            return RedirectResponse(request.scope.get("root_path", "") + "/ui", status_code=307)
+        raise _HTTPException(404)
+
+    @api.get("/ui", include_in_schema=False)
+    async def ui_page(self):
+        return _ui_file(ui.PAGE)
+
+    @api.get("/ui/{file}", include_in_schema=False)
+    async def ui_asset(self, file: str):
+        return _ui_file(file)
 
     @api.get("/healthz")
     async def healthz(self):

@@ -17,6 +17,7 @@ from raysearch import access
 from raysearch.elastic.errors import ElasticError
 from raysearch.elastic.responses import PRODUCT_HEADERS
 from raysearch.errors import Forbidden, RaySearchError, Unauthorized
+from raysearch.serve import ui
 
 _KEYRING: dict = {"ring": None}
 
@@ -50,7 +51,10 @@ def principal_of(request: Request) -> access.Principal:
 # Routes open without the API key, by exact (method, path) relative to the app's root
 # (Serve may mount the app under a route prefix: `root_path`). Everything else, including
 # /docs, /redoc and /openapi.json (the schema of a locked service is not public), needs it.
-OPEN_ROUTES = frozenset({("GET", "/healthz")})
+# The search page is public (the root redirects a browser to it; its files, exactly, under
+# /ui/): the page asks for a key and its API calls carry it.
+OPEN_ROUTES = frozenset({("GET", "/healthz"), ("GET", "/"), ("GET", "/ui"), ("GET", "/ui/")}
+                        | {("GET", "/ui/" + name) for name in ui.NAMES})
 
 
 class APIKeyMiddleware:

@@ -97,7 +97,7 @@ def test_bool_combinations(no_ray):
     ({"bool": {"filter": {"match": {"title": "a"}}}}, "bool filter"),
     ({"bool": {"must_not": {"match": {"title": "a"}}}}, "must_not"),
     ({"query_string": {"query": "a AND (b OR c)"}}, "AND/OR/NOT"),
-    ({"match": {"title": {"query": "a", "fuzziness": "AUTO"}}}, "fuzziness"),
+    ({"match": {"title": {"query": "a", "fuzziness": "3"}}}, "fuzziness must be AUTO, 0, 1 or 2"),
     ({"match": {"title": {"query": "a", "boost": 2}}}, "boost"),
     ({"term": {"title": "Windows"}}, "text field"),
     ({"range": {"title": {"gt": "a"}}}, "text field"),
@@ -106,6 +106,13 @@ def test_bool_combinations(no_ray):
 ])
 def test_unsupported_answers_400_naming_it(no_ray, query, named):
     assert named in refused(query).reason
+
+
+def test_fuzziness_becomes_fuzzy_words(no_ray):
+    assert q({"match": {"title": {"query": "pythn libary", "fuzziness": "AUTO"}}}) == {"q": "title:pythn~ title:libary~"}
+    assert q({"match": {"title": {"query": "pythn", "fuzziness": 1}}}) == {"q": "+title:pythn~1"}
+    assert q({"multi_match": {"query": "pythn", "fields": ["title"], "fuzziness": 2}})["q"] == "+pythn~2"
+    assert q({"match": {"title": {"query": "pythn", "fuzziness": 0}}}) == {"q": "+title:pythn"}
 
 
 def test_unknown_query_is_a_parsing_exception(no_ray):
