@@ -8,7 +8,7 @@ three kinds --rounds times (the machine's speed drifts; alternating spreads it e
 
 - `words`: the documents as they are (benchmarks/run.py's typed fields);
 - `vectors`: each with a 256-dimension vector sent in the request (random, seeded by id);
-- `embedded`: the index's builtin embedder fills a 256-d vector from title + description.
+- `embedded`: the index's builtin embedder fills a 256-d vector from title + body.
 
 and reports docs/s to searchable (run.py's measure_bulk) and each kind's ratio to `words`.
 Then, on the last `vectors` index, kNN latency over HTTP (sequential, p50/p99) exactly
@@ -83,7 +83,7 @@ def main() -> int:
         "words": (docs, {"fields": bench.DEBIAN_FIELDS}),
         "vectors": (vector_docs, {"fields": {**bench.DEBIAN_FIELDS, "emb": {"type": "vector", "dims": DIMS}}}),
         "embedded": (docs, {"fields": {**bench.DEBIAN_FIELDS, "emb": {"type": "vector", "dims": DIMS}},
-                            "embedder": {"source": "builtin", "fields": ["title", "description"], "target": "emb"}}),
+                            "embedder": {"source": "builtin", "fields": ["title", "body"], "target": "emb"}}),
     }
     rates: dict[str, list[float]] = {k: [] for k in kinds}
     try:

@@ -56,6 +56,8 @@ ROUTES: dict[tuple[str, str], tuple[str, ...]] = {
     ("DELETE", _INDEX + "/documents/{doc_id}"): (DOCUMENTS_WRITE,),
     ("GET", _INDEX + "/search"): (SEARCH,),
     ("POST", _INDEX + "/search"): (SEARCH,),
+    ("GET", "/aliases"): (INDEXES_MANAGE,), ("POST", "/aliases"): (INDEXES_MANAGE,),
+    ("PUT", "/aliases/{alias}"): (INDEXES_MANAGE,), ("DELETE", "/aliases/{alias}"): (INDEXES_MANAGE,),
     ("POST", "/keys"): (KEYS_MANAGE,),
     ("GET", "/keys"): (KEYS_MANAGE,),
     ("DELETE", "/keys/{key_id}"): (KEYS_MANAGE,),

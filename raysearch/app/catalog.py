@@ -14,6 +14,7 @@ import uuid
 
 from raysearch import indexmeta
 from raysearch.actors.clients import Cluster
+from raysearch.app.aliases import AliasBook
 from raysearch.errors import AlreadyExists, Conflict, IndexBeingDeleted, IndexNotFound, InvalidRequest
 from raysearch.ingest import validation
 from raysearch.models import FieldSettings, IndexSettings
@@ -29,10 +30,13 @@ class IndexCatalog:
         self.settings, self.mongo, self.cluster = settings, mongo, cluster
         self._indexes: dict[str, tuple[dict, IndexTarget]] = {}  # name -> (record, what a search needs)
         self._checked: dict[str, float] = {}  # name -> when its record was last read
+        self.aliases = AliasBook(mongo, lambda name: mongo.get_index_meta(name) is not None)
 
     async def index(self, name: str) -> tuple[dict, IndexTarget]:
-        """(record, IndexTarget: settings, analyzer, shard clients) of an existing index;
-        IndexNotFound otherwise, IndexBeingDeleted while a DELETE of it runs."""
+        """(record, IndexTarget: settings, analyzer, shard clients) of an existing index, or
+        of the index an alias stands for; IndexNotFound otherwise, IndexBeingDeleted while a
+        DELETE of it runs."""
+        name = await self.aliases.resolve(name) or name
         cached = self._indexes.get(name)
         if cached is not None and time.monotonic() - self._checked.get(name, 0.0) <= META_TTL_S:
             return cached
@@ -63,15 +67,14 @@ class IndexCatalog:
         """The index, created with `body` (default settings if None) when it does not exist
         (a bulk or a PUT of a document auto-creates its index)."""
         try:
-            return await self.index(name)
+            return await self.index(name)  # an alias: its index (writes never create one by an alias's name)
         except IndexNotFound:
             await self.create_index(name, body, must_be_new=False)
             return await self.index(name)
 
-    async def schema_of(self, name: str) -> tuple[dict[str, str], dict]:
-        """(typed fields, vector fields) of the index: what a document is checked against."""
-        target = (await self.index(name))[1]
-        return target.types, target.vectors
+    async def resolve(self, name: str) -> str:
+        """The index an alias stands for; any other name as it is."""
+        return await self.aliases.resolve(name) or name
 
     async def records(self) -> list[dict]:
         """Every index record but those being deleted."""
@@ -79,6 +82,8 @@ class IndexCatalog:
 
     async def create_index(self, name: str, body: dict | None, must_be_new: bool = True) -> dict:
         validation.check_index_name(name)
+        if await self.aliases.resolve(name) is not None:
+            raise InvalidRequest(f"{name!r} is an alias; an index needs a name no alias has")
         body = dict(body or {})
         body.setdefault("shards", self.settings.shards)
         try:
@@ -143,6 +148,10 @@ class IndexCatalog:
         same name is refused (409, IndexBeingDeleted) instead of auto-creating a new index
         whose record, intake batches or shard actors the cleanup would then wipe.
         `before_drop` (async, optional) runs once the record is marked."""
+        target = await self.aliases.resolve(name)
+        if target is not None:
+            raise InvalidRequest(f"{name!r} is an alias of {target!r}: DELETE /aliases/{name} removes the alias, "
+                                 f"DELETE /indexes/{target} the index")
         token = uuid.uuid4().hex
         state, meta = await asyncio.to_thread(self.mongo.mark_index_deleting, name, token)
         if state == "missing":
@@ -158,4 +167,5 @@ class IndexCatalog:
             await before_drop()
         count = await self.cluster.drop_index(name, count)
         await asyncio.to_thread(self.mongo.delete_index, name, count, token)
+        await self.aliases.drop_index(name)
         self.forget(name)

@@ -62,7 +62,8 @@ class SearchService:
         meta, target = await self.catalog.index(name)
         infos = await asyncio.gather(*[s.info() for s in target.shards])
         return {
-            "index": name,
+            "index": target.name,  # an alias's index
+            **({"alias": name} if name != target.name else {}),
             "documents": sum(i["documents"] for i in infos),
             "bytes_on_disk": sum(i["bytes_on_disk"] for i in infos),
             "shards": meta["shards"],
@@ -85,6 +86,13 @@ class SearchService:
             infos = await asyncio.gather(*[s.info() for s in target.shards])
             out.append({"index": meta["_id"], "documents": sum(i["documents"] for i in infos)})
         return {"indexes": out}
+
+    # ------------------------------------------------------------ aliases
+    async def aliases(self) -> dict:
+        return await self.catalog.aliases.listing()
+
+    async def update_aliases(self, actions) -> dict:
+        return await self.catalog.aliases.apply(actions)
 
     async def delete_index(self, name: str) -> dict:
         async def stop_persisting():  # persistence also skips a record marked deleting

@@ -20,7 +20,8 @@ from raysearch.ingest import validation
 
 class Catalog(Protocol):
     async def ensure_index(self, name: str, body: dict | None = None): ...  # -> (record, IndexTarget)
-    async def schema_of(self, name: str) -> tuple[dict, dict]: ...  # (typed fields, vector fields)
+    async def index(self, name: str): ...  # -> (record, IndexTarget); an alias gives its index's
+    async def resolve(self, name: str) -> str: ...  # an alias -> its index; any other name as it is
 
 
 class IntakeLog(Protocol):
@@ -45,6 +46,7 @@ class Ingest:
         submitting it again is a no-op that returns the existing operation (idempotent retries)."""
         s = self.settings
         validation.check_index_name(index)
+        index = await self.catalog.resolve(index)  # writes to an alias go to its index
         if len(body) > s.max_body_bytes:
             raise PayloadTooLarge(f"request body is {len(body)} bytes; the limit is {s.max_body_bytes}")
         await self.check_backlog(index)
@@ -77,7 +79,8 @@ class Ingest:
     async def submit(self, index: str, docs: list[dict], deletes: list[str], errors: list[dict],
                      webhook: str | None = None, kind: str = "bulk", operation_id: str | None = None) -> dict:
         """Checked documents and deletes into the intake log, then the operation registered."""
-        types, vectors = await self.catalog.schema_of(index)
+        target = (await self.catalog.index(index))[1]
+        index, types, vectors = target.name, target.types, target.vectors
         op_id = operation_id or uuid.uuid4().hex
         if operation_id and (existing := await self.tracker.get(operation_id)) is not None:
             rejected = [e for e in existing["errors"] if "position" in e]

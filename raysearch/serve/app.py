@@ -180,6 +180,26 @@ class Ingress:
     async def delete_index(self, index: str):
         return await self.service.delete_index(index)
 
+    # aliases (app/aliases.py)
+    @api.get("/aliases")
+    async def list_aliases(self):
+        return await self.service.aliases()
+
+    @api.post("/aliases")
+    async def update_aliases(self, request: Request):
+        """{"actions": [{"add": {"alias", "index"}}, {"remove": {"alias"}}, ...]}, applied atomically."""
+        body = decoding.json_object(await self._body(request), "alias actions")
+        return await self.service.update_aliases(body.get("actions"))
+
+    @api.put("/aliases/{alias}")
+    async def put_alias(self, alias: str, request: Request):
+        body = decoding.json_object(await self._body(request), "alias")
+        return await self.service.update_aliases([{"add": {"alias": alias, "index": body.get("index")}}])
+
+    @api.delete("/aliases/{alias}")
+    async def delete_alias(self, alias: str):
+        return await self.service.update_aliases([{"remove": {"alias": alias}}])
+
     @api.post("/indexes/{index}/verify")
     async def verify(self, index: str, shard: Optional[int] = None):
         return await self.service.verify(index, shard)

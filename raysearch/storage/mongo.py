@@ -92,6 +92,7 @@ class MongoStore:
         self.chunks = self.db["chunks"]
         self.heads = self.db["chunk_heads"]
         self.keys = self.db["api_keys"]
+        self.aliases = self.db["aliases"]  # one document: {_id: "aliases", map: {alias: index}, version}
 
     def ensure_schema(self) -> None:
         self.chunks.create_index([("index", ASCENDING), ("shard", ASCENDING), ("seq", ASCENDING)])
@@ -144,6 +145,25 @@ class MongoStore:
         self.delete_chunks(name, shards)
         self.intake.delete_many({"index": name})
         self.indexes.delete_one({"_id": name} if token is None else {"_id": name, "deleting": token})
+
+    # ------------------------------------------------------------- aliases
+    def get_aliases(self) -> tuple[int, dict[str, str]]:
+        """(version, alias -> index); every alias lives in one document, so a set of changes
+        is one compare-and-set (app/aliases.py): atomic without transactions."""
+        doc = self.aliases.find_one({"_id": "aliases"})
+        return (0, {}) if doc is None else (doc["version"], dict(doc["map"]))
+
+    def replace_aliases(self, version: int, new: dict[str, str]) -> bool:
+        """Compare-and-set on the version read: True if `new` replaced it."""
+        if version == 0:
+            try:
+                self.aliases.insert_one({"_id": "aliases", "map": new, "version": 1})
+                return True
+            except DuplicateKeyError:
+                return False
+        done = self.aliases.update_one({"_id": "aliases", "version": version},
+                                       {"$set": {"map": new, "version": version + 1}})
+        return done.modified_count == 1
 
     # ------------------------------------------------------------- API keys
     # {_id: key id, hash: SHA-256 of its secret, actions, indexes, expires_at, description,

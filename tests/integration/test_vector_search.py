@@ -200,7 +200,7 @@ def test_the_builtin_embedder_fills_vectors_and_embeds_q(http):
     http.delete(f"/indexes/{index}")
     r = http.put(f"/indexes/{index}", json={
         "fields": {"embedding": {"type": "vector", "dims": 256}},
-        "embedder": {"source": "builtin", "fields": ["title", "description"], "target": "embedding"}})
+        "embedder": {"source": "builtin", "fields": ["title", "body"], "target": "embedding"}})
     assert r.status_code == 201, r.text
     docs = debian_docs(0, 400)
     r = http.post(f"/bulk-indexing/{index}", json=docs)
