@@ -11,6 +11,7 @@ carries (pickled as plain tuples) and the executor reads, by name.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field as dc_field
 from typing import Any, NamedTuple, Union
@@ -178,6 +179,12 @@ def analyze_clauses(
             clause = Clause(clause.occur, TERM, clause.text, clause.field)
         if clause.kind == PREFIX:
             prefix = fold_ascii(clause.text.lower()) if analyzer.settings.ascii_folding else clause.text.lower()
+            if clause.lenient:
+                # a word typed in full must still match its stem ("library" is stored as "librari"):
+                # the prefix both share
+                terms = analyzer.terms(clause.text)
+                if len(terms) == 1:
+                    prefix = os.path.commonprefix([prefix, terms[0]]) or prefix
             out.append(AnalyzedClause(occur, PREFIX, fields, prefix=prefix, lenient=clause.lenient))
             continue
         tokens = list(analyzer.tokens(clause.text))

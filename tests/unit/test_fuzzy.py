@@ -99,5 +99,9 @@ def test_the_last_word_as_a_prefix_while_typing():
     typed = _search(target, q="network pyth", prefix_last=True, size=100)
     assert typed["hits"] == _search(target, q="network pyth*", size=100)["hits"] and typed["total"] > 0
     assert _search(target, q="network pyth ", prefix_last=True)["total"] == _search(target, q="network pyth")["total"]
+    # a word typed in full still matches its stem (stored "librari", typed "library")
+    full = {h["id"] for h in _search(target, q="library", size=600)["hits"]}
+    typed = {h["id"] for h in _search(target, q="library", prefix_last=True, size=600)["hits"]}
+    assert full and full <= typed
     # a one-letter prefix matching more terms than the bound is cut, not refused
     assert _search(target, q="s", prefix_last=True)["total"] > 0

@@ -36,6 +36,7 @@
     cursors: [],        // the search_after of each page after the first
     lastHits: [],
     total: 0,
+    indexSeq: 0,
     searchSeq: 0,
     searchAbort: null,
     debounce: 0,
@@ -168,6 +169,7 @@
   el.index.addEventListener("change", () => selectIndex(el.index.value));
 
   async function selectIndex(name) {
+    const seq = ++state.indexSeq;
     state.index = name;
     state.types = {};
     state.vectors = false;
@@ -191,7 +193,7 @@
       if (err.status !== 401) showMessage(`Could not read the index ${name}: ${err.message}`);
       return;
     }
-    if (state.index !== name) return;  // another index was chosen meanwhile
+    if (seq !== state.indexSeq) return;  // chosen again meanwhile
     const settings = info.settings || {};
     const fields = settings.fields || {};
     for (const [field, spec] of Object.entries(fields)) {
@@ -216,6 +218,7 @@
     if (!state.vectors) el.mode.querySelector('input[value="words"]').checked = true;
     updateModeControls();
     // range inputs are built once per index (the terms facets are rebuilt with every answer)
+    el.rangeFacets.replaceChildren();
     for (const [field, type] of Object.entries(state.types)) {
       if (RANGE_TYPES.has(type)) el.rangeFacets.append(rangeFacet(field, type));
     }
@@ -312,10 +315,11 @@
     return type === "integer" ? (upper ? Math.floor(n) : Math.ceil(n)) : n;
   }
 
-  function buildFilter() {
+  // The filter of the selected buckets and ranges (but those of `except`).
+  function buildFilter(except) {
     const parts = [];
     for (const [field, values] of Object.entries(state.selected)) {
-      if (!values.length) continue;
+      if (!values.length || field === except) continue;
       parts.push(values.length === 1 ? {term: {[field]: values[0]}} : {terms: {[field]: values}});
     }
     for (const [field, r] of Object.entries(state.ranges)) {
@@ -362,7 +366,7 @@
     name.textContent = String(key);
     const n = document.createElement("span");
     n.className = "n";
-    n.textContent = count === null ? "✓" : count.toLocaleString("en");
+    n.textContent = count === null ? "" : count.toLocaleString("en");
     button.append(name, n);
     button.setAttribute("aria-label",
       `${field}: ${key}${count === null ? "" : `, ${count} result${count === 1 ? "" : "s"}`}`);
@@ -451,7 +455,7 @@
   });
 
   // ------------------------------------------------------------------ search
-  function searchBody(after) {
+  function searchBody(after, facetsOf) {
     const q = el.q.value.trim();
     const body = {q, size: PAGE_SIZE, highlight: true};
     const m = mode();
@@ -462,14 +466,28 @@
     } else {
       body.sort = el.sort.value === "_score" ? ["_score"] : [JSON.parse(el.sort.value)];
     }
-    const filter = buildFilter();
+    const filter = buildFilter(facetsOf);
     if (filter !== undefined) body.filter = filter;
-    if (after) body.search_after = after;
+    if (facetsOf) {  // the buckets of a field with a selection, counted without its own filter
+      body.size = 0;
+      body.highlight = false;
+      body.facets = {[`terms:${facetsOf}`]: {terms: {field: facetsOf, size: TERMS_SIZE}}};
+    } else if (after) body.search_after = after;
     else {
       const facets = facetSpecs();
       if (facets) body.facets = facets;
     }
     return body;
+  }
+
+  // Buckets of a field with selected values: every value the other filters leave, so that a
+  // second value can be added (values of one field are or-ed); failures keep the main answer's.
+  async function disjunctiveFacets(signal) {
+    const fields = Object.keys(state.selected).filter((f) => state.selected[f].length);
+    const parts = await Promise.all(fields.map((field) =>
+      api("POST", `indexes/${enc(state.index)}/search`, searchBody(undefined, field), signal)
+        .then((answer) => answer.facets || {}, () => ({}))));
+    return Object.assign({}, ...parts);
   }
 
   // A new query, filter, sort or mode starts again from the first page.
@@ -480,16 +498,21 @@
 
   async function runSearch() {
     clearTimeout(state.debounce);
-    if (!state.index) return;
+    if (!state.index) {
+      el.hits.setAttribute("aria-busy", "false");
+      return;
+    }
     const seq = ++state.searchSeq;
     if (state.searchAbort) state.searchAbort.abort();
     const abort = state.searchAbort = new AbortController();
     const page = state.cursors.length;
     const body = searchBody(state.cursors[page - 1]);
     el.hits.setAttribute("aria-busy", "true");
-    let answer;
+    let answer, own = {};
     try {
-      answer = await api("POST", `indexes/${enc(state.index)}/search`, body, abort.signal);
+      [answer, own] = await Promise.all([
+        api("POST", `indexes/${enc(state.index)}/search`, body, abort.signal),
+        page === 0 ? disjunctiveFacets(abort.signal) : Promise.resolve({})]);
     } catch (err) {
       if (err.name === "AbortError" || seq !== state.searchSeq) return;
       el.hits.setAttribute("aria-busy", "false");
@@ -503,7 +526,7 @@
     state.lastHits = answer.hits;
     state.total = answer.total;
     renderHits(answer, page);
-    if (answer.facets !== undefined || page === 0) renderFacets(answer.facets);
+    if (answer.facets !== undefined || page === 0) renderFacets(Object.assign({}, answer.facets, own));
     el.hits.setAttribute("aria-busy", "false");
   }
 
