@@ -28,12 +28,11 @@ from raysearch.ingest.validation import parse_fields
 from raysearch.index.routing import shard_for
 from raysearch.models import SearchRequest
 from raysearch.search import facets, filters, sorting
-from raysearch.analysis import embedding
 from raysearch.search.expansion import expand, parse_expand
-from raysearch.search.fusion import Fused, fuse, parse_rank
 from raysearch.search.highlight import highlight
-from raysearch.search.knn import KnnQuery, merge_knn, parse_knn
-from raysearch.search.merge import merge_hits
+from raysearch.search.knn import KnnQuery
+from raysearch.search.hybrid import vector_search
+from raysearch.search.merge import answer, merge_hits
 from raysearch.search.plan import (AnalyzedClause, GlobalStats, QueryPlan, analyze_clauses, build_plan, prefix_pairs,
                                    stats_request)
 from raysearch.search.query import parse_query
@@ -129,7 +128,7 @@ class SearchCoordinator:
         started = time.perf_counter()
         self._check_limits(request)
         if request.knn is not None or request.hybrid:
-            return await self._vector_search(index, request, started)
+            return await vector_search(self, index, request, started)  # search/hybrid.py
         types = index.types
         q = request.q if request.q is not None else ""
         sort = sorting.parse_sort(request.sort, types)
@@ -150,7 +149,7 @@ class SearchCoordinator:
             aclauses = analyze_clauses(clauses, index.analyzer, fields, request.operator, types,
                                        **index.query_options(request))
             if not aclauses:
-                return _answer(started, 0, [], facets.merge(shape["facets"], [], types) if shape["facets"] else None)
+                return answer(started, 0, [], facets.merge(shape["facets"], [], types) if shape["facets"] else None)
             rm3 = parse_expand(request.expand)
             if rm3 is not None:
                 aclauses = await self._rm3(index, aclauses, fields, shape["filter"], rm3)
@@ -186,7 +185,7 @@ class SearchCoordinator:
             for hit in hits:
                 hit["highlight"] = highlight(hit["document"], aclauses, index.analyzer)
         merged_facets = facets.merge(plan.facets, [r["facets"] for r in results], types) if plan.facets else None
-        return _answer(started, total, hits, merged_facets)
+        return answer(started, total, hits, merged_facets)
 
     async def _rm3(self, index: IndexTarget, aclauses: list[AnalyzedClause], fields, node, rm3) -> list:
         """The query expanded by RM3 (search/expansion.py) from its own top documents."""
@@ -201,93 +200,6 @@ class SearchCoordinator:
         top = merge_hits([r["hits"] for r in results], plan.sort, 0, rm3.docs)
         feedback = [(score, orjson.loads(raws[doc_id])) for score, doc_id, _ in top if doc_id in raws]
         return expand(aclauses, feedback, fields, index.analyzer, rm3)
-
-    async def _vector_search(self, index: IndexTarget, request: SearchRequest, started: float) -> dict:
-        """kNN alone, or hybrid (q with knn, or q with the index's embedder): the kNN round
-        (every shard's top k, merged), then -- for hybrid, or for facets -- the text round
-        with the kNN hits along (so total and facets count the union), fused
-        (search/fusion.py) after both lists are merged, then the page's documents."""
-        types, q = index.types, (request.q or "").strip()
-        text = q not in ("", "*")
-        sort = sorting.parse_sort(request.sort, types)
-        if sort != [[sorting.SCORE, sorting.DESC]]:
-            raise InvalidRequest("kNN and hybrid results are ranked by score: sort by a field is not supported with "
-                                 "knn or hybrid (filter instead)")
-        after = _score_cursor(request.search_after)
-        node = filters.parse_filter(request.filter, types)
-        fusion = parse_rank(request.rank)
-        if request.knn is not None:
-            query = parse_knn(request.knn, index.vectors, types, node)
-        else:
-            query = self._embedded_query(index, q, fusion, node)
-        if request.rank is not None and not text:
-            raise InvalidRequest("rank fuses q's matches with knn's: give both q and knn")
-        knn_hits = merge_knn(await asyncio.gather(*[shard.knn(query) for shard in index.shards]), query.k)
-        facet_specs = facets.parse_facets(request.facets, types)
-        aclauses: list[AnalyzedClause] = []
-        total, partials = len(knn_hits), None
-        if text or facet_specs:
-            also = tuple(doc_id for _, doc_id in knn_hits)
-            shape = dict(filter=node, facets=facet_specs, also=also, match_none=not text,
-                         sort=[[sorting.SCORE, sorting.DESC]])
-            if text:
-                fields = parse_fields(request.fields) or index.default_fields()
-                known = await self.known_fields(index)
-                clauses = parse_query(q, lambda f: f in known or f in types, self.limits.max_query_clauses)
-                aclauses = analyze_clauses(clauses, index.analyzer, fields, request.operator, types,
-                                           **index.query_options(request))
-                rm3 = parse_expand(request.expand)
-                if rm3 is not None and aclauses:
-                    aclauses = await self._rm3(index, aclauses, fields, node, rm3)
-            plan = (await self._plan(index, aclauses, shape)) if aclauses else QueryPlan(**{**shape, "match_none": True})
-            window = fusion.window if text else 0
-            results = await asyncio.gather(*[shard.search(plan, window) for shard in index.shards])
-            if any(r.get("stale") for r in results):
-                self._stats_cache.invalidate(index.name)
-                plan = await self._plan(index, aclauses, shape, cached=False)
-                results = await asyncio.gather(*[shard.search(plan, window) for shard in index.shards])
-            total = sum(r["total"] for r in results)
-            partials = [r["facets"] for r in results]
-            text_hits = [(score, doc_id) for score, doc_id, _ in
-                         merge_hits([r["hits"] for r in results], plan.sort, 0, window)]
-        if text:
-            ranked = fuse(text_hits, knn_hits, fusion)
-        else:
-            ranked = [Fused(score, doc_id, None, rank) for rank, (score, doc_id) in enumerate(knn_hits, 1)]
-        if after is not None:
-            ranked = [f for f in ranked if (f.score, after[1]) < (after[0], f.doc_id)]
-        page = ranked[request.from_:request.from_ + request.size]
-        documents = await self.fetch(index, [f.doc_id for f in page])
-        show_sort = request.sort is not None or request.search_after is not None
-        hits = []
-        for f in page:
-            if f.doc_id not in documents:  # deleted between the rounds
-                continue
-            hit = {"id": f.doc_id, "score": f.score, "document": documents[f.doc_id]}
-            if text:
-                hit["ranks"] = {"text": f.text_rank, "knn": f.knn_rank}
-            if show_sort:
-                hit["sort"] = [f.score, f.doc_id]
-            if request.highlight and aclauses:
-                hit["highlight"] = highlight(hit["document"], aclauses, index.analyzer)
-            hits.append(hit)
-        merged_facets = facets.merge(facet_specs, partials, types) if facet_specs else None
-        return _answer(started, total, hits, merged_facets)
-
-    def _embedded_query(self, index: IndexTarget, q: str, fusion, node) -> KnnQuery:
-        """`hybrid: true` without knn: q's own embedding, by the index's embedder."""
-        embedder = index.embedder
-        if not embedder:
-            raise InvalidRequest("hybrid: true needs an index with an embedder in its settings, or give knn a vector")
-        if q in ("", "*"):
-            raise InvalidRequest("hybrid: true embeds q: give q some words")
-        vector = embedding.embed([q])[0]
-        if not vector.any():
-            raise InvalidRequest(f"hybrid: none of q's words is known to the builtin embedder: {q[:60]!r}")
-        target = embedder["target"]
-        k = fusion.window
-        return parse_knn({"field": target, "vector": vector.tolist(), "k": k, "num_candidates": max(k, 100)},
-                         index.vectors, index.types, node)
 
     def _check_limits(self, request: SearchRequest) -> None:
         limits = self.limits
@@ -352,21 +264,3 @@ class SearchCoordinator:
             names.update(part)
         self._fields_cache[index.name] = (time.monotonic(), names)
         return names
-
-
-def _score_cursor(values) -> tuple[float, str] | None:
-    """search_after of a kNN or hybrid search: the last hit's [score, id]."""
-    if values is None:
-        return None
-    if (not isinstance(values, list) or len(values) != 2 or isinstance(values[0], bool)
-            or not isinstance(values[0], (int, float)) or not isinstance(values[1], str)):
-        raise InvalidRequest("search_after of a kNN or hybrid search is the last hit's sort values: [score, id]")
-    return float(values[0]), values[1]
-
-
-def _answer(started: float, total: int, hits: list, merged_facets: dict | None) -> dict:
-    took = time.perf_counter() - started
-    out = {"total": total, "took_ms": round(took * 1000, 3), "hits": hits}
-    if merged_facets is not None:
-        out["facets"] = merged_facets
-    return out

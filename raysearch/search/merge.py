@@ -1,8 +1,9 @@
-"""Gather step: merge the shards' ranked hits into one page."""
+"""Gather step: merge the shards' ranked hits into one page, and the answer's shape."""
 
 from __future__ import annotations
 
 import heapq
+import time
 import itertools
 
 from raysearch.search.sorting import merge_key
@@ -15,3 +16,11 @@ def merge_hits(shard_hits: list[list], keys: list[list[str]], start: int, stop: 
               for hits in shard_hits]
     page = itertools.islice(heapq.merge(*ranked), start, stop)
     return [(score, doc_id, values) for _, score, doc_id, values in page]
+
+
+def answer(started: float, total: int, hits: list, merged_facets: dict | None) -> dict:
+    took = time.perf_counter() - started
+    out = {"total": total, "took_ms": round(took * 1000, 3), "hits": hits}
+    if merged_facets is not None:
+        out["facets"] = merged_facets
+    return out

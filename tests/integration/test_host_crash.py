@@ -11,6 +11,8 @@ import signal
 import subprocess
 import sys
 
+import zlib
+
 import httpx
 import psutil
 import pytest
@@ -20,6 +22,13 @@ from tests.conftest import debian_docs
 from tests.integration.helpers import wait_until
 
 TERMINAL = ("completed", "partially_completed", "failed")
+DIMS = 8
+
+
+def _vector(text: str) -> list[float]:
+    """A small vector per version of a document (its vectors must survive the crash too)."""
+    h = zlib.crc32(text.encode())
+    return [float((h >> (3 * i)) % 7 - 3) or 0.5 for i in range(DIMS)]
 
 
 def _serve(data, port, log_path):
@@ -48,11 +57,13 @@ def test_the_whole_service_killed_mid_bulk_restarts_with_everything_acknowledged
     data, port, log = tmp_path / "rs", free_port(), tmp_path / "serve.log"
     proc, env = _serve(data, port, log)
     url = f"http://127.0.0.1:{port}"
-    acknowledged: dict[str, str] = {}  # id -> title of its last acknowledged version
+    acknowledged: dict[str, str] = {}  # id -> title of its last acknowledged version (its vector: _vector(title))
     try:
         with httpx.Client(base_url=url, timeout=120) as http:
             wait_until(lambda: http.get("/readyz").status_code == 200, 600, "the service ready")
-            docs = debian_docs(0, 4000)
+            r = http.put("/indexes/crash", json={"fields": {"emb": {"type": "vector", "dims": DIMS}}})
+            assert r.status_code == 201, r.text
+            docs = [{**d, "emb": _vector(d["title"])} for d in debian_docs(0, 4000)]
             ops = []
             for start in range(0, 4000, 1000):
                 r = http.post("/bulk-indexing/crash", json=docs[start:start + 1000])
@@ -62,7 +73,8 @@ def test_the_whole_service_killed_mid_bulk_restarts_with_everything_acknowledged
                 if start == 0:  # the first completes before the crash; the rest are in flight
                     wait_until(lambda: http.get(f"/bulk-operations/{ops[0]}").json()["status"] in TERMINAL, 300,
                           "the first bulk")
-            updates = [{**d, "title": f"second version of {d['id']}"} for d in docs[:300]]
+            updates = [{**d, "title": f"second version of {d['id']}", "emb": _vector(f"second version of {d['id']}")}
+                       for d in docs[:300]]
             r = http.post("/bulk-indexing/crash", json=updates)  # re-indexes ids of the first, finished bulk
             assert r.status_code == 202, r.text
             ops.append(r.json()["operation_id"])
@@ -82,6 +94,10 @@ def test_the_whole_service_killed_mid_bulk_restarts_with_everything_acknowledged
             for doc_id in list(acknowledged)[::97] + [d["id"] for d in updates[::29]]:
                 stored = http.get(f"/indexes/crash/documents/{doc_id}").json()["document"]
                 assert stored["title"] == acknowledged[doc_id], doc_id
+                assert stored["emb"] == _vector(acknowledged[doc_id]), doc_id  # its vector, of that version
+            knn = http.post("/indexes/crash/search", json={"knn": {"field": "emb", "vector": [1.0] * DIMS, "k": 10000,
+                                                                    "num_candidates": 10000}, "size": 0}).json()
+            assert knn["total"] == len(acknowledged)  # every document's vector, once
             hits = http.get("/indexes/crash/search", params={"q": '"second version"', "size": 0}).json()
             assert hits["total"] == len(updates)
             assert http.post("/indexes/crash/verify").json()["ok"]
