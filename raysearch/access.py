@@ -56,6 +56,7 @@ ROUTES: dict[tuple[str, str], tuple[str, ...]] = {
     ("DELETE", _INDEX + "/documents/{doc_id}"): (DOCUMENTS_WRITE,),
     ("GET", _INDEX + "/search"): (SEARCH,),
     ("POST", _INDEX + "/search"): (SEARCH,),
+    ("POST", _INDEX + "/snapshot"): (INDEXES_MANAGE,), ("POST", "/snapshots/restore"): (INDEXES_MANAGE,),
     ("GET", "/aliases"): (INDEXES_MANAGE,), ("POST", "/aliases"): (INDEXES_MANAGE,),
     ("PUT", "/aliases/{alias}"): (INDEXES_MANAGE,), ("DELETE", "/aliases/{alias}"): (INDEXES_MANAGE,),
     ("POST", "/keys"): (KEYS_MANAGE,),

@@ -145,6 +145,17 @@ def cmd_restore(args) -> int:
     return 0
 
 
+def cmd_snapshot(args) -> int:
+    path = os.path.abspath(args.path)
+    print(json.dumps(_client(args).snapshot(args.index, path), indent=2))
+    return 0
+
+
+def cmd_restore_snapshot(args) -> int:
+    print(json.dumps(_client(args).restore_snapshot(os.path.abspath(args.path), args.as_name), indent=2))
+    return 0
+
+
 def cmd_eval(args) -> int:
     from raysearch.evaluation import run_eval
 
@@ -203,6 +214,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("index")
     p.add_argument("--shard", type=int, default=None)
     p.set_defaults(func=cmd_restore)
+
+    p = with_url(sub.add_parser("snapshot", help="write a consistent snapshot of an index to a directory "
+                                                 "(on the service's host)"))
+    p.add_argument("index")
+    p.add_argument("path")
+    p.set_defaults(func=cmd_snapshot)
+
+    p = with_url(sub.add_parser("restore-snapshot", help="restore a snapshot directory as a new index"))
+    p.add_argument("path")
+    p.add_argument("--as", dest="as_name", default=None, help="the new index's name (default: the snapshot's)")
+    p.set_defaults(func=cmd_restore_snapshot)
 
     p = with_url(sub.add_parser("eval", help="index a judged collection and print nDCG@10 and recall@100"))
     p.add_argument("--collection", required=True, help="a directory with docs.jsonl[.gz], queries.jsonl and qrels.tsv, e.g. tests/data/corpora/cran")

@@ -81,6 +81,12 @@ class Client:
     def restore(self, index: str, shard: int | None = None) -> dict:
         return self._call("POST", f"/indexes/{index}/restore", params={"shard": shard} if shard is not None else None)
 
+    def snapshot(self, index: str, path: str) -> dict:
+        return self._call("POST", f"/indexes/{index}/snapshot", json={"path": path})
+
+    def restore_snapshot(self, path: str, index: str | None = None) -> dict:
+        return self._call("POST", "/snapshots/restore", json={"path": path, **({"index": index} if index else {})})
+
     # documents
     def get(self, index: str, doc_id: str) -> dict:
         return self._call("GET", f"/indexes/{index}/documents/{doc_id}")

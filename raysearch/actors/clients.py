@@ -96,6 +96,15 @@ class TrackerClient:
     async def in_flight(self) -> dict:
         return await self.handle.in_flight.remote()
 
+    async def freeze(self, index: str, token: str) -> float:
+        return await self.handle.freeze.remote(index, token)
+
+    async def thaw(self, index: str, token: str) -> None:
+        await self.handle.thaw.remote(index, token)
+
+    async def settled_before(self, index: str, token: str) -> tuple[bool, list[str]]:
+        return tuple(await self.handle.settled_before.remote(index, token))
+
     async def forget_index(self, index: str) -> None:
         await self.handle.forget_index.remote(index)
 

@@ -89,6 +89,15 @@ class TrackerActor:
     async def admission(self, index: str) -> tuple[int, str | None]:
         return self.core.admission(index)
 
+    async def freeze(self, index: str, token: str) -> float:
+        return self.core.freeze(index, token)
+
+    async def thaw(self, index: str, token: str) -> None:
+        self.core.thaw(index, token)
+
+    async def settled_before(self, index: str, token: str) -> tuple[bool, list[str]]:
+        return self.core.settled_before(index, token)
+
     async def memory_stats(self) -> dict:
         return self.core.memory_stats()
 

@@ -18,6 +18,7 @@ import orjson
 from raysearch import indexmeta, metrics, schema
 from raysearch.actors.clients import Cluster
 from raysearch.app.catalog import IndexCatalog
+from raysearch.app.snapshots import Snapshots
 from raysearch.config import Settings
 from raysearch.errors import IndexBeingDeleted, IndexNotFound, InvalidRequest, NotFound, PayloadTooLarge
 from raysearch.index.routing import shard_for
@@ -44,6 +45,7 @@ class SearchService:
         self.catalog = IndexCatalog(settings, self.mongo, self.cluster)
         self.ingest = Ingest(settings, self.catalog, self.mongo, self.tracker)
         self.coordinator = SearchCoordinator(SearchLimits.of(settings))
+        self.snapshots = Snapshots(self.catalog, self.tracker, self.persistence, self.mongo)
 
     # ------------------------------------------------------------ indexes
     async def index(self, name: str) -> tuple[dict, IndexTarget]:
@@ -86,6 +88,13 @@ class SearchService:
             infos = await asyncio.gather(*[s.info() for s in target.shards])
             out.append({"index": meta["_id"], "documents": sum(i["documents"] for i in infos)})
         return {"indexes": out}
+
+    # ---------------------------------------------------------- snapshots
+    async def snapshot(self, index: str, path: str) -> dict:
+        return await self.snapshots.take(index, path)
+
+    async def restore_snapshot(self, path: str, name: str | None) -> dict:
+        return await self.snapshots.restore(path, name)
 
     # ------------------------------------------------------------ aliases
     async def aliases(self) -> dict:

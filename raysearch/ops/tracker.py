@@ -23,7 +23,7 @@ import time
 from datetime import datetime, timedelta, timezone
 from typing import Awaitable, Callable, Protocol
 
-from raysearch.errors import MongoUnavailable, StorageFull
+from raysearch.errors import Conflict, MongoUnavailable, StorageFull
 from raysearch.index.batch import decode_payload
 from raysearch.ops import paging
 from raysearch.ops.operation import BatchState, Operation
@@ -92,6 +92,9 @@ class OperationTracker:
         self._gauges_due: set[str] = set()
         self.evicted = 0
         self.blocked: dict[str, str] = {}  # index -> why its batches wait (a full disk under a shard)
+        # index -> (token, time): a snapshot's cut (app/snapshots.py). Batches of operations
+        # created at or after the time wait; older ones run, so the snapshot can wait for them.
+        self.frozen: dict[str, tuple[str, float]] = {}
         for doc in store.load_active_operations():  # a query on status: never the whole history
             self._register(Operation.from_doc(doc))
 
@@ -178,6 +181,8 @@ class OperationTracker:
                 del self._drivers[op_id]
 
     async def _run_batch(self, op: Operation, batch: int) -> None:
+        while (cut := self.frozen.get(op.index)) is not None and op.created_at >= cut[1]:
+            await asyncio.sleep(0.2)  # accepted after a snapshot's cut: waits for the snapshot to finish
         attempts = self.settings.index_attempts
         attempt, last_error = 0, None
         while attempt < attempts:
@@ -400,6 +405,32 @@ class OperationTracker:
             if op_id in self.ops:
                 self._start_driver(op_id)
         return op.view()
+
+    # ------------------------------------------------------------ snapshots
+    def freeze(self, index: str, token: str) -> float:
+        """A snapshot's cut of `index` now: operations created from now on wait to be indexed
+        until `thaw`; returns the cut's time. One snapshot of an index at a time."""
+        held = self.frozen.get(index)
+        if held is not None and held[0] != token:
+            raise Conflict(f"a snapshot of index {index!r} is already being taken; retry when it ends")
+        cut = held[1] if held is not None else time.time()
+        self.frozen[index] = (token, cut)
+        return cut
+
+    def thaw(self, index: str, token: str) -> None:
+        if self.frozen.get(index, (None,))[0] == token:
+            del self.frozen[index]
+
+    def settled_before(self, index: str, token: str) -> tuple[bool, list[str]]:
+        """(still frozen by `token`, ids of the index's operations created before the cut that
+        are not finished yet): the snapshot waits until that list is empty."""
+        held = self.frozen.get(index)
+        if held is None or held[0] != token:
+            return False, []
+        waiting = [op_id for op_id in self._by_index.get(index, ())
+                   if (op := self.ops.get(op_id)) is not None and op.created_at < held[1]
+                   and op.status not in TERMINAL]
+        return True, sorted(waiting)
 
     def forget_index(self, index: str) -> None:
         self.watermarks.pop(index, None)

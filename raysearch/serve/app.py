@@ -180,6 +180,25 @@ class Ingress:
     async def delete_index(self, index: str):
         return await self.service.delete_index(index)
 
+    # snapshots (app/snapshots.py)
+    @api.post("/indexes/{index}/snapshot")
+    async def snapshot(self, index: str, request: Request):
+        """{"path": an absolute directory on the service's host, absent or empty}."""
+        body = decoding.json_object(await self._body(request), "snapshot")
+        path = body.get("path")
+        if not isinstance(path, str) or not path:
+            raise InvalidRequest('expected {"path": "/absolute/directory"} (on the service\'s host)')
+        return await self.service.snapshot(index, path)
+
+    @api.post("/snapshots/restore", status_code=201)
+    async def restore_snapshot(self, request: Request):
+        """{"path": a snapshot's directory, "index": the new index's name (default: the snapshot's)}."""
+        body = decoding.json_object(await self._body(request), "restore")
+        path, name = body.get("path"), body.get("index")
+        if not isinstance(path, str) or not path or (name is not None and not isinstance(name, str)):
+            raise InvalidRequest('expected {"path": "/snapshot/directory", "index": "new-name"}')
+        return await self.service.restore_snapshot(path, name)
+
     # aliases (app/aliases.py)
     @api.get("/aliases")
     async def list_aliases(self):
