@@ -63,11 +63,11 @@ class FaultyIndexWorker(IndexWorker.__ray_actor_class__):
         self.batch_fails_until = batch_fails_until
 
     def _index(self, index: str):
-        analyzer, shards = super()._index(index)
+        analyzer, shards, embedder = super()._index(index)
         if self.analysis_fails_on and not isinstance(analyzer, _FailingAnalyzer):
             analyzer = _FailingAnalyzer(analyzer, self.analysis_fails_on)
-            self._indexes[index] = (analyzer, shards)
-        return analyzer, shards
+            self._indexes[index] = (analyzer, shards, embedder)
+        return analyzer, shards, embedder
 
     def index_batch(self, index: str, op_id: str, batch: int) -> dict:
         if self.batch_fails_until:
