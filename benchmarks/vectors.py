@@ -94,6 +94,9 @@ def main() -> int:
                 index = f"bench-{kind}-{r}"
                 client.create_index(index, body)
                 result = bench.measure_bulk(client, index, payload, None, create=False)
+                if result["searchable_docs_per_s"] is None:
+                    print(f"{kind}: not all searchable: {result}", flush=True)
+                    return 1
                 rates[kind].append(result["searchable_docs_per_s"])
                 print(f"round {r} {kind:9s} {result['searchable_docs_per_s']:8.1f} docs/s to searchable "
                       f"(completed {result['completed_docs_per_s']} docs/s)", flush=True)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass, field
+
+import numpy as np
 
 import orjson  # 5-10x json's speed per stored document and T entry; the ingress decodes with it too
 
@@ -13,22 +16,60 @@ from raysearch.index.routing import shard_for
 from raysearch.index.vectors import encode_vectors
 
 
+_VECTOR_PAYLOAD = b"RSv1"  # a payload with a binary section of vectors follows (else plain JSON)
+_U32 = struct.Struct(">I")
+
+
 def encode_payload(docs: list[dict], deletes: list[str] = (), types: dict[str, str] | None = None,
                    vectors: dict[str, schema.VectorSpec] | None = None) -> bytes:
     """A batch as the intake log stores it, with the typed and vector fields it was validated
-    against (so a worker reads exactly that schema, however late it runs)."""
-    body = {"docs": docs, "deletes": list(deletes)}
+    against (so a worker reads exactly that schema, however late it runs).
+
+    Vectors go in a binary section, a float32 matrix per field (the rows of the documents
+    that have it), not as JSON numbers: 1 KB instead of ~2.6 KB a 256-d vector in MongoDB,
+    and no float parsing in the worker. The values were checked at the ingress
+    (schema.vector_value), so float32 holds them."""
+    body: dict = {"docs": docs, "deletes": list(deletes)}
     if types:
         body["types"] = types
-    if vectors:
-        body["vectors"] = {name: list(spec) for name, spec in vectors.items()}
-    return orjson.dumps(body)
+    if not vectors:
+        return orjson.dumps(body)
+    body["vectors"] = {name: list(spec) for name, spec in vectors.items()}
+    rows: dict[str, list[int]] = {}
+    blocks = []
+    stripped = []
+    for name in sorted(vectors):
+        rows[name] = [i for i, doc in enumerate(docs) if doc.get(name) is not None]
+        if rows[name]:
+            blocks.append(np.asarray([docs[i][name] for i in rows[name]], dtype="<f4").tobytes())
+    for doc in docs:
+        stripped.append({k: v for k, v in doc.items() if k not in vectors} if any(k in vectors for k in doc) else doc)
+    body["docs"], body["vector_rows"] = stripped, rows
+    head = orjson.dumps(body)
+    return b"".join([_VECTOR_PAYLOAD, _U32.pack(len(head)), head, *blocks])
 
 
 def decode_payload(raw: bytes) -> tuple[list[dict], list[str], dict[str, str], dict[str, schema.VectorSpec]]:
-    data = orjson.loads(raw)
-    vectors = {name: schema.VectorSpec(*spec) for name, spec in (data.get("vectors") or {}).items()}
-    return data["docs"], data["deletes"], data.get("types") or {}, vectors
+    """-> (documents, deletes, typed fields, vector fields); a document's vectors come back as
+    float32 arrays (schema.vector_value takes them as they are)."""
+    if not raw.startswith(_VECTOR_PAYLOAD):
+        data = orjson.loads(raw)
+        vectors = {name: schema.VectorSpec(*spec) for name, spec in (data.get("vectors") or {}).items()}
+        return data["docs"], data["deletes"], data.get("types") or {}, vectors
+    (size,) = _U32.unpack_from(raw, len(_VECTOR_PAYLOAD))
+    at = len(_VECTOR_PAYLOAD) + _U32.size
+    data = orjson.loads(raw[at:at + size])
+    at += size
+    docs = data["docs"]
+    vectors = {name: schema.VectorSpec(*spec) for name, spec in data["vectors"].items()}
+    for name in sorted(vectors):
+        positions = data["vector_rows"].get(name) or []
+        dims = vectors[name].dims
+        matrix = np.frombuffer(raw, dtype="<f4", count=len(positions) * dims, offset=at).reshape(len(positions), dims)
+        at += matrix.nbytes
+        for i, row in zip(positions, matrix):
+            docs[i][name] = row
+    return docs, data["deletes"], data.get("types") or {}, vectors
 
 
 def encode_indexed(indexed: list, typed: dict[str, list]) -> bytes:

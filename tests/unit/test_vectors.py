@@ -302,3 +302,19 @@ def test_search_with_rm3_expands_and_bad_options_are_400s():
     for bad, words in [({"rm3": {"docs": 0}}, "docs"), ({"rm3": {"weight": 2}}, "weight"), ({"bo1": {}}, "rm3")]:
         with pytest.raises(InvalidRequest, match=words):
             _search(target, q="apple", expand=bad)
+
+
+def test_intake_payload_carries_vectors_as_float32_and_reads_old_payloads():
+    from raysearch.index.batch import decode_payload, encode_payload
+
+    vectors = {"emb": schema.VectorSpec(3, "cosine")}
+    docs = [{"id": "a", "emb": [1.5, -2, 3e-3], "t": "x"}, {"id": "b", "t": "y"}]
+    raw = encode_payload(docs, ["gone"], {"k": "keyword"}, vectors)
+    back, deletes, types, specs = decode_payload(raw)
+    assert deletes == ["gone"] and types == {"k": "keyword"} and specs == vectors
+    assert back[0]["emb"].dtype == np.float32 and back[0]["emb"].tolist() == pytest.approx([1.5, -2, 3e-3])
+    assert "emb" not in back[1] and docs[0]["emb"] == [1.5, -2, 3e-3]  # the caller's documents untouched
+    assert len(raw) < len(encode_payload(docs, ["gone"], {"k": "keyword"})) + 60
+    # a payload written before vectors existed (plain JSON) still reads
+    assert decode_payload(b'{"docs": [{"id": "o"}], "deletes": [], "types": {"k": "keyword"}}')[:3] == \
+        ([{"id": "o"}], [], {"k": "keyword"})
