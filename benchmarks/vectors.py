@@ -93,13 +93,19 @@ def main() -> int:
             for kind, (payload, body) in kinds.items():
                 index = f"bench-{kind}-{r}"
                 client.create_index(index, body)
-                result = bench.measure_bulk(client, index, payload, None, create=False)
+                sampler = bench.ProcessSampler()
+                sampler.start()
+                try:
+                    result = bench.measure_bulk(client, index, payload, sampler, create=False)
+                finally:
+                    sampler.stop()
                 if result["searchable_docs_per_s"] is None:
                     print(f"{kind}: not all searchable: {result}", flush=True)
                     return 1
                 rates[kind].append(result["searchable_docs_per_s"])
                 print(f"round {r} {kind:9s} {result['searchable_docs_per_s']:8.1f} docs/s to searchable "
-                      f"(completed {result['completed_docs_per_s']} docs/s)", flush=True)
+                      f"(completed {result['completed_docs_per_s']} docs/s; acknowledged in {result['ack_s']} s); "
+                      f"CPU s by process: {result['memory']['cpu_s_by_role']}", flush=True)
                 if last.get(kind):
                     client.delete_index(last[kind])
                 last[kind] = index

@@ -6,6 +6,7 @@ at all is a 400.
 
 from __future__ import annotations
 
+import math
 import re
 import uuid
 
@@ -110,6 +111,9 @@ def check_doc_id(doc_id: str) -> str | None:
     return None
 
 
+_NUMBERS = {int, float}  # exactly (a bool is neither here)
+
+
 def _check_fields(value, depth: int) -> str | None:
     if depth > MAX_DEPTH:
         return f"document nesting is deeper than {MAX_DEPTH}"
@@ -127,6 +131,13 @@ def _check_fields(value, depth: int) -> str | None:
             if reason:
                 return reason
     elif isinstance(value, list):
+        kinds = set(map(type, value))
+        if kinds <= _NUMBERS:  # a list of numbers (a vector): checked in C passes, not item by item
+            if float in kinds and (any(map(math.isinf, value)) or any(map(math.isnan, value))):
+                return "NaN and Infinity are not JSON numbers"
+            if int in kinds and not all(decoding.INT64_MIN <= v <= decoding.INT64_MAX for v in value if type(v) is int):
+                return "integers must fit a signed 64-bit integer"
+            return None
         for item in value:
             reason = _check_fields(item, depth + 1)
             if reason:
