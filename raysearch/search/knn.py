@@ -99,7 +99,8 @@ def shard_knn(shard, query: KnnQuery, exact_below: int = 10_000) -> list[list]:
         return []
     vector = np.frombuffer(query.vector, dtype="<f4")
     ann = column.ann
-    if ann is not None and ann.similarity == query.similarity and len(rows) >= exact_below:
+    if (ann is not None and ann.similarity == query.similarity and len(rows) >= exact_below
+            and query.num_candidates < len(rows)):  # as many candidates as rows: the exact answer, exactly
         rows = _ann_candidates(ann, vector, eligible, rows, query)
     raw = similarities(matrix, norms, rows, vector, query.similarity)
     if query.threshold is not None:
