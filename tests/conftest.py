@@ -139,6 +139,16 @@ def wait_operation(http, op_id: str, timeout_s: float = 600) -> dict:
     raise AssertionError(f"operation {op_id} not finished after {timeout_s}s: {op}")
 
 
+@pytest.fixture(scope="module")
+def es(service):
+    """The official Elasticsearch client on the service's /_elastic API."""
+    from elasticsearch import Elasticsearch
+
+    client = Elasticsearch(service.url + "/_elastic", request_timeout=300)
+    yield client
+    client.close()
+
+
 @pytest.fixture
 def no_ray(monkeypatch):
     """Unit tests that must not start Ray: fail loudly if anything calls ray.init."""

@@ -107,6 +107,25 @@ def held_in_memory(tracker, op_ids: list[str]) -> list[bool]:
                    timeout=60)
 
 
+def kill9_and_wait_restart(actor, timeout_s: float = 120) -> int:
+    """kill -9 an actor's process and wait until Ray has restarted it (a new pid answers);
+    returns the new pid."""
+    import os
+    import signal
+
+    pid = ray.get(actor.pid.remote(), timeout=60)
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        try:
+            new = ray.get(actor.pid.remote(), timeout=30)
+            if new != pid:
+                return new
+        except Exception:  # noqa: BLE001 - dead, or still starting
+            time.sleep(0.5)
+    raise AssertionError(f"the actor killed with -9 (pid {pid}) did not restart within {timeout_s:.0f}s")
+
+
 def wait_until(predicate, timeout_s: float, what: str):
     """The predicate's first true value, polled every 0.5 s (HTTP errors count as not yet);
     AssertionError naming `what` after `timeout_s`."""

@@ -13,7 +13,7 @@ import time
 import zlib
 
 import pytest
-from elasticsearch import BadRequestError, Elasticsearch, NotFoundError, helpers
+from elasticsearch import BadRequestError, NotFoundError, helpers
 
 from raysearch.analysis.analyzer import Analyzer, AnalyzerSettings
 from tests.conftest import debian_docs
@@ -40,13 +40,6 @@ def _docs() -> list[dict]:
             doc["rating"] = (h % 100) / 10
         docs.append(doc)
     return docs
-
-
-@pytest.fixture(scope="module")
-def es(service):
-    client = Elasticsearch(service.url + "/_elastic", request_timeout=300)
-    yield client
-    client.close()
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import hashlib
 
 import numpy as np
 import pytest
-from elasticsearch import BadRequestError, Elasticsearch
+from elasticsearch import BadRequestError
 
 from tests.conftest import debian_docs
 
@@ -25,13 +25,6 @@ def _vector(text: str) -> list[float]:
     if not v.any():
         v[0] = 1.0
     return (v / np.linalg.norm(v)).round(5).tolist()
-
-
-@pytest.fixture(scope="module")
-def es(service):
-    client = Elasticsearch(service.url + "/_elastic", request_timeout=300)
-    yield client
-    client.close()
 
 
 @pytest.fixture(scope="module")

@@ -5,8 +5,6 @@ after a shard rebuilt from MongoDB alone; the builtin embedder end to end."""
 
 from __future__ import annotations
 
-import os
-import signal
 import time
 import zlib
 
@@ -14,10 +12,9 @@ import numpy as np
 import pytest
 import ray
 
-from raysearch.actors import registry
-from raysearch.config import NAMESPACE
 from raysearch.search.fusion import Fusion, fuse
 from tests.conftest import debian_docs, wait_operation
+from tests.integration.helpers import kill9_and_wait_restart, shard_handle
 
 DIMS = 16
 N_DOCS = 1200
@@ -134,16 +131,7 @@ def test_get_returns_the_vector_and_search_hits_leave_it_out(http, corpus):
 def test_answers_survive_kill9_of_a_shard_and_a_rebuild_from_mongodb(http, corpus):
     before = _answers(http, "vectors4")
     assert before == _answers(http, "vectors1")
-    shard = ray.get_actor(registry.shard_name("vectors4", 2), namespace=NAMESPACE)
-    pid = ray.get(shard.pid.remote(), timeout=60)
-    os.kill(pid, signal.SIGKILL)
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        try:
-            if ray.get(shard.pid.remote(), timeout=30) != pid:
-                break
-        except Exception:
-            time.sleep(0.5)
+    kill9_and_wait_restart(shard_handle("vectors4", 2))
     assert _answers(http, "vectors4") == before  # reopened from its RocksDB
     r = http.post("/indexes/vectors4/restore", params={"shard": 2})
     assert r.status_code == 200, r.text
@@ -153,7 +141,7 @@ def test_answers_survive_kill9_of_a_shard_and_a_rebuild_from_mongodb(http, corpu
 
 
 def _ann_state(index: str, shard: int):
-    actor = ray.get_actor(registry.shard_name(index, shard), namespace=NAMESPACE)
+    actor = shard_handle(index, shard)
 
     def read(store):
         column = store.index.vectors.column("emb")
@@ -181,15 +169,7 @@ def test_ann_graph_is_built_saved_and_loaded_after_kill9(http, corpus):
     exact = _brute(corpus, QUERIES[2], 10)
     assert len({h["id"] for h in approx["hits"]} & set(exact)) >= 8  # recall@10 of the graph's candidates
     time.sleep(4)  # idle: the graph is saved
-    pid = ray.get(actor.pid.remote(), timeout=60)
-    os.kill(pid, signal.SIGKILL)
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        try:
-            if ray.get(actor.pid.remote(), timeout=30) != pid:
-                break
-        except Exception:
-            time.sleep(0.5)
+    kill9_and_wait_restart(actor)
     _, again = _ann_state("vectors1", 0)
     assert again == state  # loaded from its file, not built again
     assert _search(http, "vectors1", query) == approx
