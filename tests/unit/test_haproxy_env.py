@@ -1,0 +1,49 @@
+"""serve/haproxy.py and runner.ingress_environment: each service's own HAProxy ports and
+files, socket paths HAProxy accepts, and nothing left in the caller's environment."""
+
+from __future__ import annotations
+
+import itertools
+import os
+
+from raysearch.config import Settings
+from raysearch.runner import ingress_environment
+from raysearch.serve import haproxy
+
+NODE_ID = "f" * 56  # Serve puts each node's files under its id
+
+
+def test_ports_are_distinct_even_when_a_free_port_comes_back_twice():
+    ports = itertools.chain([41000, 41000], itertools.count(41001))
+    env = haproxy.haproxy_env("/data/a", lambda: next(ports))
+    chosen = [int(env[name]) for name in ("RAY_SERVE_HAPROXY_STATS_PORT", "RAY_SERVE_HAPROXY_METRICS_PORT",
+                                          "RAY_SERVE_FALLBACK_PROXY_HTTP_PORT", "RAY_SERVE_FALLBACK_PROXY_GRPC_PORT",
+                                          "RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT",
+                                          "RAY_SERVE_DIRECT_INGRESS_MIN_GRPC_PORT")]
+    assert len(set(chosen)) == 6
+    assert env["SERVE_SOCKET_REUSE_PORT_ENABLED"] == "0"  # two services never share a port silently
+
+
+def test_each_data_directory_has_its_own_folder_with_socket_paths_haproxy_accepts():
+    one, two = haproxy.state_dir("/data/one"), haproxy.state_dir("/data/two")
+    assert one != two and haproxy.state_dir("/data/one/") == one
+    ports = itertools.count(42000)
+    env = haproxy.haproxy_env("/a/very/long/data/directory/" + "x" * 200, lambda: next(ports))
+    for name in ("RAY_SERVE_HAPROXY_SOCKET_PATH", "RAY_SERVE_HAPROXY_METRICS_SOCKET_PATH"):
+        head, leaf = os.path.split(env[name])
+        assert len(os.path.join(head, NODE_ID, leaf)) <= 97, name  # HAProxy's limit, after Serve adds the node id
+
+
+def test_the_callers_environment_is_given_back(tmp_path, monkeypatch):
+    monkeypatch.setenv("RAY_SERVE_HAPROXY_STATS_PORT", "1234")
+    monkeypatch.delenv("RAY_SERVE_ENABLE_HA_PROXY", raising=False)
+    settings = Settings(data_dir=str(tmp_path), ingress="haproxy")
+    with ingress_environment(settings):
+        if haproxy.available():
+            assert os.environ["RAY_SERVE_ENABLE_HA_PROXY"] == "1"
+            assert os.environ["RAY_SERVE_HAPROXY_STATS_PORT"] != "1234"
+            assert os.path.isdir(haproxy.state_dir(str(tmp_path)))
+    assert os.environ["RAY_SERVE_HAPROXY_STATS_PORT"] == "1234"
+    assert "RAY_SERVE_ENABLE_HA_PROXY" not in os.environ
+    with ingress_environment(Settings(data_dir=str(tmp_path), ingress="proxy")):
+        assert "RAY_SERVE_ENABLE_HA_PROXY" not in os.environ
