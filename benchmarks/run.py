@@ -492,6 +492,22 @@ def http_throughput(url: str, index: str, queries: list[str], threads: int = 8) 
             "queries_per_s": round(len(seconds) / wall, 1), "latency": latency_summary(seconds)}
 
 
+def _cpu_start(sampler: ProcessSampler | None) -> None:
+    if sampler is not None:
+        sampler.reset()
+
+
+def cpu_per_query(sampler: ProcessSampler | None, queries: int) -> dict | None:
+    """CPU milliseconds per query of the service's processes since `_cpu_start` (the
+    driver, where the HTTP clients run, left out), in all and by process role."""
+    if sampler is None or not queries:
+        return None
+    sampler.sample()
+    by_role = {role: s for role, s in sampler.summary()["cpu_s_by_role"].items() if role != "driver"}
+    return {"ms_per_query": round(sum(by_role.values()) * 1000 / queries, 2),
+            "ms_per_query_by_role": {role: round(s * 1000 / queries, 3) for role, s in by_role.items()}}
+
+
 def _auth_headers() -> dict:
     key = os.environ.get("RAYSEARCH_API_KEY")
     return {"Authorization": f"Bearer {key}"} if key else {}
@@ -669,8 +685,10 @@ def run_benchmarks(service_url: str, *, settings=None, sizes: list[int], n_queri
         gc.collect()
         gc.freeze()
         log(f"search: {len(queries)} queries over HTTP, sequential ...")
+        _cpu_start(sampler)
         seconds, http_ids = http_latency(service_url, index, queries, warm)
         result["search"]["http"] = latency_summary(seconds)
+        result["search"]["http"]["cpu"] = cpu_per_query(sampler, len(queries) + len(warm))
         log(f"  {result['search']['http']}")
         log("search: the same queries through the in-cluster Python API (SearchService) ...")
         result["search"]["api"] = latency_summary(api_latency(settings, index, queries, warm))
@@ -679,8 +697,11 @@ def run_benchmarks(service_url: str, *, settings=None, sizes: list[int], n_queri
         result["search"]["structured"] = structured_latency(service_url, index, queries[:300], warm)
         log(f"  {result['search']['structured']}")
         log(f"search: {throughput_threads} concurrent HTTP clients ...")
+        _cpu_start(sampler)
         result["search"]["http_concurrent"] = http_throughput(service_url, index, queries, throughput_threads)
-        log(f"  {result['search']['http_concurrent']['queries_per_s']} queries/s")
+        result["search"]["http_concurrent"]["cpu"] = cpu_per_query(sampler, len(queries) + throughput_threads)
+        log(f"  {result['search']['http_concurrent']['queries_per_s']} queries/s, "
+            f"CPU {result['search']['http_concurrent']['cpu']}")
         # Updates: the same ids again with a changed title, into the searched index (after
         # the searches, so they do not share the cores with it).
         log(f"update: the {len(docs)} documents' ids again, changed ...")
@@ -801,10 +822,20 @@ def markdown(report: dict) -> str:
                  f"{_fmt(c['latency']['p99_ms'], 2)} | {_fmt(c['latency']['mean_ms'], 2)} | "
                  f"**{_fmt(c['queries_per_s'])}** |")
     b = r["baselines"]
+    cpu_lines = []
+    for label, part in (("sequential", s["http"]), (f"{c['threads']} clients", c)):
+        cpu = part.get("cpu")
+        if cpu:
+            top = sorted(cpu["ms_per_query_by_role"].items(), key=lambda kv: -kv[1])[:6]
+            cpu_lines.append(f"{label} {cpu['ms_per_query']:.2f} ms ("
+                             + ", ".join(f"{role} {ms:.2f}" for role, ms in top) + ")")
     for name in ("tantivy", "sqlite_fts5"):
         lat = b[name]["latency"]
         lines.append(f"| {b[name]['engine']}, in process | {_fmt(lat['p50_ms'], 3)} | {_fmt(lat['p99_ms'], 3)} | "
                      f"{_fmt(lat['mean_ms'], 3)} | {_fmt(1000 / lat['mean_ms'])} |")
+    if cpu_lines:
+        lines += ["", "CPU per query over HTTP, every service process (the driver, where the clients run, "
+                  "left out): " + "; ".join(cpu_lines) + "."]
     st = s.get("structured")
     if st:
         lines += ["", "Structured search over HTTP, sequential (same queries, first 300; typed Debian fields):", "",

@@ -25,7 +25,7 @@ from raysearch.index.batch import ShardBatch
 from raysearch.index.shard_index import ShardIndex
 from raysearch.search.knn import KnnQuery, shard_knn
 from raysearch.search.plan import QueryPlan
-from raysearch.search.shard_side import shard_search, shard_stats
+from raysearch.search.shard_side import shard_dictionary, shard_search, shard_stats
 from raysearch.storage.gate import ReadGate
 from raysearch.storage.mongo import ChunksChanged, MongoStore
 from raysearch.storage.rocks import RocksKV
@@ -273,10 +273,29 @@ class ShardStore:
             return shard_stats(self.index, fields, pairs, prefixes, max_expansions, fuzzy)
 
     @ray.method(enable_task_events=False)
+    def dictionary(self, max_terms: int) -> dict:
+        """This shard's whole term dictionary, for the ingress's statistics cache (search/shard_side.py)."""
+        with self._gate.reading():
+            return shard_dictionary(self.index, max_terms)
+
+    @ray.method(enable_task_events=False)
     def search(self, plan: QueryPlan, k: int) -> dict:
         """This shard's query phase (search/shard_side.py)."""
         with self._gate.reading():
             return shard_search(self.index, self.shard, plan, k)
+
+    @ray.method(enable_task_events=False)
+    def search_many(self, requests: list[tuple[QueryPlan, int]]) -> list:
+        """Several searches' query phases in one call (actors/clients.py groups the searches
+        that arrive while others are in flight): each answer, or the error of that search."""
+        with self._gate.reading():
+            out = []
+            for plan, k in requests:
+                try:
+                    out.append(shard_search(self.index, self.shard, plan, k))
+                except Exception as exc:  # noqa: BLE001 - that search's own error, raised where it waits
+                    out.append(exc)
+            return out
 
     @ray.method(enable_task_events=False)
     def knn(self, query: KnnQuery) -> list:
@@ -310,6 +329,7 @@ class ShardStore:
             "restored": self.restored,
         }
 
+    @ray.method(enable_task_events=False)
     def fields(self) -> list[str]:
         with self._gate.reading():
             return self.index.fields()

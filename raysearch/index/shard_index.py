@@ -374,6 +374,22 @@ class ShardIndex:
         df = self.stats.df
         return [df.get((f, t), 0) for f, t in pairs]
 
+    def term_count_total(self) -> int:
+        """(field, term) pairs with documents, over every field."""
+        return len(self.stats.df)
+
+    def term_dictionary(self) -> dict[str, tuple[list[str], list[int]]]:
+        """field -> (its terms, their document frequencies): the whole dictionary."""
+        items = list(self.stats.df.items())  # one C-level copy: an apply on another thread may go on
+        out: dict[str, tuple[list[str], list[int]]] = {}
+        for (f, t), n in items:
+            part = out.get(f)
+            if part is None:
+                part = out[f] = ([], [])
+            part[0].append(t)
+            part[1].append(n)
+        return out
+
     def expand_prefix(self, field: str, prefix: str, limit: int) -> list[str]:
         """First `limit` terms of `field` starting with `prefix`, in byte (= code point) order."""
         terms = self.stats.sorted_terms(field)

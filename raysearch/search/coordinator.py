@@ -15,6 +15,7 @@ in-process ShardIndex.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from dataclasses import dataclass
 from typing import Protocol, Sequence
@@ -38,6 +39,8 @@ from raysearch.search.plan import (AnalyzedClause, GlobalStats, QueryPlan, analy
 from raysearch.search.query import parse_query
 from raysearch.search.stats_cache import StatsCache
 
+log = logging.getLogger("raysearch.search")
+DICTIONARY_RETRY_S = 60.0  # after shards said their dictionary is over the limit
 FETCH_WITH_QUERY_MAX = 50  # first pages up to this size come back with the query phase
 KNOWN_FIELDS_TTL_S = 2.0  # how long the fields that have documents are taken as known
 
@@ -48,6 +51,7 @@ class ShardClient(Protocol):
     async def stats(self, fields: list[str], pairs: list, prefixes: list, max_expansions: int,
                     fuzzy: list = ()) -> dict: ...
     async def search(self, plan: QueryPlan, k: int) -> dict: ...
+    async def dictionary(self, max_terms: int) -> dict: ...
     async def knn(self, query: KnnQuery) -> list: ...
     async def get_documents(self, doc_ids: list[str]) -> list[bytes | None]: ...
     async def fields(self) -> list[str]: ...
@@ -63,6 +67,7 @@ class SearchLimits:
     max_query_clauses: int = 1024
     max_prefix_expansions: int = 128
     max_fuzzy_expansions: int = 50
+    stats_dictionary_max_terms: int = 1_000_000  # not a request's bound: see search/stats_cache.py
 
     @classmethod
     def of(cls, settings) -> "SearchLimits":
@@ -111,10 +116,12 @@ class SearchCoordinator:
     """Searches indexes through their shards. Holds what it learns between searches:
     summed statistics (one-round searches, search/stats_cache.py) and each index's fields."""
 
-    def __init__(self, limits: SearchLimits):
+    def __init__(self, limits: SearchLimits, stats_settle_s: float = 1.0):
         self.limits = limits
-        self._stats_cache = StatsCache()
+        self._stats_cache = StatsCache(settle_s=stats_settle_s)
         self._fields_cache: dict[str, tuple[float, set[str]]] = {}
+        self._dictionary_loads: dict[str, asyncio.Task] = {}  # index -> its load running now
+        self._dictionary_refused: dict[str, float] = {}  # index -> when its shards said too large
 
     def forget(self, index: str) -> None:
         """Drop what is kept of an index (it was deleted, or re-created)."""
@@ -230,7 +237,8 @@ class SearchCoordinator:
                                        if req.fuzzy else shard.stats(req.fields, req.pairs, req.prefixes, m)
                                        for shard in index.shards])
         stats = GlobalStats.merge(parts, m, self.limits.max_fuzzy_expansions, set(req.lenient))
-        self._stats_cache.store(index.name, [p.get("version") for p in parts], req, stats)
+        if self._stats_cache.store(index.name, [p.get("version") for p in parts], req, stats):
+            self._load_dictionary_soon(index)
         extra = prefix_pairs(stats)
         prefix_dfs: dict[tuple[str, str], int] = {}
         if extra:
@@ -239,6 +247,35 @@ class SearchCoordinator:
                 for pair, df in zip(part["pairs"], part["doc_freqs"]):
                     prefix_dfs[tuple(pair)] = prefix_dfs.get(tuple(pair), 0) + df
         return build_plan(aclauses, stats, prefix_dfs, **shape)
+
+    def _load_dictionary_soon(self, index: IndexTarget) -> None:
+        """Start loading the index's whole term dictionary into the statistics cache, in the
+        background (search/stats_cache.py), unless a load runs, or the shards said it is
+        too large less than a minute ago."""
+        max_terms = self.limits.stats_dictionary_max_terms
+        refused = self._dictionary_refused.get(index.name)
+        if (max_terms <= 0 or index.name in self._dictionary_loads
+                or (refused is not None and time.monotonic() - refused < DICTIONARY_RETRY_S)):
+            return
+        self._dictionary_loads[index.name] = asyncio.get_running_loop().create_task(self._load_dictionary(index))
+
+    async def background_done(self) -> None:
+        """Until the dictionary loads running now have finished (tests, notebooks)."""
+        while self._dictionary_loads:
+            await asyncio.gather(*self._dictionary_loads.values(), return_exceptions=True)
+
+    async def _load_dictionary(self, index: IndexTarget) -> None:
+        try:
+            parts = await asyncio.gather(*[s.dictionary(self.limits.stats_dictionary_max_terms) for s in index.shards])
+            if any(p.get("too_large") for p in parts):
+                self._dictionary_refused[index.name] = time.monotonic()
+                return
+            fields, dictionary = await asyncio.to_thread(_sum_dictionaries, parts)
+            self._stats_cache.install_dictionary(index.name, [p["version"] for p in parts], fields, dictionary)
+        except Exception:  # noqa: BLE001 - an optimisation: searches go on with two rounds
+            log.debug("loading the term dictionary of %s failed", index.name, exc_info=True)
+        finally:
+            self._dictionary_loads.pop(index.name, None)
 
     # ------------------------------------------------------------ documents
     async def fetch(self, index: IndexTarget, doc_ids: list[str]) -> dict[str, dict]:
@@ -264,3 +301,22 @@ class SearchCoordinator:
             names.update(part)
         self._fields_cache[index.name] = (time.monotonic(), names)
         return names
+
+
+def _sum_dictionaries(parts: list[dict]) -> tuple[dict[str, tuple[int, int]], dict[str, dict[str, int]]]:
+    """Shards' dictionaries (ShardStore.dictionary) summed: field statistics, field -> term -> df."""
+    fields: dict[str, tuple[int, int]] = {}
+    dictionary: dict[str, dict[str, int]] = {}
+    for part in parts:
+        for f, (docs, length) in part["fields"].items():
+            had = fields.get(f, (0, 0))
+            fields[f] = (had[0] + docs, had[1] + length)
+        for f, (terms, dfs) in part["terms"].items():
+            into = dictionary.get(f)
+            if into is None:
+                dictionary[f] = dict(zip(terms, dfs))
+                continue
+            get = into.get
+            for t, n in zip(terms, dfs):
+                into[t] = get(t, 0) + n
+    return fields, dictionary

@@ -33,6 +33,18 @@ def shard_stats(index: ShardIndex, fields: list[str], pairs: list, prefixes: lis
     return out
 
 
+def shard_dictionary(index: ShardIndex, max_terms: int) -> dict:
+    """This shard's whole term dictionary (search/stats_cache.py): every field's statistics
+    and field -> (terms, document frequencies), with the version they are of (None if an
+    apply changed them while they were read); only {"too_large": True} past `max_terms`."""
+    version = index.stats_version()
+    if index.term_count_total() > max_terms:
+        return {"version": version, "too_large": True}
+    out = {"fields": index.field_stats(index.fields()), "terms": index.term_dictionary()}
+    out["version"] = version if version is not None and version == index.stats_version() else None
+    return out
+
+
 def shard_search(index: ShardIndex, shard: int, plan: QueryPlan, k: int) -> dict:
     """Query phase: total, top k as [score, id, sort values], facet partials; with plan.fetch
     (a first page), also the stored documents of its hits (query and fetch in one round: at
@@ -60,6 +72,9 @@ class LocalShard:
 
     async def search(self, plan: QueryPlan, k: int) -> dict:
         return shard_search(self.index, self.shard, plan, k)
+
+    async def dictionary(self, max_terms: int) -> dict:
+        return shard_dictionary(self.index, max_terms)
 
     async def knn(self, query: KnnQuery) -> list:
         return shard_knn(self.index, query)

@@ -4,6 +4,7 @@
 import os
 from typing import Optional
 
+import orjson
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from ray import serve
@@ -72,6 +73,16 @@ def _ui_file(name: str) -> Response:
         raise _HTTPException(404)
     content, media_type = _UI_FILES[name]
     return Response(content, media_type=media_type, headers=ui.SECURITY_HEADERS)
+
+
+def _json(content: dict) -> Response:
+    """A search answer encoded by orjson: FastAPI's own path (jsonable_encoder, then json)
+    took 150 us for a page of ten Debian documents, orjson 2 us."""
+    try:
+        body = orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
+    except TypeError:  # something orjson does not take: the standard way
+        return JSONResponse(content)
+    return Response(body, media_type="application/json")
 
 
 def _search_request(params: dict) -> SearchRequest:
@@ -289,12 +300,12 @@ class Ingress:
     # search
     @api.get("/indexes/{index}/search")
     async def search_get(self, index: str, request: Request):
-        return await self.service.search(index, _search_request(_search_params(request)))
+        return _json(await self.service.search(index, _search_request(_search_params(request))))
 
     @api.post("/indexes/{index}/search")
     async def search_post(self, index: str, request: Request):
         params = decoding.json_object(await self._body(request), "search body")
-        return await self.service.search(index, _search_request(params))
+        return _json(await self.service.search(index, _search_request(params)))
 
     async def _body(self, request: Request) -> bytes:
         """The request body, refused (413) before it is read when it declares more than the limit."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import time
 
 import pytest
 
@@ -86,3 +87,21 @@ def test_a_repeated_query_takes_one_round_and_a_write_makes_it_plan_again(spied,
     cached, stats_calls, _ = _search(rs, calls, q)
     assert stats_calls == 0 and [(h["id"], h["score"]) for h in cached["hits"]] == \
         [(h["id"], h["score"]) for h in after["hits"]]
+
+
+def test_once_statistics_hold_still_a_query_never_asked_takes_one_round(spied):
+    """The whole term dictionary, loaded from every shard actor in the background once the
+    statistics held still (two rounds a second apart at the same versions), plans queries
+    of terms never asked before: no statistics round, the oracle's answer. (Runs after the
+    test above, whose write of "late" the index holds.)"""
+    rs, calls, docs = spied
+    _search(rs, calls, "round1 filler2")
+    time.sleep(1.2)
+    _search(rs, calls, "round2 filler3")  # the same versions a second later: the load starts
+    rs._run(rs.service.coordinator.background_done())
+    assert sorted(c[1] for c in calls if c[0] == "dictionary") == [0, 1, 2, 3]  # from each shard, once
+    for q in ("round4 filler7 trip", "round5 cache", "filler9 nosuchterm"):
+        result, stats_calls, searches = _search(rs, calls, q)
+        assert stats_calls == 0 and len(searches) == 4, q
+        _assert_oracle(result, docs + [{"id": "late", "title": "round3 round3 cache cache cache trip",
+                                        "body": "filler0"}], q)

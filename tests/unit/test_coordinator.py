@@ -36,6 +36,10 @@ class _Counting(LocalShard):
         self.calls.append("search")
         return await super().search(plan, k)
 
+    async def dictionary(self, max_terms):
+        self.calls.append("dictionary")
+        return await super().dictionary(max_terms)
+
     async def get_documents(self, doc_ids):
         self.calls.append("get_documents")
         return await super().get_documents(doc_ids)
@@ -103,6 +107,49 @@ def test_a_repeated_query_takes_one_round_and_a_write_makes_it_plan_again(no_ray
     total, top = oracle.top("alpha beta", 10)
     assert after["total"] == total
     assert_same_ranking(after["hits"], oracle.scores("alpha beta"), top)
+
+
+def test_once_statistics_hold_still_every_new_query_takes_one_round(no_ray):
+    """The whole term dictionary is loaded in the background (search/stats_cache.py): then
+    a query of terms never asked before is planned from it, in one round, and still equals
+    the oracle; a term no shard has counts 0; a write makes the shards refuse the plan."""
+    docs = debian_docs(0, 600)
+    target, indexes, calls = _build(docs, 3)
+    oracle = Oracle(docs, Analyzer())
+    queries = draw_queries(docs, 12, seed=23)
+
+    async def scenario():
+        coordinator = SearchCoordinator(SearchLimits(), stats_settle_s=0.0)
+        await coordinator.search(target, SearchRequest(q=queries[0]))
+        await coordinator.search(target, SearchRequest(q=queries[1]))  # same versions again: load
+        await coordinator.background_done()
+        assert calls.count("dictionary") == 3
+        for q in queries[2:] + ["zzzunknownterm " + queries[2]]:
+            calls.clear()
+            result = await coordinator.search(target, SearchRequest(q=q, size=10))
+            assert calls == ["search"] * 3, q  # no statistics round
+            total, top = oracle.top(q, 10)
+            assert result["total"] == total, q
+            assert_same_ranking(result["hits"], oracle.scores(q), top)
+        new = [{"id": "late", "title": queries[2] + " " + queries[2]}]
+        per_shard, _, _ = split_batch(new, [], 3, Analyzer())
+        for n, part in per_shard.items():
+            indexes[n].apply("b2", part)
+        calls.clear()
+        after = await coordinator.search(target, SearchRequest(q=queries[2], size=10))
+        assert calls.count("stats") == 3  # refused by the shard that moved, planned afresh
+        total, top = Oracle(docs + new, Analyzer()).top(queries[2], 10)
+        assert after["total"] == total and after["hits"][0]["id"] == "late"
+        # over the limit: the shards say so, nothing is loaded, searches take two rounds
+        small = SearchCoordinator(SearchLimits(stats_dictionary_max_terms=10), stats_settle_s=0.0)
+        for q in queries[:3]:
+            await small.search(target, SearchRequest(q=q))
+        await small.background_done()
+        calls.clear()
+        await small.search(target, SearchRequest(q=queries[5]))
+        assert calls.count("stats") == 3 and "dictionary" not in calls
+
+    asyncio.run(scenario())
 
 
 def test_pages_and_the_fetch_phase(no_ray):
