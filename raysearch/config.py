@@ -74,9 +74,6 @@ class Settings(BaseModel):
         default=1_000_000, ge=0, description="an ingress keeps the whole term dictionary of an index whose "
         "statistics hold still, up to this many (field, term) pairs (about 100 bytes each), so that searches "
         "take one round of shard calls instead of two (search/stats_cache.py); 0: never")
-    shard_calls_in_flight: int = Field(
-        default=2, ge=1, description="query-phase calls an ingress has in flight to one shard; searches "
-        "arriving meanwhile go out together in one call when one returns (actors/clients.py)")
     max_body_bytes: int = 100 * 1024 * 1024
     max_doc_bytes: int = 1024 * 1024
     max_query_chars: int = 8192

@@ -12,6 +12,7 @@ import ray
 
 from raysearch import metrics
 from raysearch.actors import gc_tuning, names
+from raysearch.actors.wire import WireServer
 from raysearch.analysis.analyzer import ALL_FIELD
 from raysearch.config import Settings
 from raysearch.errors import MongoUnavailable, ShardUnavailable, StorageFull
@@ -31,6 +32,8 @@ from raysearch.storage.mongo import ChunksChanged, MongoStore
 from raysearch.storage.rocks import RocksKV
 
 log = logging.getLogger(__name__)
+# The read methods a search calls, served on the wire as well as through Ray.
+WIRE_METHODS = frozenset({"stats", "search", "dictionary", "knn", "get_documents", "fields"})
 DISK_ROOM_BYTES = 64 << 20  # free space a store reopened after a full disk wants first (memtables, logs)
 
 
@@ -75,6 +78,15 @@ class ShardStore:
         gc_tuning.collect_rarely()
         gc_tuning.freeze_loaded_state()  # the statistics just loaded or restored
         threading.Thread(target=self._snapshot_loop, name="shard-snapshot", daemon=True).start()
+        # The read calls of searches, beside Ray (actors/wire.py): the same methods, same gate.
+        self._wire = WireServer(self._wire_call, WIRE_METHODS, ray.util.get_node_ip_address())
+
+    def _wire_call(self, method: str, args: tuple):
+        return getattr(self, method)(*args)
+
+    def wire_address(self) -> tuple[str, int, bytes]:
+        """(host, port, token) of this process's wire server (actors/wire.py)."""
+        return (*self._wire.address, self._wire.token)
 
     # ---------------------------------------------------------- snapshot
     def _snapshot_loop(self) -> None:
@@ -283,19 +295,6 @@ class ShardStore:
         """This shard's query phase (search/shard_side.py)."""
         with self._gate.reading():
             return shard_search(self.index, self.shard, plan, k)
-
-    @ray.method(enable_task_events=False)
-    def search_many(self, requests: list[tuple[QueryPlan, int]]) -> list:
-        """Several searches' query phases in one call (actors/clients.py groups the searches
-        that arrive while others are in flight): each answer, or the error of that search."""
-        with self._gate.reading():
-            out = []
-            for plan, k in requests:
-                try:
-                    out.append(shard_search(self.index, self.shard, plan, k))
-                except Exception as exc:  # noqa: BLE001 - that search's own error, raised where it waits
-                    out.append(exc)
-            return out
 
     @ray.method(enable_task_events=False)
     def knn(self, query: KnnQuery) -> list:

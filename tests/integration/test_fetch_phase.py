@@ -36,7 +36,7 @@ def spied(http):
     service = rs.service
     meta, target = service.catalog.load(INDEX)
     calls: list = []
-    spies = [RayShard(_Spy(shard.handle, n, calls)) for n, shard in enumerate(target.shards)]
+    spies = [RayShard(_Spy(shard.handle, n, calls), wire=False) for n, shard in enumerate(target.shards)]  # Ray: spied
     service.catalog._indexes[INDEX] = (meta, dataclasses.replace(target, shards=spies))
     service.catalog._checked[INDEX] = math.inf  # keep the spied handles (no re-read of the record)
     yield rs, calls
