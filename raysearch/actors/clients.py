@@ -90,6 +90,9 @@ class RayShard:
     async def info(self) -> dict:
         return await self.handle.info.remote()
 
+    async def documents_page(self, after: str | None, limit: int) -> list[tuple[str, bytes]]:
+        return await self.handle.documents_page.remote(after, limit)
+
     async def verify(self) -> dict:
         return await self.handle.verify.remote()
 
@@ -140,6 +143,9 @@ class TrackerClient:
 
     async def settled_before(self, index: str, token: str) -> tuple[bool, list[str]]:
         return tuple(await self.handle.settled_before.remote(index, token))
+
+    async def held_after(self, index: str, token: str) -> tuple[bool, list[str]]:
+        return tuple(await self.handle.held_after.remote(index, token))
 
     async def forget_index(self, index: str) -> None:
         await self.handle.forget_index.remote(index)

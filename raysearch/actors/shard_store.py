@@ -328,6 +328,11 @@ class ShardStore:
             "restored": self.restored,
         }
 
+    def documents_page(self, after: str | None, limit: int) -> list[tuple[str, bytes]]:
+        """Stored documents in id order, a page at a time (app/reindex.py)."""
+        with self._gate.reading():
+            return self.index.documents_page(after, limit)
+
     @ray.method(enable_task_events=False)
     def fields(self) -> list[str]:
         with self._gate.reading():

@@ -98,6 +98,9 @@ class TrackerActor:
     async def settled_before(self, index: str, token: str) -> tuple[bool, list[str]]:
         return self.core.settled_before(index, token)
 
+    async def held_after(self, index: str, token: str) -> tuple[bool, list[str]]:
+        return self.core.held_after(index, token)
+
     async def memory_stats(self) -> dict:
         return self.core.memory_stats()
 

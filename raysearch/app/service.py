@@ -18,6 +18,7 @@ import orjson
 from raysearch import indexmeta, metrics, schema
 from raysearch.actors.clients import Cluster
 from raysearch.app.catalog import IndexCatalog
+from raysearch.app.reindex import Reindexer
 from raysearch.app.snapshots import Snapshots
 from raysearch.config import Settings
 from raysearch.errors import IndexBeingDeleted, IndexNotFound, InvalidRequest, NotFound, PayloadTooLarge
@@ -46,6 +47,7 @@ class SearchService:
         self.ingest = Ingest(settings, self.catalog, self.mongo, self.tracker)
         self.coordinator = SearchCoordinator(SearchLimits.of(settings))
         self.snapshots = Snapshots(self.catalog, self.tracker, self.persistence, self.mongo)
+        self.reindexer = Reindexer(self.catalog, self.tracker, self.ingest, self.mongo)
 
     # ------------------------------------------------------------ indexes
     async def index(self, name: str) -> tuple[dict, IndexTarget]:
@@ -95,6 +97,12 @@ class SearchService:
 
     async def restore_snapshot(self, path: str, name: str | None) -> dict:
         return await self.snapshots.restore(path, name)
+
+    async def reindex(self, source: str, body: dict) -> dict:
+        return await self.reindexer.start(source, body)
+
+    async def reindex_status(self, op_id: str) -> dict:
+        return await self.reindexer.get(op_id)
 
     # ------------------------------------------------------------ aliases
     async def aliases(self) -> dict:

@@ -355,6 +355,21 @@ class ShardIndex:
             doc[name] = vector.tolist()
         return orjson.dumps(doc)
 
+    def documents_page(self, after: str | None, limit: int) -> list[tuple[str, bytes]]:
+        """(id, stored document with its vectors) of up to `limit` documents, in id order,
+        after the id `after` (None: from the first): a reindex reads a shard page by page."""
+        start = K.doc_key(after) + b"\0" if after is not None else K.DOC
+        stop = bytes([K.DOC[0] + 1])
+        out = []
+        for key, value in self.kv.scan(start, stop):
+            doc_id = key[len(K.DOC):].decode()
+            raw = self.get_document(doc_id) if self.vectors else value
+            if raw is not None:
+                out.append((doc_id, raw))
+            if len(out) >= limit:
+                break
+        return out
+
     def docnum_mask(self, doc_ids, n: int) -> np.ndarray:
         """Booleans over numbers < n: the numbers of those of `doc_ids` this shard holds."""
         mask = np.zeros(n, dtype=bool)

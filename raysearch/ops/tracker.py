@@ -30,6 +30,7 @@ from raysearch.ops.operation import BatchState, Operation
 from raysearch.status import TERMINAL, OperationStatus
 from raysearch.retry import Backoff
 
+FREEZE_LEASE_S = 300.0  # a snapshot's or a reindex's hold on an index's writes, unless renewed
 log = logging.getLogger("raysearch.tracker")
 FLUSH_CONCURRENCY = 8  # coalesced checkpoints written at once
 FLUSH_INTERVAL_S = 0.2  # how long a non-durable change may wait for its checkpoint
@@ -94,7 +95,8 @@ class OperationTracker:
         self.blocked: dict[str, str] = {}  # index -> why its batches wait (a full disk under a shard)
         # index -> (token, time): a snapshot's cut (app/snapshots.py). Batches of operations
         # created at or after the time wait; older ones run, so the snapshot can wait for them.
-        self.frozen: dict[str, tuple[str, float]] = {}
+        # index -> (token, cut, lease end): a snapshot's or a reindex's hold on its writes
+        self.frozen: dict[str, tuple[str, float, float]] = {}
         for doc in store.load_active_operations():  # a query on status: never the whole history
             self._register(Operation.from_doc(doc))
 
@@ -181,8 +183,8 @@ class OperationTracker:
                 del self._drivers[op_id]
 
     async def _run_batch(self, op: Operation, batch: int) -> None:
-        while (cut := self.frozen.get(op.index)) is not None and op.created_at >= cut[1]:
-            await asyncio.sleep(0.2)  # accepted after a snapshot's cut: waits for the snapshot to finish
+        while (cut := self._hold(op.index)) is not None and op.created_at >= cut[1]:
+            await asyncio.sleep(0.2)  # accepted after a snapshot's (a reindex's) cut: waits for it to finish
         attempts = self.settings.index_attempts
         attempt, last_error = 0, None
         while attempt < attempts:
@@ -407,30 +409,57 @@ class OperationTracker:
         return op.view()
 
     # ------------------------------------------------------------ snapshots
-    def freeze(self, index: str, token: str) -> float:
-        """A snapshot's cut of `index` now: operations created from now on wait to be indexed
-        until `thaw`; returns the cut's time. One snapshot of an index at a time."""
-        held = self.frozen.get(index)
+    def freeze(self, index: str, token: str, lease_s: float = FREEZE_LEASE_S) -> float:
+        """A snapshot's (a reindex's) cut of `index` now: operations created from now on wait
+        to be indexed until `thaw`; returns the cut's time. One holder of an index at a time.
+        The hold lasts `lease_s` unless renewed (settled_before and held_after renew it): a
+        holder that died (its replica killed) never leaves the index's writes held for good."""
+        held = self._hold(index)
         if held is not None and held[0] != token:
-            raise Conflict(f"a snapshot of index {index!r} is already being taken; retry when it ends")
+            raise Conflict(f"index {index!r} is held by a snapshot or a reindex; retry when it ends")
         cut = held[1] if held is not None else time.time()
-        self.frozen[index] = (token, cut)
+        self.frozen[index] = (token, cut, time.monotonic() + lease_s)
         return cut
 
     def thaw(self, index: str, token: str) -> None:
         if self.frozen.get(index, (None,))[0] == token:
             del self.frozen[index]
 
+    def _hold(self, index: str) -> tuple[str, float, float] | None:
+        held = self.frozen.get(index)
+        if held is not None and time.monotonic() > held[2]:
+            log.warning("the hold on index %s was not renewed for %.0fs: its writes go on", index, FREEZE_LEASE_S)
+            del self.frozen[index]
+            return None
+        return held
+
+    def _renew(self, index: str, token: str) -> tuple[str, float, float] | None:
+        held = self._hold(index)
+        if held is None or held[0] != token:
+            return None
+        self.frozen[index] = (token, held[1], time.monotonic() + FREEZE_LEASE_S)
+        return self.frozen[index]
+
     def settled_before(self, index: str, token: str) -> tuple[bool, list[str]]:
         """(still frozen by `token`, ids of the index's operations created before the cut that
         are not finished yet): the snapshot waits until that list is empty."""
-        held = self.frozen.get(index)
-        if held is None or held[0] != token:
+        held = self._renew(index, token)
+        if held is None:
             return False, []
         waiting = [op_id for op_id in self._by_index.get(index, ())
                    if (op := self.ops.get(op_id)) is not None and op.created_at < held[1]
                    and op.status not in TERMINAL]
         return True, sorted(waiting)
+
+    def held_after(self, index: str, token: str) -> tuple[bool, list[str]]:
+        """(still frozen by `token`, ids of the index's operations created at or after the cut,
+        in the order they were accepted): the writes a reindex replays on its destination."""
+        held = self._renew(index, token)
+        if held is None:
+            return False, []
+        ops = [op for op_id in self._by_index.get(index, ())
+               if (op := self.ops.get(op_id)) is not None and op.created_at >= held[1]]
+        return True, [op.operation_id for op in sorted(ops, key=lambda o: (o.created_at, o.operation_id))]
 
     def forget_index(self, index: str) -> None:
         self.watermarks.pop(index, None)

@@ -210,6 +210,23 @@ class Ingress:
             raise InvalidRequest('expected {"path": "/snapshot/directory", "index": "new-name"}')
         return await self.service.restore_snapshot(path, name)
 
+    # reindex (app/reindex.py)
+    @api.post("/indexes/{index}/reindex", status_code=202)
+    async def reindex(self, index: str, request: Request):
+        """{"dest": new index, "settings": its settings, "alias": switched to it at the end (optional)}."""
+        body = decoding.json_object(await self._body(request), "reindex")
+        principal = auth.principal_of(request)
+        for name in (body.get("dest"), body.get("alias")):  # a scoped key manages both ends
+            if isinstance(name, str):
+                principal.require((access.INDEXES_MANAGE,), name)
+        return await self.service.reindex(index, body)
+
+    @api.get("/reindex/{operation_id}")
+    async def reindex_status(self, operation_id: str, request: Request):
+        view = await self.service.reindex_status(operation_id)
+        auth.principal_of(request).require((access.INDEXES_MANAGE,), view["source"])
+        return view
+
     # aliases (app/aliases.py)
     @api.get("/aliases")
     async def list_aliases(self):

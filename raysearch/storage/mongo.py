@@ -93,6 +93,7 @@ class MongoStore:
         self.heads = self.db["chunk_heads"]
         self.keys = self.db["api_keys"]
         self.aliases = self.db["aliases"]  # one document: {_id: "aliases", map: {alias: index}, version}
+        self.reindexes = self.db["reindexes"]  # one document per reindex (app/reindex.py)
 
     def ensure_schema(self) -> None:
         self.chunks.create_index([("index", ASCENDING), ("shard", ASCENDING), ("seq", ASCENDING)])
@@ -145,6 +146,13 @@ class MongoStore:
         self.delete_chunks(name, shards)
         self.intake.delete_many({"index": name})
         self.indexes.delete_one({"_id": name} if token is None else {"_id": name, "deleting": token})
+
+    # ------------------------------------------------------------ reindexes
+    def put_reindex(self, record: dict) -> None:
+        self.reindexes.replace_one({"_id": record["_id"]}, record, upsert=True)
+
+    def get_reindex(self, op_id: str) -> dict | None:
+        return self.reindexes.find_one({"_id": op_id})
 
     # ------------------------------------------------------------- aliases
     def get_aliases(self) -> tuple[int, dict[str, str]]:

@@ -209,3 +209,33 @@ def test_a_full_disk_holds_the_index_s_writes_without_failing_them(no_ray):
         assert tracker.admission("idx") == (0, None)  # freed: the index takes writes again
 
     asyncio.run(scenario())
+
+
+def test_a_hold_keeps_later_writes_lists_them_in_order_and_lapses_unless_renewed(no_ray, monkeypatch):
+    """A snapshot's or a reindex's hold (freeze): operations accepted after its cut wait,
+    held_after lists them in the order they were accepted, and a hold whose holder stopped
+    renewing it lapses, so the index's writes go on."""
+    import raysearch.ops.tracker as core
+
+    async def scenario():
+        store, workers = MemoryStore(), Workers()
+        tracker = _tracker(store, workers)
+        _submit(store, "before", 1)
+        await tracker.create("before", "idx", [2], [], may_exist=False)
+        await _settle(tracker, "before", "persisting")
+        tracker.freeze("idx", "t1")
+        for op_id in ("late1", "late2"):
+            await asyncio.sleep(0.01)  # distinct acceptance times
+            _submit(store, op_id, 1)
+            await tracker.create(op_id, "idx", [2], [], may_exist=False)
+        await asyncio.sleep(0.3)
+        assert ("late1", 0) not in workers.calls  # held
+        assert tracker.held_after("idx", "t1") == (True, ["late1", "late2"])
+        assert tracker.held_after("idx", "other") == (False, [])
+        monkeypatch.setattr(core, "FREEZE_LEASE_S", 0.0)
+        tracker.settled_before("idx", "t1")  # renews the hold, for 0 s now: the holder is taken for gone
+        await asyncio.sleep(0.01)
+        view = await _settle(tracker, "late2", "persisting")
+        assert view["batches"]["indexed"] == 1 and tracker.held_after("idx", "t1") == (False, [])
+
+    asyncio.run(scenario())
