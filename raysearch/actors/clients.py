@@ -85,10 +85,10 @@ class RayShard:
 
     # ------------------------------------------------------------ admin
     async def get_document(self, doc_id: str) -> bytes | None:
-        return await self.handle.get_document.remote(doc_id)
+        return await self._read("get_document", doc_id)
 
     async def info(self) -> dict:
-        return await self.handle.info.remote()
+        return await self._read("info")
 
     async def documents_page(self, after: str | None, limit: int) -> list[tuple[str, bytes]]:
         return await self.handle.documents_page.remote(after, limit)

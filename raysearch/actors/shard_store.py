@@ -32,8 +32,8 @@ from raysearch.storage.mongo import ChunksChanged, MongoStore
 from raysearch.storage.rocks import RocksKV
 
 log = logging.getLogger(__name__)
-# The read methods a search calls, served on the wire as well as through Ray.
-WIRE_METHODS = frozenset({"stats", "search", "dictionary", "knn", "get_documents", "fields"})
+# The read methods of searches and document GETs, served on the wire as well as through Ray.
+WIRE_METHODS = frozenset({"stats", "search", "dictionary", "knn", "get_documents", "fields", "get_document", "info"})
 DISK_ROOM_BYTES = 64 << 20  # free space a store reopened after a full disk wants first (memtables, logs)
 
 

@@ -35,6 +35,7 @@ from collections.abc import Callable
 log = logging.getLogger(__name__)
 TOKEN_BYTES = 32
 MAX_FRAME = 1 << 30
+MAX_IDLE = 16  # connections a client keeps open to one server between calls
 _LEN = struct.Struct("<I")
 
 
@@ -159,7 +160,10 @@ class WireClient:
             if conn is not None:
                 conn[1].close()
             raise
-        self._idle.append(conn)
+        if len(self._idle) < MAX_IDLE:
+            self._idle.append(conn)
+        else:  # a burst is over: no more connections (and server threads) kept than this
+            conn[1].close()
         if ok:
             return value
         raise value
