@@ -2,6 +2,7 @@
 exactly against an oracle (issue 24).
 
     python benchmarks/soak.py --minutes 10 --out benchmarks/reference   # 24 h: --minutes 1440
+    python benchmarks/soak.py --minutes 10 --constant-size 40000 --out DIR  # memory at a constant size
 
 Starts a fresh local service (its own Ray, MongoDB server and data directory, as run.py
 does), declares typed fields, and runs `--clients` threads, each doing at random: bulk
@@ -58,9 +59,11 @@ def load_corpus() -> list[dict]:
 class Client(threading.Thread):
     """One client: its own ids (prefix c<k>-), its oracle, its latencies."""
 
-    def __init__(self, k: int, url: str, corpus: list[dict], words: list[str], deadline: float, start: float):
+    def __init__(self, k: int, url: str, corpus: list[dict], words: list[str], deadline: float, start: float,
+                 quota: int | None = None):
         super().__init__(name=f"soak-client-{k}", daemon=True)
         self.k, self.url, self.corpus, self.words = k, url, corpus, words
+        self.quota = quota  # --constant-size: this client's share of the documents, kept about constant
         self.deadline, self.start_time = deadline, start
         self.rng = random.Random(1000 + k)
         self.oracle: dict[str, str] = {}  # id -> title of its last acknowledged version
@@ -85,6 +88,11 @@ class Client(threading.Thread):
         with httpx.Client(base_url=self.url, timeout=300) as http:
             while time.time() < self.deadline:
                 kind = self.rng.choices(KINDS, WEIGHTS)[0]
+                if self.quota is not None:  # fill up to the quota first, then replace what is deleted
+                    if len(self.oracle) < self.quota * 0.9:
+                        kind = "bulk_insert"
+                    elif kind == "bulk_insert" and len(self.oracle) >= self.quota:
+                        kind = "bulk_update"
                 try:
                     getattr(self, kind)(http)
                 except httpx.HTTPError as exc:  # the service must answer: a transport error is a failure too
@@ -120,7 +128,7 @@ class Client(threading.Thread):
             self.errors.append(f"{kind} {r.status_code}: {r.text[:300]}")
 
     def put(self, http) -> None:
-        existing = self.oracle and self.rng.random() < 0.5
+        existing = self.oracle and (self.rng.random() < 0.5 or (self.quota is not None and len(self.oracle) >= self.quota))
         doc_id = self.rng.choice(sorted(self.oracle)) if existing else f"c{self.k}-{self.next_id}"
         if not existing:
             self.next_id += 1
@@ -201,7 +209,8 @@ def tenths(samples, seconds: float):
 
 def markdown(report: dict) -> str:
     r = report
-    lines = [f"# Soak, {r['minutes']} min, {r['clients']} clients ({r['started_at']}, commit {r['commit']})", "",
+    size = f", constant size {r['constant_size']:,}" if r.get("constant_size") else ""
+    lines = [f"# Soak, {r['minutes']} min, {r['clients']} clients{size} ({r['started_at']}, commit {r['commit']})", "",
              f"Command: `{r['command']}`", "",
              f"- requests: {r['requests']:,}; 5xx: **{r['server_errors']}**; other client errors: {len(r['errors'])}",
              f"- final state: {r['documents']:,} documents; oracle: {r['oracle_documents']:,}; "
@@ -224,6 +233,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--minutes", type=float, default=10.0)
     ap.add_argument("--clients", type=int, default=8)
     ap.add_argument("--out", default=None, help="directory for soak.json and soak.md")
+    ap.add_argument("--constant-size", type=int, default=None, metavar="DOCS",
+                    help="fill the index to about DOCS documents (in the first tenth), then keep it there: "
+                         "inserts only replace deletes, the rest updates; PSS growth then measures leaks, "
+                         "not a growing index")
     args = ap.parse_args(argv)
 
     from raysearch.config import Settings
@@ -246,7 +259,8 @@ def main(argv: list[str] | None = None) -> int:
             deadline = time.time() + args.minutes * 60
             sampler = PssSampler(start)
             sampler.start()
-            clients = [Client(k, service.url, corpus, words, deadline, start) for k in range(args.clients)]
+            quota = args.constant_size // args.clients if args.constant_size else None
+            clients = [Client(k, service.url, corpus, words, deadline, start, quota) for k in range(args.clients)]
             for c in clients:
                 c.start()
             while any(c.is_alive() for c in clients):
@@ -277,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
     second = [mb for t, mb in pss if seconds * 0.1 <= t < seconds * 0.2] or [0.0]
     last = [mb for t, mb in pss if t >= seconds * 0.9] or [0.0]
     report = {
-        "minutes": args.minutes, "clients": args.clients, "started_at": started_at,
+        "minutes": args.minutes, "clients": args.clients, "started_at": started_at, "constant_size": args.constant_size,
         "command": "python benchmarks/soak.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "commit": os.popen(f"git -C {ROOT} rev-parse --short HEAD").read().strip(),
         "requests": len(samples), "server_errors": sum(1 for s in samples if s[3] >= 500),
