@@ -9,8 +9,7 @@ asserted: on a loaded 2-core CI machine they swing by 2x with whatever else runs
 is the benchmarks' business (benchmarks/scale.py). What is asserted is what could only fail
 if the tracker kept history: its in-memory operations, drivers and save locks per window.
 
-RAYSEARCH_TRACKER_SCALE_PUTS sets the number of PUTs (default 1,500: three windows of 500,
-each twice any bound asserted below); RAYSEARCH_TRACKER_SCALE_PUTS=20000 runs the issue's
+RAYSEARCH_TRACKER_SCALE_PUTS sets the number of PUTs (default 1,500: three windows of 500); RAYSEARCH_TRACKER_SCALE_PUTS=20000 runs the issue's
 count (about 13 minutes late in a full run)."""
 
 from __future__ import annotations
@@ -31,11 +30,13 @@ INDEX = "tracker-scale"
 PUTS = int(os.environ.get("RAYSEARCH_TRACKER_SCALE_PUTS", "1500"))
 CLIENTS = 4
 WINDOW = 500  # PUTs between two looks at the tracker's memory
-# At most this many operations in the tracker's memory at any look: those not yet persisted
-# and finished. A tracker that kept finished operations would hold a whole window after the first.
-# The active ones are the PUTs of the last few persistence cycles: 317 were seen once PUTs ran
-# faster behind the HAProxy ingress (the bound was WINDOW // 2 before).
-ACTIVE_BOUND = WINDOW * 4 // 5
+# What the tracker holds at any look: the operations still active (batches not yet indexed or
+# persisted: with one batch per PUT, one operation per such batch), plus at most this many
+# finished ones whose last checkpoint is being saved. How many are active depends on how far
+# persistence trails the PUTs on the machine (a fixed bound, WINDOW // 2, failed once PUTs ran
+# faster behind the HAProxy ingress: 516 active after 1,500 PUTs); a tracker that kept finished
+# operations would hold every one of them, active or not.
+FINISHING_SLACK = 30
 
 
 def _put_many(base_url: str, start: int, stop: int, clients: int = CLIENTS) -> list[float]:
@@ -121,10 +122,13 @@ def test_tracker_memory_bounded_by_active_work_over_many_puts(http, service):
           f"tracker calls (ms, p20) before {before}, after {after}", flush=True)
 
     for i, look in enumerate(looks):
-        for key in ("operations", "save_locks", "drivers", "waiters", "counted"):
-            assert look[key] <= ACTIVE_BOUND, (f"after {(i + 1) * WINDOW} PUTs", key, look)
-        # every operation that ever finished was dropped from memory, none kept
-        assert look["evicted"] - evicted_before >= (i + 1) * WINDOW - ACTIVE_BOUND, (f"after {(i + 1) * WINDOW} PUTs", look)
+        active = look["batches_unpersisted"] + look["batches_pending"]
+        assert look["operations"] <= active + FINISHING_SLACK, (f"after {(i + 1) * WINDOW} PUTs", look)
+        for key in ("save_locks", "drivers", "waiters", "counted"):
+            assert look[key] <= look["operations"] + FINISHING_SLACK, (f"after {(i + 1) * WINDOW} PUTs", key, look)
+        # every operation no longer active was dropped from memory, none kept
+        assert look["evicted"] - evicted_before >= (i + 1) * WINDOW - look["operations"] - FINISHING_SLACK, \
+            (f"after {(i + 1) * WINDOW} PUTs", look)
 
     # At rest: nothing but what is still active (nothing, once persistence catches up).
     deadline = time.time() + 120
