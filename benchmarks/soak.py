@@ -40,7 +40,7 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
 import httpx  # noqa: E402
 
-from run import percentile, process_tree, pss_total  # noqa: E402
+from run import percentile, process_role, process_tree, pss_total  # noqa: E402
 
 INDEX = "soak"
 CORPUS = ROOT / "tests" / "data" / "corpora" / "debian-sample" / "docs.jsonl.gz"
@@ -169,13 +169,20 @@ class PssSampler(threading.Thread):
         super().__init__(name="pss", daemon=True)
         self.start_time, self.every_s = start, every_s
         self.samples: list[tuple[float, float]] = []  # (seconds, MB)
+        self.by_role: list[tuple[float, dict[str, float]]] = []  # (seconds, role -> MB): where it grows
         self.stop = threading.Event()
 
     def run(self) -> None:
         me = os.getpid()
         while not self.stop.is_set():
             pids = [p for p in process_tree(me) if p != me]  # the service's processes, not the clients'
-            self.samples.append((time.perf_counter() - self.start_time, pss_total(pids) / 2**20))
+            roles: dict[str, float] = {}
+            for pid in pids:
+                role = process_role(pid, me)
+                roles[role] = roles.get(role, 0.0) + pss_total([pid]) / 2**20
+            at = time.perf_counter() - self.start_time
+            self.samples.append((at, sum(roles.values())))
+            self.by_role.append((at, roles))
             self.stop.wait(self.every_s)
 
 
@@ -207,6 +214,17 @@ def tenths(samples, seconds: float):
     return rows
 
 
+def _role_growth(by_role, seconds: float) -> dict[str, list[float]]:
+    """role -> [mean PSS MB in the second tenth, in the last tenth]: which processes grow."""
+    def mean(lo, hi):
+        rows = [roles for at, roles in by_role if lo <= at < hi]
+        names = {name for roles in rows for name in roles}
+        return {name: sum(r.get(name, 0.0) for r in rows) / max(len(rows), 1) for name in names}
+    second, last = mean(seconds * 0.1, seconds * 0.2), mean(seconds * 0.9, float("inf"))
+    return {name: [round(second.get(name, 0.0), 1), round(last.get(name, 0.0), 1)]
+            for name in sorted(set(second) | set(last), key=lambda n: -(last.get(n, 0) - second.get(n, 0)))}
+
+
 def markdown(report: dict) -> str:
     r = report
     size = f", constant size {r['constant_size']:,}" if r.get("constant_size") else ""
@@ -225,6 +243,9 @@ def markdown(report: dict) -> str:
         cells = [f"{row[k][1]:.0f} / {row[k][2]:.0f} ({row[k][0]})" if k in row else "-" for k in KINDS]
         lines.append(f"| {t + 1} | " + " | ".join(cells) + " |")
     lines += ["", "PSS (MB) every 5 s: " + ", ".join(f"{mb:.0f}" for _, mb in r["pss"][::6]), ""]
+    if r.get("pss_by_role"):
+        lines += ["PSS by process role, second tenth -> last tenth (MB), largest growth first: "
+                  + ", ".join(f"{name} {a:.0f} -> {b:.0f}" for name, (a, b) in list(r["pss_by_role"].items())[:10]), ""]
     return "\n".join(lines)
 
 
@@ -305,6 +326,7 @@ def main(argv: list[str] | None = None) -> int:
         "pss_second_tenth_mb": sum(second) / len(second), "pss_last_tenth_mb": sum(last) / len(last),
     }
     report["pss_growth_pct"] = 100 * (report["pss_last_tenth_mb"] / max(report["pss_second_tenth_mb"], 1e-9) - 1)
+    report["pss_by_role"] = _role_growth(sampler.by_role, seconds)
     text = markdown(report)
     print(text)
     if args.out:
