@@ -32,7 +32,14 @@ import uuid
 
 import orjson
 
-from raysearch.errors import InvalidRequest, NotFound, Overloaded, RaySearchError, Unavailable
+from raysearch.app.holds import wait_settled
+from raysearch.errors import (
+    InvalidRequest,
+    NotFound,
+    Overloaded,
+    RaySearchError,
+    Unavailable,
+)
 from raysearch.index.batch import decode_payload
 from raysearch.ingest import validation
 from raysearch.ops.tracker import FREEZE_LEASE_S
@@ -88,7 +95,7 @@ class Reindexer:
         source, dest, token = target.name, record["dest"], record["_id"]
         try:
             await self.tracker.freeze(source, token)
-            await self._settle(source, token)
+            await wait_settled(self.tracker, source, token, _hold_lost(source))
             await self._copy(record, target, token)
             await self._save(record, status="replaying")
             await self._replay_held(record, source, token, quiet_s=0.0)
@@ -106,16 +113,6 @@ class Reindexer:
             finally:
                 self._running.pop(token, None)
 
-    async def _settle(self, source: str, token: str) -> None:
-        """Until every write accepted before the cut is applied to the source."""
-        while True:
-            frozen, waiting = await self.tracker.settled_before(source, token)
-            if not frozen:
-                raise Unavailable(f"the hold on {source!r}'s writes was lost (the tracker restarted?)")
-            if not waiting:
-                return
-            await asyncio.sleep(0.2)
-
     async def _copy(self, record: dict, target, token: str) -> None:
         ops = []
         for shard in target.shards:
@@ -130,7 +127,7 @@ class Reindexer:
                 record["documents_copied"] += accepted["documents"]
                 frozen, _ = await self.tracker.settled_before(target.name, token)  # renews the hold
                 if not frozen:
-                    raise Unavailable(f"the hold on {target.name!r}'s writes was lost (the tracker restarted?)")
+                    raise Unavailable(_hold_lost(target.name))
                 await self._save(record, copy_operations=ops)
         for op_id in ops:
             await self._wait_indexed(op_id)
@@ -142,7 +139,7 @@ class Reindexer:
         while True:
             frozen, held = await self.tracker.held_after(source, token)
             if not frozen:
-                raise Unavailable(f"the hold on {source!r}'s writes was lost (the tracker restarted?)")
+                raise Unavailable(_hold_lost(source))
             todo = [op_id for op_id in held if op_id not in done]
             for op_id in todo:
                 await self._replay(record["dest"], op_id)
@@ -196,3 +193,7 @@ class Reindexer:
     async def _save(self, record: dict, **changes) -> None:
         record.update(changes, heartbeat=time.time())
         await asyncio.to_thread(self.mongo.put_reindex, record)
+
+
+def _hold_lost(index: str) -> str:
+    return f"the hold on {index!r}'s writes was lost (the tracker restarted?)"

@@ -28,6 +28,7 @@ import time
 import uuid
 
 from raysearch import indexmeta
+from raysearch.app.holds import wait_settled
 from raysearch.errors import AlreadyExists, InvalidRequest, Unavailable
 from raysearch.index.encoding import columnar_count, columnar_weights
 from raysearch.index.keys import POSTING
@@ -52,20 +53,9 @@ class Snapshots:
             raise InvalidRequest(f"snapshot path: {exc}") from None
         token = uuid.uuid4().hex
         cut = await self.tracker.freeze(name, token)
+        lost = f"the snapshot of {name!r} lost its cut (the tracker restarted); take it again"
         try:
-            waited: set[str] = set()
-            deadline = time.monotonic() + SETTLE_TIMEOUT_S
-            while True:
-                frozen, waiting = await self.tracker.settled_before(name, token)
-                if not frozen:
-                    raise Unavailable(f"the snapshot of {name!r} lost its cut (the tracker restarted); take it again")
-                if not waiting:
-                    break
-                waited.update(waiting)
-                if time.monotonic() > deadline:
-                    raise Unavailable(f"operations {waiting[:5]} of {name!r} did not finish in "
-                                      f"{SETTLE_TIMEOUT_S:.0f} s; the snapshot gave up")
-                await asyncio.sleep(0.2)
+            waited = await wait_settled(self.tracker, name, token, lost, SETTLE_TIMEOUT_S)
             await self.persistence.flush()  # anything a failed batch left applied is in MongoDB too
             shards = meta["shards"]
             written = {}
@@ -73,7 +63,7 @@ class Snapshots:
                 written[str(n)] = await asyncio.to_thread(self._copy_shard, name, n, path)
             frozen, _ = await self.tracker.settled_before(name, token)
             if not frozen:
-                raise Unavailable(f"the snapshot of {name!r} lost its cut (the tracker restarted); take it again")
+                raise Unavailable(lost)
         finally:
             await self.tracker.thaw(name, token)
         info = await asyncio.gather(*[s.info() for s in target.shards])

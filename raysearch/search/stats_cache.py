@@ -88,9 +88,5 @@ class StatsCache:
         entry = self._entries[index] = _Entry(list(versions), dict(fields))
         entry.dictionary = dictionary
 
-    def has_dictionary(self, index: str) -> bool:
-        entry = self._entries.get(index)
-        return entry is not None and entry.dictionary is not None
-
     def invalidate(self, index: str) -> None:
         self._entries.pop(index, None)
