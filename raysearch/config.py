@@ -82,6 +82,8 @@ class Settings(BaseModel):
     max_window: int = 100_000
     api_key: str | None = Field(default=None, description="if set, every endpoint but /healthz needs Bearer auth")
     max_pending_batches: int = Field(default=4000, description="accepted but unindexed batches before 429")
+    max_unpersisted_batches: int = Field(
+        default=4000, description="indexed batches not yet persisted to MongoDB before 429 (persistence lag)")
     operation_retention_s: float = Field(
         default=7 * 24 * 3600, ge=0,
         description="finished bulk operations are deleted from MongoDB this long after they ended "

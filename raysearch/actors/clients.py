@@ -23,6 +23,7 @@ from raysearch.actors.shard_store import shards as shard_handles
 from raysearch.actors.tracker import tracker as tracker_handle
 from raysearch.actors.wire import WireClient, WireUnavailable
 from raysearch.config import Settings
+from raysearch.ops.tracker import Admission
 from raysearch.search.knn import KnnQuery
 from raysearch.search.plan import QueryPlan
 
@@ -126,11 +127,8 @@ class TrackerClient:
     async def wait_indexed(self, op_id: str) -> dict | None:
         return await self.handle.wait_indexed.remote(op_id)
 
-    async def pending_batches(self) -> int:
-        return await self.handle.pending_batches.remote()
-
-    async def admission(self, index: str) -> tuple[int, str | None]:
-        return tuple(await self.handle.admission.remote(index))
+    async def admission(self, index: str) -> Admission:
+        return Admission(*await self.handle.admission.remote(index))
 
     async def in_flight(self) -> dict:
         return await self.handle.in_flight.remote()

@@ -56,6 +56,7 @@ class ShardStore:
         self.settings, self.index_name, self.shard = settings, index, shard
         self.path = shard_path(settings, index, shard)
         self._write_lock = threading.Lock()
+        self._purges_held = 0  # verifies running: the idle loop purges nothing meanwhile
         # Reads run on up to 16 threads without the write lock; rebuild and drop close the
         # store only once the reads inside have left, and turn new ones away meanwhile.
         self._gate = ReadGate(lambda because: ShardUnavailable(f"shard {index}:{shard} {because}; retry"))
@@ -95,6 +96,13 @@ class ShardStore:
         idle = self.settings.snapshot_idle_s
         while not self._closed:
             time.sleep(min(idle, 1.0))
+            try:
+                self._purge_while_idle()
+            except ShardUnavailable:
+                pass  # rebuilt or dropped meanwhile
+            except Exception as exc:  # searches skip dead postings anyway; the next round tries again
+                if not self._closed:
+                    log.warning("shard %s/%s: purge of dead postings failed: %s", self.index_name, self.shard, exc)
             try:
                 index = self.index
                 if index.snapshot_opstamp != index.last_opstamp and time.monotonic() - self._last_write >= idle:
@@ -144,6 +152,18 @@ class ShardStore:
                         and self._ann_saved.get(field) != ann.keys):
                     ann.save(self._ann_folder(), field, index.store_id)
                     self._ann_saved[field] = ann.keys
+
+    def _purge_while_idle(self, batches: int = 16) -> None:
+        """Purge dead postings batch by batch while no apply comes (ShardIndex.purge): the
+        write lock is taken per batch, so an apply waits for one purge at most."""
+        for _ in range(batches):
+            if self._purges_held or time.monotonic() - self._last_write < self.settings.snapshot_idle_s:
+                return
+            with self._write_lock:
+                if self._closed or self._gate.is_shut or self._disk_full is not None:
+                    return
+                if not self.index.purge():
+                    return
 
     def snapshot(self) -> int:
         """Write the snapshot now (also before a planned stop); returns its opstamp."""
@@ -322,6 +342,8 @@ class ShardStore:
             "terms": self.index.term_count(ALL_FIELD),
             "bytes_on_disk": _dir_bytes(self.path),
             "pending_changes": self.index.pending_changes(),
+            "dead_documents_held": self.index.dead_share()[0],
+            "documents_held": self.index.dead_share()[1],
             "last_opstamp": self.index.last_opstamp,
             "snapshot_opstamp": self.index.snapshot_opstamp,
             "opened_from": self.index.opened_from,
@@ -347,7 +369,19 @@ class ShardStore:
         MongoDB's chunks are replayed into a scratch RocksDB beside the shard, then both stores
         are walked in key order (verification.compare_sorted). Nothing crosses Ray but the result."""
         with self._gate.reading():
-            return self._verify(max_mismatches)
+            # No purge of dead postings may land between the caller's flush and the compare
+            # (an idle shard purges by writes of its own): held off for the verify, and a
+            # purge already written but not yet drained answers "pending" -- the caller
+            # flushes again and asks once more.
+            self._purges_held += 1
+            try:
+                with self._write_lock:
+                    pending = self.index.pending_changes()
+                if pending:
+                    return {"pending": pending, "entries": 0, "terms": 0, "mismatches": [], "seconds": 0.0}
+                return self._verify(max_mismatches)
+            finally:
+                self._purges_held -= 1
 
     def _verify(self, max_mismatches: int) -> dict:
         scratch_path = self.path.rstrip("/") + ".verify"

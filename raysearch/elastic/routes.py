@@ -22,6 +22,7 @@ from raysearch.elastic.errors import ElasticError, from_raysearch, index_not_fou
 from raysearch.elastic.query_dsl import IndexView, translate_search
 from raysearch.errors import IndexNotFound, InvalidIndexName, InvalidRequest, PayloadTooLarge, RaySearchError
 from raysearch.ingest import decoding, validation
+from raysearch.ingest.intake import overload
 
 _service = None  # the replica's SearchService, set by the ingress (bind)
 
@@ -183,10 +184,9 @@ async def run_bulk(actions: list[es_bulk.Action], may_write=None) -> list[dict]:
     """Apply actions in order (see bulk.plan_bulk); returns once they are indexed (searchable).
     `may_write(index)` (a scoped API key's check): an action on another index fails alone, 403."""
     svc = _svc()
-    pending = await svc.tracker.pending_batches()
-    if pending >= svc.settings.max_pending_batches:
-        raise ElasticError(429, "es_rejected_execution_exception",
-                           f"{pending} batches are waiting to be indexed; retry later")
+    reason = overload(await svc.tracker.admission(""), svc.settings)
+    if reason:
+        raise ElasticError(429, "es_rejected_execution_exception", reason)
     ids: dict[str, set[str]] = {}
     for action in actions:
         if action.error or action.index is None:

@@ -37,21 +37,13 @@ def block_size(value: bytes) -> int:
     return _U32.unpack_from(value, 0)[0]
 
 
-def block_without(value: bytes, local) -> bytes | None:
-    """The block minus one document, or several (a list of distinct local numbers; when
-    there are as many as the block holds, they are taken to be all of them: the callers
-    pass numbers read from T entries naming this block); None when nothing is left."""
+def block_keeping(value: bytes, live) -> bytes | None:
+    """The block with only the documents whose local number is True in `live` (booleans
+    over the batch's local numbers: a purge of dead postings); None when nothing is left,
+    the very same bytes when nothing leaves."""
     import numpy as np
-    if not isinstance(local, int) and len(local) >= _U32.unpack_from(value, 0)[0]:
-        return None  # every document of the block leaves (a whole old batch re-indexed)
     docs, tfs, lengths, positions = block_columns(value)
-    if isinstance(local, int):
-        keep = docs != local
-    else:  # a block's doc numbers ascend: find the leaving ones by binary search
-        leaving = np.asarray(local, dtype=docs.dtype)
-        at = np.minimum(np.searchsorted(docs, leaving), len(docs) - 1)
-        keep = np.ones(len(docs), dtype=np.bool_)
-        keep[at[docs[at] == leaving]] = False  # only numbers the block holds
+    keep = live[docs]
     if keep.all():
         return value
     if not keep.any():

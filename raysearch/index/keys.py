@@ -9,10 +9,17 @@ Data keys (mirrored to MongoDB, so a shard can be rebuilt from it):
   V<id>                          the document's vectors: its doc number (8 bytes BE), then per
                                  vector field its name, dims and float32 values (vectors.py)
   B<opstamp:8>                   base doc number and document count of one batch
+  L<opstamp:8>                   the batch's block list: how many of its documents its
+                                 blocks held when last written (u32), then its blocks' term
+                                 prefixes (zlib); what a purge of its dead postings reads
   A<batch key>                   opstamp at which a batch was applied (idempotent replays)
 Postings are grouped per (term, batch) like a tiny Lucene segment, so a batch
-writes one key per distinct term instead of one per (term, document); removing
-a document rewrites the blocks its T entry names.
+writes one key per distinct term instead of one per (term, document). Removing
+a document (delete or re-index) deletes its T, D and V entries and leaves its
+postings where they are: a document number without a T entry is dead, searches
+skip it (the live set), and once half of a batch's documents are dead the next
+apply purges them from that batch's blocks (shard_index.py), as Lucene and
+tantivy mark deletions and drop them at merges.
 Internal keys (never mirrored; they start with '~'):
   ~O<opstamp:8 bytes BE>             change log: every key and value one batch wrote
                                      (columnar, = a MongoDB chunk payload); the durable
@@ -33,12 +40,14 @@ they are derived from the T entries (shard_index.ShardStats) and snapshotted und
 from __future__ import annotations
 
 import struct
+import zlib
 
 DOC = b"D"
 DOC_TERMS = b"T"
 POSTING = b"P"
 VECTORS = b"V"
 BATCH_BASE = b"B"
+BATCH_BLOCKS = b"L"
 APPLIED = b"A"
 INTERNAL = b"~"
 CHANGE_LOG = b"~O"
@@ -48,6 +57,7 @@ STORE_ID = b"~I"
 SEP = b"\x00"
 
 _U64 = struct.Struct(">Q")
+_U32 = struct.Struct(">I")
 
 
 def doc_key(doc_id: str) -> bytes:
@@ -112,6 +122,22 @@ def batch_base_value(base: int, count: int) -> bytes:
 def split_batch_base(key: bytes, raw: bytes) -> tuple[int, int, int]:
     """-> (opstamp, base doc number, document count) of a B entry."""
     return _U64.unpack_from(key, 1)[0], _U64.unpack_from(raw, 0)[0], _U64.unpack_from(raw, 8)[0]
+
+
+def batch_blocks_key(opstamp: int) -> bytes:
+    return BATCH_BLOCKS + _U64.pack(opstamp)
+
+
+def batch_blocks_value(held: int, prefixes: list[bytes]) -> bytes:
+    """L value: the documents the batch's blocks hold, then its blocks' term prefixes.
+    0xff never occurs in UTF-8, so it separates prefixes (field and term strings) safely."""
+    return _U32.pack(held) + zlib.compress(b"\xff".join(prefixes), 1)
+
+
+def split_batch_blocks(raw: bytes) -> tuple[int, list[bytes]]:
+    """-> (documents held, term prefixes) of an L value."""
+    body = zlib.decompress(raw[4:])
+    return _U32.unpack_from(raw, 0)[0], body.split(b"\xff") if body else []
 
 
 def applied_key(batch_key: str) -> bytes:

@@ -34,8 +34,8 @@ from raysearch.index import fuzzy_terms
 from raysearch.index.vectors import VectorStore, decode_vectors, split_vector_entry, vector_entry
 from raysearch.index.encoding import (
     block_columns,
+    block_keeping,
     block_postings,
-    block_without,
     decode_u64,
     encode_columns,
     encode_u64,
@@ -43,6 +43,14 @@ from raysearch.index.encoding import (
 from raysearch.storage.kv import KV
 
 log = logging.getLogger(__name__)
+
+# Dead documents' postings are purged from their batches' blocks while more than this share
+# of the documents the shard's blocks hold is dead (_purge_dead). The purge rides on an
+# apply's atomic write: one opstamp, one change-log entry, mirrored to MongoDB like any write.
+PURGE_DEAD_SHARE = 0.05
+# ...and, once the shard is idle, by writes of their own down to this share (ShardIndex.purge).
+PURGE_IDLE_SHARE = 0.01
+PURGE_MARK = "~purge"  # the A entry holding the last purge's opstamp (batch keys never start with ~)
 
 
 
@@ -67,6 +75,7 @@ class _Removal:
     """What a batch's removals take out of the statistics (applied once the batch is durable)."""
 
     docnums: list[int] = dataclass_field(default_factory=list)
+    batches: set[int] = dataclass_field(default_factory=set)  # opstamps of the batches they came in
     field_totals: dict[str, list[int]] = dataclass_field(default_factory=dict)  # field -> [documents, total length]
     prefix_counts: dict[bytes, int] = dataclass_field(default_factory=dict)  # term prefix -> documents leaving it
 
@@ -101,6 +110,26 @@ class ShardIndex:
     # ---------------------------------------------------- derived state
     def _adopt(self, state: DerivedState) -> None:
         self.stats, self.values, self.bases, self.next_docnum = state.stats, state.values, state.bases, state.next_docnum
+        # Each batch's document count (numbers are handed out in opstamp order, so a batch's
+        # count is the gap to the next base), and the batches holding dead documents: the
+        # candidates for a purge of their blocks (_purge_dead).
+        order = sorted(self.bases.items())
+        ends = [b for _, b in order[1:]] + [self.next_docnum]
+        self.batch_sizes = {o: end - b for (o, b), end in zip(order, ends)}
+        self._held: dict[int, int] = {}  # opstamp -> documents its blocks hold (read from its L entry)
+        self._purge_due: set[int] = set()  # batches whose blocks hold dead documents
+        # Documents the blocks hold, and how many of those are dead: what the purge budget
+        # is kept by. Until a batch's L entry is read, its blocks are taken to hold the whole
+        # batch (an overestimate after earlier purges, corrected when the entry is read).
+        self._held_docs = self._dead_docs = 0
+        live = self.stats.live
+        for o, b in order:
+            size = self.batch_sizes[o]
+            alive = live[b : b + size].count(1)
+            self._held_docs += size
+            if alive < size:
+                self._purge_due.add(o)
+                self._dead_docs += size - alive
 
     def _scan_vectors(self) -> VectorStore:
         """The vector columns, from the V entries (not in the snapshot: they are large, and a
@@ -165,12 +194,12 @@ class ShardIndex:
         self._batch_garbage = 0
         stamp = K.opstamp_bytes(opstamp)
         overlay = _Overlay(self.kv)
-        touched: set[bytes] = set(batch.block_prefixes)  # term prefixes whose cached lists go stale
         vectors = batch.vectors if any(batch.vectors) else ()
-        removed = self._remove_docs(overlay, touched, [*batch.deletes, *batch.doc_ids],
+        removed = self._remove_docs(overlay, [*batch.deletes, *batch.doc_ids],
                                     with_vectors=bool(self.vectors) or bool(vectors))
         base = self.next_docnum
         changes = overlay.changes
+        held_after = self._purge_dead(changes)
         for i, (doc_id, stored, terms) in enumerate(zip(batch.doc_ids, batch.stored, batch.terms)):
             changes[K.doc_terms_key(doc_id)] = K.doc_terms_value(base + i, stamp, terms)
             changes[K.doc_key(doc_id)] = stored
@@ -181,6 +210,8 @@ class ShardIndex:
             changes[K.block_key(prefix, stamp)] = block
         if batch.doc_ids:
             changes[K.batch_base_key(opstamp)] = K.batch_base_value(base, len(batch.doc_ids))
+        if batch.block_prefixes:
+            changes[K.batch_blocks_key(opstamp)] = K.batch_blocks_value(len(batch.doc_ids), batch.block_prefixes)
         changes[K.applied_key(batch_key)] = encode_u64(opstamp)
         # One change-log entry per opstamp, naming every data key the batch wrote.
         # The change-log entry holds the batch's keys AND values, columnar: it is the
@@ -189,16 +220,16 @@ class ShardIndex:
         changes[K.change_log_key(opstamp, b"")] = encode_columns(logged, list(changes.values()))
         changes[K.LAST_OPSTAMP] = encode_u64(opstamp)
         self.log.register(opstamp, len(logged), self._batch_garbage)
-        # Numbered before their postings become visible to searches (a query ignores
-        # numbers beyond those it saw when it started).
+        # Numbered (not yet live) before their postings become visible to searches: a
+        # query ignores numbers beyond those it saw when it started, and skips dead ones.
         self.bases[opstamp] = base
         for i, doc_id in enumerate(batch.doc_ids):
-            self.stats.number(doc_id, base + i)
+            self.stats.number(doc_id, base + i, live=False)
         try:
             self.kv.write(changes)
         except BaseException:
             # Nothing was written: take back everything registered for it, the new numbers
-            # above all (a match-all query counts numbered documents as live).
+            # above all.
             self.log.unregister(opstamp)
             self.bases.pop(opstamp, None)
             for i in range(len(batch.doc_ids)):
@@ -206,12 +237,26 @@ class ShardIndex:
             raise
         self.last_opstamp = opstamp
         self.next_docnum = base + len(batch.doc_ids)
+        self.batch_sizes[opstamp] = len(batch.doc_ids)
+        if batch.doc_ids:
+            self._held[opstamp] = len(batch.doc_ids)
+            self._held_docs += len(batch.doc_ids)
         self._stats_seq += 1  # odd: the statistics are changing
         try:
+            # The old versions die before the new ones live: a query's live set (read once)
+            # may then miss a document being re-indexed, never hold it twice.
             if removed.docnums:  # only once the batch is durable
                 self.stats.remove_batch(removed.field_totals, len(removed.docnums), removed.prefix_counts)
                 for docnum in removed.docnums:
                     self.stats.unnumber(docnum)
+            # purged batches first: their blocks now hold exactly the documents live before
+            # this batch; then this batch's removals, each a held document turned dead
+            for purged, alive in held_after.items():
+                self._account_held(purged, alive, alive)
+            self._purge_due.update(removed.batches)
+            self._dead_docs += len(removed.docnums)
+            for i in range(len(batch.doc_ids)):
+                self.stats.revive(base + i)
             self.stats.add_batch(batch.field_totals, len(batch.doc_ids), batch.block_prefixes, batch.blocks)
             for i, typed in enumerate(batch.typed):
                 if typed:
@@ -221,61 +266,159 @@ class ShardIndex:
                     self.vectors.add(base + i, payload)
         finally:
             self._stats_seq += 1
-        self.cache.invalidate(touched)
+        # Lists that gain this batch's documents go stale; removed documents need nothing:
+        # their numbers are dead, and every query skips dead numbers.
+        self.cache.invalidate(batch.block_prefixes)
         return opstamp
 
-    def _remove_docs(self, ov: _Overlay, touched: set, doc_ids: list[str], with_vectors: bool = False) -> "_Removal":
-        """Take stored documents out of the blocks their T entries name, for the whole batch
-        at once: each block is read once (one multi_get) and rewritten once, without all of
-        the batch's documents it held. Re-indexing documents that came in together (one
-        old batch, so the same blocks) then costs a block per (field, term), not per
-        (document, term) each with its own read. Runs first in apply: the overlay is empty."""
+    def _remove_docs(self, ov: _Overlay, doc_ids: list[str], with_vectors: bool = False) -> "_Removal":
+        """Take stored documents out, for the whole batch at once: their T, D and V entries
+        go, their postings stay (a number without a T entry is dead: searches skip it by
+        the live set, and a purge drops it from its batch's blocks later, _purge_dead).
+        An update then costs what an insert does plus three deletes, wherever its old
+        version sits; rewriting every block its T entry names cost ~100 block reads and
+        writes per document. Runs first in apply: the overlay is empty."""
         ids = list(dict.fromkeys(doc_ids))  # a document both deleted and re-added goes once
         t_keys = [K.doc_terms_key(d) for d in ids]
         d_keys = [K.doc_key(d) for d in ids]
         raws = self.kv.multi_get(t_keys)
         stored = self.kv.multi_get(d_keys)
         out = _Removal()
-        locals_of: dict[bytes, list[int]] = {}  # old block key -> local numbers leaving it
+        counts = out.prefix_counts
         garbage = 0
         for t_key, d_key, raw, doc in zip(t_keys, d_keys, raws, stored):
             if raw is None:
                 continue
             docnum, opstamp, terms_json = K.split_doc_terms_value(raw)
-            local = docnum - self.bases[opstamp]
-            tail = K.SEP + K.opstamp_bytes(opstamp)  # a block key: term prefix + opstamp
             indexed, _ = parse_indexed(terms_json)
             out.docnums.append(docnum)
+            out.batches.add(opstamp)
             # Bytes of stored values this removal supersedes (what MongoDB's log then holds
-            # as history until a compaction); each block below counts once per batch, as
-            # only a batch's last value of a key is logged.
+            # as history until a compaction).
             garbage += len(raw) + len(doc or b"")
             add_field_totals(out.field_totals, indexed)
             for field, _, terms in indexed:
-                field_prefix = K.POSTING + field.encode() + K.SEP  # keys.block_key, inlined: ~100 terms a document
+                field_prefix = K.POSTING + field.encode() + K.SEP  # keys.term_prefix, inlined: ~100 terms a document
                 for term in terms:
-                    block_key = field_prefix + term.encode() + tail
-                    leaving = locals_of.get(block_key)
-                    if leaving is None:
-                        locals_of[block_key] = [local]
-                    else:
-                        leaving.append(local)
+                    prefix = field_prefix + term.encode() + K.SEP
+                    counts[prefix] = counts.get(prefix, 0) + 1
             ov.put(t_key, None)
             ov.put(d_key, None)
             if with_vectors:  # (a shard that never held vectors logs no deletes of them)
                 ov.put(K.vectors_key(K.doc_id_of(t_key)), None)
-        block_keys = list(locals_of)
-        counts = out.prefix_counts
-        for block_key, block in zip(block_keys, self.kv.multi_get(block_keys)):
-            leaving = locals_of[block_key]
-            prefix = block_key[:-8]
-            counts[prefix] = counts.get(prefix, 0) + len(leaving)
-            if block is not None:
-                garbage += len(block)
-                ov.put(block_key, block_without(block, leaving))
-        touched.update(counts)
         self._batch_garbage += garbage
         return out
+
+    def purge(self, share: float = PURGE_IDLE_SHARE) -> int:
+        """Purge dead postings by a write of its own while more than `share` of what the
+        blocks hold is dead (the shard's idle loop calls it, so an index that stops
+        changing ends up nearly free of dead postings); returns how many batches it purged.
+        The caller keeps other writes out. Its opstamp is recorded under an A entry (as a
+        batch's is), so a restore continues opstamps after it."""
+        opstamp = self.last_opstamp + 1
+        changes: dict[bytes, bytes | None] = {}
+        self._batch_garbage = 0
+        held_after = self._purge_dead(changes, share)
+        if not changes:
+            return 0
+        changes[K.applied_key(PURGE_MARK)] = encode_u64(opstamp)
+        logged = list(changes)
+        changes[K.change_log_key(opstamp, b"")] = encode_columns(logged, list(changes.values()))
+        changes[K.LAST_OPSTAMP] = encode_u64(opstamp)
+        self.log.register(opstamp, len(logged), self._batch_garbage)
+        try:
+            self.kv.write(changes)
+        except BaseException:
+            self.log.unregister(opstamp)
+            raise
+        self.last_opstamp = opstamp
+        for purged, alive in held_after.items():
+            self._account_held(purged, alive, alive)
+        return len(held_after)
+
+    def dead_share(self) -> tuple[int, int]:
+        """(dead documents the blocks still hold, documents the blocks hold)."""
+        return self._dead_docs, self._held_docs
+
+    def _purge_dead(self, changes: dict, share: float = None) -> dict[int, int]:
+        """Into this apply's changes: the dead postings of the earlier batch holding the most
+        dead documents dropped from its blocks, while the shard's blocks hold more than
+        PURGE_DEAD_SHARE dead documents (two batches while more than twice that). Greedy,
+        as a log-structured store's cleaner or Lucene's merge policy picking the segments
+        with most deletions: each purge reclaims the most for what it rewrites, updates cost
+        a bounded multiple of their own size wherever their old versions sit, and MongoDB's
+        mirror holds at most that share of dead postings. Searches see the same results
+        before and after (dead numbers are skipped anyway), so no cached list goes stale.
+        Returns the new held counts, for after the write is durable."""
+        share = PURGE_DEAD_SHARE if share is None else share
+        held_after: dict[int, int] = {}
+        for _ in range(64):  # (most rounds only correct an estimate: see _account_held)
+            dead, held_docs = self._dead_docs, self._held_docs
+            if dead <= share * held_docs or not self._purge_due or (held_after and dead <= 2 * share * held_docs):
+                break
+            if len(held_after) >= 2:
+                break
+            opstamp, base, size, alive, held = self._most_dead(exclude=held_after)
+            if held is None or alive >= held:
+                continue
+            raw = self.kv.get(K.batch_blocks_key(opstamp))
+            if raw is None:  # a batch with no blocks: nothing to purge
+                self._account_held(opstamp, alive, alive)
+                continue
+            read_held, prefixes = K.split_batch_blocks(raw)
+            if read_held != held:  # the blocks hold less, as the batch's last purge left them:
+                self._account_held(opstamp, read_held, alive)  # correct the counts, choose again
+                continue
+            live = np.frombuffer(self.stats.live[base : base + size], dtype=np.bool_)  # a copy
+            stamp = K.opstamp_bytes(opstamp)
+            keys = [prefix + stamp for prefix in prefixes]
+            kept, garbage = [], len(raw)
+            for prefix, key, block in zip(prefixes, keys, self.kv.multi_get(keys)):
+                if block is None:
+                    continue
+                purged = block_keeping(block, live)
+                if purged is not block:
+                    garbage += len(block)
+                    changes[key] = purged
+                if purged is not None:
+                    kept.append(prefix)
+            changes[K.batch_blocks_key(opstamp)] = K.batch_blocks_value(alive, kept) if kept else None
+            held_after[opstamp] = alive
+            self._batch_garbage += garbage
+        return held_after
+
+    def _most_dead(self, exclude) -> tuple[int, int, int, int, int | None]:
+        """(opstamp, base, size, live documents, documents its blocks hold) of the candidate
+        batch with most dead documents; held None when the candidate turned out to have
+        none (it leaves the candidates)."""
+        live, best, best_dead = self.stats.live, None, -1
+        for opstamp in self._purge_due:
+            if opstamp in exclude:
+                continue
+            base, size = self.bases[opstamp], self.batch_sizes[opstamp]
+            alive = live[base : base + size].count(1)
+            held = self._held.get(opstamp, size)
+            if held - alive > best_dead:
+                best, best_dead = (opstamp, base, size, alive, held), held - alive
+        if best is None:
+            return 0, 0, 0, 0, None
+        if best_dead <= 0:
+            self._purge_due.discard(best[0])
+            return (*best[:4], None)
+        return best
+
+    def _account_held(self, opstamp: int, held: int, alive: int) -> None:
+        """The batch's blocks hold `held` documents, `alive` of them live (after a purge, or
+        read from its L entry): the shard-wide counts follow."""
+        old = self._held.get(opstamp, self.batch_sizes.get(opstamp, held))
+        old_dead = old - alive if opstamp in self._purge_due else 0
+        self._held_docs += held - old
+        self._dead_docs += (held - alive) - old_dead
+        self._held[opstamp] = held
+        if held > alive:
+            self._purge_due.add(opstamp)
+        else:
+            self._purge_due.discard(opstamp)
 
     # ---------------------------------------------------------- change log
     # (index/change_log.py; these are what the ShardStore serves the PersistenceActor)
@@ -476,7 +619,8 @@ class ShardIndex:
 def posting_lists(items: Iterable[tuple[bytes, bytes]]) -> dict[tuple[str, str], dict[str, tuple]]:
     """(field, term) -> {doc id: (tf, field length, positions)} from a shard's mirrored
     entries (RocksDB's or MongoDB's replayed chunks): how verify-style checks and tests
-    compare posting lists without depending on how postings are grouped into blocks."""
+    compare posting lists without depending on how postings are grouped into blocks, or
+    on which dead postings a purge has dropped yet."""
     items = list(items)
     ids = {K.split_doc_terms_value(v)[0]: k[1:].decode() for k, v in items if k[:1] == K.DOC_TERMS}
     bases = dict(K.split_batch_base(k, v)[:2] for k, v in items if k[:1] == K.BATCH_BASE)
@@ -487,5 +631,9 @@ def posting_lists(items: Iterable[tuple[bytes, bytes]]) -> dict[tuple[str, str],
         field, term, opstamp = K.split_block_key(key)
         lists = out.setdefault((field, term), {})
         for docnum, tf, length, positions in block_postings(value, bases[opstamp]):
-            lists[ids[docnum]] = (tf, length, positions)
+            doc_id = ids.get(docnum)
+            if doc_id is not None:  # (a dead document's postings wait for a purge)
+                lists[doc_id] = (tf, length, positions)
+        if not lists:
+            del out[(field, term)]
     return out

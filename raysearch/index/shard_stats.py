@@ -36,7 +36,7 @@ class ShardStats:
         self.doc_ids: list[str | None] = []
         self.live = bytearray()  # 1 at the numbers of live documents (match-all, doc values)
 
-    def number(self, doc_id: str, docnum: int) -> None:
+    def number(self, doc_id: str, docnum: int, live: bool = True) -> None:
         if docnum >= len(self.doc_ids):
             grow = docnum + 1 - len(self.doc_ids)
             # `live` grows first: a query on another thread reads n = len(doc_ids), then
@@ -44,6 +44,10 @@ class ShardStats:
             self.live.extend(bytes(docnum + 1 - len(self.live)))
             self.doc_ids.extend([None] * grow)
         self.doc_ids[docnum] = doc_id
+        self.live[docnum] = live
+
+    def revive(self, docnum: int) -> None:
+        """A numbered document's postings are durable: it is live from now on."""
         self.live[docnum] = 1
 
     def unnumber(self, docnum: int) -> None:

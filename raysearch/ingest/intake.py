@@ -68,13 +68,14 @@ class Ingest:
         return await self.submit(index, docs, [], errors, webhook, operation_id=operation_id)
 
     async def check_backlog(self, index: str) -> None:
-        """Overloaded (429) while too many accepted batches wait to be indexed; StorageFull
-        (507) while the index's batches wait for disk space under one of its shards."""
-        pending, blocked = await self.tracker.admission(index)
-        if blocked:
-            raise StorageFull(f"index {index!r} takes no writes until disk space is freed: {blocked}")
-        if pending >= self.settings.max_pending_batches:
-            raise Overloaded(f"{pending} batches are waiting to be indexed; retry later")
+        """Overloaded (429) while too many accepted batches wait to be indexed or persisted;
+        StorageFull (507) while the index's batches wait for disk space under one of its shards."""
+        admission = await self.tracker.admission(index)
+        if admission.blocked:
+            raise StorageFull(f"index {index!r} takes no writes until disk space is freed: {admission.blocked}")
+        reason = overload(admission, self.settings)
+        if reason:
+            raise Overloaded(reason)
 
     async def submit(self, index: str, docs: list[dict], deletes: list[str], errors: list[dict],
                      webhook: str | None = None, kind: str = "bulk", operation_id: str | None = None) -> dict:
@@ -99,3 +100,15 @@ class Ingest:
                                          may_exist=operation_id is not None)
         return {"operation_id": op_id, "index": index, "status": view["status"], "documents": len(docs),
                 "batches": len(batches), "errors": errors}
+
+
+def overload(admission, settings) -> str | None:
+    """Why a bulk must wait (a 429's reason), or None. Both backlogs count: batches not yet
+    indexed, and batches indexed but not yet persisted, so that intake faster than the
+    persistence actor drains is refused at the door instead of growing a lag (the intake
+    log, the shards' change logs, the tracker's active operations) without bound."""
+    if admission.pending >= settings.max_pending_batches:
+        return f"{admission.pending} batches are waiting to be indexed; retry later"
+    if admission.unpersisted >= settings.max_unpersisted_batches:
+        return f"{admission.unpersisted} batches are waiting to be persisted to MongoDB; retry later"
+    return None

@@ -21,7 +21,7 @@ import asyncio
 import logging
 import time
 from datetime import datetime, timedelta, timezone
-from typing import Awaitable, Callable, Protocol
+from typing import Awaitable, Callable, NamedTuple, Protocol
 
 from raysearch.errors import Conflict, MongoUnavailable, StorageFull
 from raysearch.index.batch import decode_payload
@@ -35,6 +35,14 @@ log = logging.getLogger("raysearch.tracker")
 FLUSH_CONCURRENCY = 8  # coalesced checkpoints written at once
 FLUSH_INTERVAL_S = 0.2  # how long a non-durable change may wait for its checkpoint
 GAUGE_PERIOD_S = 0.5  # gauges of an index are exported at most this often
+
+
+class Admission(NamedTuple):
+    """The tracker's answer to 'may a bulk come in now?' (ingest/intake.py decides)."""
+
+    pending: int  # batches accepted, not yet indexed
+    unpersisted: int  # batches indexed, not yet persisted to MongoDB
+    blocked: str | None  # why the index's writes wait (a full disk), or None
 
 
 class OperationStore(Protocol):
@@ -87,6 +95,7 @@ class OperationTracker:
         self._pending_by_index: dict[str, int] = {}
         self._unpersisted_by_index: dict[str, int] = {}
         self._pending_total = 0
+        self._unpersisted_total = 0
         self._by_index: dict[str, set[str]] = {}
         self._unpersisted_ops: dict[str, set[str]] = {}
         self._sweeper: asyncio.Task | None = None
@@ -117,6 +126,7 @@ class OperationTracker:
         self._pending_by_index[index] = self._pending_by_index.get(index, 0) + new[0] - old[0]
         self._unpersisted_by_index[index] = self._unpersisted_by_index.get(index, 0) + new[1] - old[1]
         self._pending_total += new[0] - old[0]
+        self._unpersisted_total += new[1] - old[1]
         if new == (0, 0):
             self._counts.pop(op_id, None)
         else:
@@ -497,10 +507,11 @@ class OperationTracker:
         unpersisted = {index for index, ops in self._unpersisted_ops.items() if ops}
         return sorted(unpersisted | {index for index, n in self._pending_by_index.items() if n > 0})
 
-    def admission(self, index: str) -> tuple[int, str | None]:
-        """(batches waiting to be indexed, why the index's writes wait, or None): what a bulk
-        request is admitted by (backpressure, a full disk)."""
-        return self._pending_total, self.blocked.get(index)
+    def admission(self, index: str) -> "Admission":
+        """What a bulk request is admitted by: batches waiting to be indexed, batches indexed
+        but not yet persisted (backpressure on both), why the index's writes wait (a full
+        disk) or None."""
+        return Admission(self._pending_total, self._unpersisted_total, self.blocked.get(index))
 
     def pending_batches(self) -> int:
         """Batches accepted but not yet indexed, over all operations (backpressure): a counter."""
@@ -512,7 +523,7 @@ class OperationTracker:
                 "waiters": len(self._waiters), "save_locks": len(self._save_locks),
                 "counted": len(self._counts), "indexes": len(self._by_index),
                 "batches_pending": self._pending_total,
-                "batches_unpersisted": sum(self._unpersisted_by_index.values()), "evicted": self.evicted}
+                "batches_unpersisted": self._unpersisted_total, "evicted": self.evicted}
 
 
-__all__ = ["BatchState", "Operation", "OperationTracker", "OperationStore", "NoMetrics"]
+__all__ = ["Admission", "BatchState", "Operation", "OperationTracker", "OperationStore", "NoMetrics"]

@@ -109,11 +109,16 @@ def test_every_route_and_method_needs_the_key_but_get_healthz_and_the_page(servi
             assert keyed.ping() is True
 
 
-def test_saturated_cluster_answers_429_with_retry_after(service):
-    """Backpressure: past max_pending_batches a bulk is refused with 429 + Retry-After, nothing queued."""
-    settings = service.settings.model_copy(update={"max_pending_batches": 0})
+@pytest.mark.parametrize("limit", ["max_pending_batches", "max_unpersisted_batches"])
+def test_saturated_cluster_answers_429_with_retry_after(service, limit):
+    """Backpressure: past max_pending_batches (batches not yet indexed) or past
+    max_unpersisted_batches (indexed, not yet persisted) a bulk is refused with 429 +
+    Retry-After, nothing queued."""
+    settings = service.settings.model_copy(update={limit: 0})
     with deployed_beside(service, Ingress.bind(settings.model_dump()), "throttled") as base:
         r = httpx.post(base + "/bulk-indexing/throttled-index", json=[{"id": "a", "title": "x"}], timeout=30)
         assert r.status_code == 429, r.text
-        assert int(r.headers["Retry-After"]) >= 1 and "retry" in r.json()["error"]["reason"]
+        reason = r.json()["error"]["reason"]
+        assert int(r.headers["Retry-After"]) >= 1 and "retry" in reason
+        assert ("persisted" in reason) == (limit == "max_unpersisted_batches"), reason
         assert httpx.get(base + "/indexes/throttled-index", timeout=30).status_code == 404  # nothing accepted

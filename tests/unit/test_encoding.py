@@ -2,7 +2,7 @@ from array import array
 
 from raysearch.index import keys as K
 
-from raysearch.index.encoding import (block_postings, block_size, block_without, columnar_weights,
+from raysearch.index.encoding import (block_postings, block_keeping, block_size, columnar_weights,
                                       decode_entries, encode_block, encode_columns, encode_entries,
                                       split_columnar)
 
@@ -17,14 +17,19 @@ def test_block_round_trip_and_removal(no_ray):
     block = _block([(0, 17, [0, 5, 9]), (2, 4, [1]), (3, 8, [2, 3])])
     assert block_size(block) == 3
     assert block_postings(block, 10) == [(10, 3, 17, [0, 5, 9]), (12, 1, 4, [1]), (13, 2, 8, [2, 3])]
-    assert block_postings(block_without(block, 2), 10) == [(10, 3, 17, [0, 5, 9]), (13, 2, 8, [2, 3])]
-    assert block_without(block, 7) == block
-    assert block_without(_block([(5, 1, [0])]), 5) is None
-    # several at once (a batch re-indexing documents that share the block)
-    assert block_postings(block_without(block, [3, 0]), 10) == [(12, 1, 4, [1])]
-    assert block_postings(block_without(block, [2]), 10) == block_postings(block_without(block, 2), 10)
-    assert block_without(block, [0, 2, 3]) is None
-    assert block_postings(block_without(block, [2, 7]), 10) == block_postings(block_without(block, 2), 10)
+    import numpy as np
+
+    def live(*dead, size=8):
+        mask = np.ones(size, dtype=bool)
+        mask[list(dead)] = False
+        return mask
+
+    assert block_postings(block_keeping(block, live(2)), 10) == [(10, 3, 17, [0, 5, 9]), (13, 2, 8, [2, 3])]
+    assert block_keeping(block, live(7)) is block  # nothing of this block dead: the same bytes
+    assert block_keeping(_block([(5, 1, [0])]), live(5)) is None
+    assert block_postings(block_keeping(block, live(3, 0)), 10) == [(12, 1, 4, [1])]
+    assert block_keeping(block, live(0, 2, 3)) is None
+    assert block_keeping(block, live(0, 2, 3, 5, 6)) is None
 
 
 def test_chunks_count_postings_of_blocks(no_ray):

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime
+from types import SimpleNamespace
 
 from raysearch.config import Settings
 from raysearch.errors import MongoUnavailable, StorageFull
 from raysearch.index.batch import encode_payload
+from raysearch.ingest.intake import overload
 from raysearch.ops.operation import Operation
 from raysearch.ops.tracker import OperationTracker
 
@@ -112,8 +114,13 @@ def test_an_operation_is_driven_to_completed_and_leaves_memory(no_ray):
         view = await _settle(tracker, "op1", "persisting")
         assert view["batches"]["indexed"] == 3 and tracker.pending_batches() == 0
         assert tracker.indexes_to_drain() == ["idx"]
+        # the persistence backlog counts for backpressure too (ingest/intake.py: overload)
+        assert tracker.admission("idx") == (0, 3, None)
+        limits = SimpleNamespace(max_pending_batches=10, max_unpersisted_batches=3)
+        assert "3 batches are waiting to be persisted" in overload(tracker.admission("idx"), limits)
         await tracker.shard_persisted("idx", 0, workers.opstamp)
         view = await _settle(tracker, "op1", "completed")
+        assert tracker.admission("idx") == (0, 0, None) and overload(tracker.admission("idx"), limits) is None
         assert view["documents"] == {"total": 6, "indexed": 6, "failed": 0}
         assert "op1" not in tracker.ops and tracker.memory_stats()["operations"] == 0  # evicted
         assert store.operations["op1"]["status"] == "completed"
@@ -201,12 +208,12 @@ def test_a_full_disk_holds_the_index_s_writes_without_failing_them(no_ray):
         await tracker.create("op5", "idx", [2], [], may_exist=False)
         while workers.disk_full > 25:
             await asyncio.sleep(0.01)
-        pending, blocked = tracker.admission("idx")
+        pending, _, blocked = tracker.admission("idx")
         assert pending == 1 and "disk under its RocksDB is full" in blocked
-        assert tracker.admission("other")[1] is None  # other indexes take writes
+        assert tracker.admission("other").blocked is None  # other indexes take writes
         view = await _settle(tracker, "op5", "persisting", timeout_s=20)
         assert view["batches"]["failed"] == 0 and view["batches"]["indexed"] == 1
-        assert tracker.admission("idx") == (0, None)  # freed: the index takes writes again
+        assert tracker.admission("idx")[::2] == (0, None)  # freed: the index takes writes again
 
     asyncio.run(scenario())
 
