@@ -26,6 +26,7 @@ from raysearch.config import POSTING_CACHE_POSTINGS
 from raysearch.index import keys as K
 from raysearch.index.batch import ShardBatch, add_field_totals, parse_indexed
 from raysearch.index.change_log import ChangeLog
+from raysearch.index.dead_postings import DeadPostings
 from raysearch.index.derived import DerivedState, decode_snapshot, encode_snapshot
 from raysearch.index.derived import scan as scan_derived
 from raysearch.index.posting_cache import PostingCache
@@ -34,7 +35,6 @@ from raysearch.index import fuzzy_terms
 from raysearch.index.vectors import VectorStore, decode_vectors, split_vector_entry, vector_entry
 from raysearch.index.encoding import (
     block_columns,
-    block_keeping,
     block_postings,
     decode_u64,
     encode_columns,
@@ -45,7 +45,7 @@ from raysearch.storage.kv import KV
 log = logging.getLogger(__name__)
 
 # Dead documents' postings are purged from their batches' blocks while more than this share
-# of the documents the shard's blocks hold is dead (_purge_dead). The purge rides on an
+# of the documents the shard's blocks hold is dead (index/dead_postings.py). The purge rides on an
 # apply's atomic write: one opstamp, one change-log entry, mirrored to MongoDB like any write.
 PURGE_DEAD_SHARE = 0.05
 # ...and, once the shard is idle, by writes of their own down to this share (ShardIndex.purge).
@@ -110,26 +110,7 @@ class ShardIndex:
     # ---------------------------------------------------- derived state
     def _adopt(self, state: DerivedState) -> None:
         self.stats, self.values, self.bases, self.next_docnum = state.stats, state.values, state.bases, state.next_docnum
-        # Each batch's document count (numbers are handed out in opstamp order, so a batch's
-        # count is the gap to the next base), and the batches holding dead documents: the
-        # candidates for a purge of their blocks (_purge_dead).
-        order = sorted(self.bases.items())
-        ends = [b for _, b in order[1:]] + [self.next_docnum]
-        self.batch_sizes = {o: end - b for (o, b), end in zip(order, ends)}
-        self._held: dict[int, int] = {}  # opstamp -> documents its blocks hold (read from its L entry)
-        self._purge_due: set[int] = set()  # batches whose blocks hold dead documents
-        # Documents the blocks hold, and how many of those are dead: what the purge budget
-        # is kept by. Until a batch's L entry is read, its blocks are taken to hold the whole
-        # batch (an overestimate after earlier purges, corrected when the entry is read).
-        self._held_docs = self._dead_docs = 0
-        live = self.stats.live
-        for o, b in order:
-            size = self.batch_sizes[o]
-            alive = live[b : b + size].count(1)
-            self._held_docs += size
-            if alive < size:
-                self._purge_due.add(o)
-                self._dead_docs += size - alive
+        self.dead = DeadPostings(self.bases, self.next_docnum, self.stats.live)  # index/dead_postings.py
 
     def _scan_vectors(self) -> VectorStore:
         """The vector columns, from the V entries (not in the snapshot: they are large, and a
@@ -199,7 +180,8 @@ class ShardIndex:
                                     with_vectors=bool(self.vectors) or bool(vectors))
         base = self.next_docnum
         changes = overlay.changes
-        held_after = self._purge_dead(changes)
+        held_after, garbage = self.dead.purge_into(self.kv, changes, self.stats.live, PURGE_DEAD_SHARE)
+        self._batch_garbage += garbage
         for i, (doc_id, stored, terms) in enumerate(zip(batch.doc_ids, batch.stored, batch.terms)):
             changes[K.doc_terms_key(doc_id)] = K.doc_terms_value(base + i, stamp, terms)
             changes[K.doc_key(doc_id)] = stored
@@ -237,10 +219,7 @@ class ShardIndex:
             raise
         self.last_opstamp = opstamp
         self.next_docnum = base + len(batch.doc_ids)
-        self.batch_sizes[opstamp] = len(batch.doc_ids)
-        if batch.doc_ids:
-            self._held[opstamp] = len(batch.doc_ids)
-            self._held_docs += len(batch.doc_ids)
+        self.dead.batch_added(opstamp, len(batch.doc_ids))
         self._stats_seq += 1  # odd: the statistics are changing
         try:
             # The old versions die before the new ones live: a query's live set (read once)
@@ -252,9 +231,8 @@ class ShardIndex:
             # purged batches first: their blocks now hold exactly the documents live before
             # this batch; then this batch's removals, each a held document turned dead
             for purged, alive in held_after.items():
-                self._account_held(purged, alive, alive)
-            self._purge_due.update(removed.batches)
-            self._dead_docs += len(removed.docnums)
+                self.dead.account(purged, alive, alive)
+            self.dead.removed(removed.batches, len(removed.docnums))
             for i in range(len(batch.doc_ids)):
                 self.stats.revive(base + i)
             self.stats.add_batch(batch.field_totals, len(batch.doc_ids), batch.block_prefixes, batch.blocks)
@@ -274,7 +252,7 @@ class ShardIndex:
     def _remove_docs(self, ov: _Overlay, doc_ids: list[str], with_vectors: bool = False) -> "_Removal":
         """Take stored documents out, for the whole batch at once: their T, D and V entries
         go, their postings stay (a number without a T entry is dead: searches skip it by
-        the live set, and a purge drops it from its batch's blocks later, _purge_dead).
+        the live set, and a purge drops it from its batch's blocks later: index/dead_postings.py).
         An update then costs what an insert does plus three deletes, wherever its old
         version sits; rewriting every block its T entry names cost ~100 block reads and
         writes per document. Runs first in apply: the overlay is empty."""
@@ -317,8 +295,7 @@ class ShardIndex:
         batch's is), so a restore continues opstamps after it."""
         opstamp = self.last_opstamp + 1
         changes: dict[bytes, bytes | None] = {}
-        self._batch_garbage = 0
-        held_after = self._purge_dead(changes, share)
+        held_after, self._batch_garbage = self.dead.purge_into(self.kv, changes, self.stats.live, share, max_batches=1)
         if not changes:
             return 0
         changes[K.applied_key(PURGE_MARK)] = encode_u64(opstamp)
@@ -333,92 +310,12 @@ class ShardIndex:
             raise
         self.last_opstamp = opstamp
         for purged, alive in held_after.items():
-            self._account_held(purged, alive, alive)
+            self.dead.account(purged, alive, alive)
         return len(held_after)
 
     def dead_share(self) -> tuple[int, int]:
         """(dead documents the blocks still hold, documents the blocks hold)."""
-        return self._dead_docs, self._held_docs
-
-    def _purge_dead(self, changes: dict, share: float = None) -> dict[int, int]:
-        """Into this apply's changes: the dead postings of the earlier batch holding the most
-        dead documents dropped from its blocks, while the shard's blocks hold more than
-        PURGE_DEAD_SHARE dead documents (two batches while more than twice that). Greedy,
-        as a log-structured store's cleaner or Lucene's merge policy picking the segments
-        with most deletions: each purge reclaims the most for what it rewrites, updates cost
-        a bounded multiple of their own size wherever their old versions sit, and MongoDB's
-        mirror holds at most that share of dead postings. Searches see the same results
-        before and after (dead numbers are skipped anyway), so no cached list goes stale.
-        Returns the new held counts, for after the write is durable."""
-        share = PURGE_DEAD_SHARE if share is None else share
-        held_after: dict[int, int] = {}
-        for _ in range(64):  # (most rounds only correct an estimate: see _account_held)
-            dead, held_docs = self._dead_docs, self._held_docs
-            if dead <= share * held_docs or not self._purge_due or (held_after and dead <= 2 * share * held_docs):
-                break
-            if len(held_after) >= 2:
-                break
-            opstamp, base, size, alive, held = self._most_dead(exclude=held_after)
-            if held is None or alive >= held:
-                continue
-            raw = self.kv.get(K.batch_blocks_key(opstamp))
-            if raw is None:  # a batch with no blocks: nothing to purge
-                self._account_held(opstamp, alive, alive)
-                continue
-            read_held, prefixes = K.split_batch_blocks(raw)
-            if read_held != held:  # the blocks hold less, as the batch's last purge left them:
-                self._account_held(opstamp, read_held, alive)  # correct the counts, choose again
-                continue
-            live = np.frombuffer(self.stats.live[base : base + size], dtype=np.bool_)  # a copy
-            stamp = K.opstamp_bytes(opstamp)
-            keys = [prefix + stamp for prefix in prefixes]
-            kept, garbage = [], len(raw)
-            for prefix, key, block in zip(prefixes, keys, self.kv.multi_get(keys)):
-                if block is None:
-                    continue
-                purged = block_keeping(block, live)
-                if purged is not block:
-                    garbage += len(block)
-                    changes[key] = purged
-                if purged is not None:
-                    kept.append(prefix)
-            changes[K.batch_blocks_key(opstamp)] = K.batch_blocks_value(alive, kept) if kept else None
-            held_after[opstamp] = alive
-            self._batch_garbage += garbage
-        return held_after
-
-    def _most_dead(self, exclude) -> tuple[int, int, int, int, int | None]:
-        """(opstamp, base, size, live documents, documents its blocks hold) of the candidate
-        batch with most dead documents; held None when the candidate turned out to have
-        none (it leaves the candidates)."""
-        live, best, best_dead = self.stats.live, None, -1
-        for opstamp in self._purge_due:
-            if opstamp in exclude:
-                continue
-            base, size = self.bases[opstamp], self.batch_sizes[opstamp]
-            alive = live[base : base + size].count(1)
-            held = self._held.get(opstamp, size)
-            if held - alive > best_dead:
-                best, best_dead = (opstamp, base, size, alive, held), held - alive
-        if best is None:
-            return 0, 0, 0, 0, None
-        if best_dead <= 0:
-            self._purge_due.discard(best[0])
-            return (*best[:4], None)
-        return best
-
-    def _account_held(self, opstamp: int, held: int, alive: int) -> None:
-        """The batch's blocks hold `held` documents, `alive` of them live (after a purge, or
-        read from its L entry): the shard-wide counts follow."""
-        old = self._held.get(opstamp, self.batch_sizes.get(opstamp, held))
-        old_dead = old - alive if opstamp in self._purge_due else 0
-        self._held_docs += held - old
-        self._dead_docs += (held - alive) - old_dead
-        self._held[opstamp] = held
-        if held > alive:
-            self._purge_due.add(opstamp)
-        else:
-            self._purge_due.discard(opstamp)
+        return self.dead.share()
 
     # ---------------------------------------------------------- change log
     # (index/change_log.py; these are what the ShardStore serves the PersistenceActor)
