@@ -17,9 +17,8 @@ Postings are grouped per (term, batch) like a tiny Lucene segment, so a batch
 writes one key per distinct term instead of one per (term, document). Removing
 a document (delete or re-index) deletes its T, D and V entries and leaves its
 postings where they are: a document number without a T entry is dead, searches
-skip it (the live set), and once half of a batch's documents are dead the next
-apply purges them from that batch's blocks (shard_index.py), as Lucene and
-tantivy mark deletions and drop them at merges.
+skip it (the live set), and purges drop it from its batch's blocks later
+(dead_postings.py), as Lucene and tantivy mark deletions and drop them at merges.
 Internal keys (never mirrored; they start with '~'):
   ~O<opstamp:8 bytes BE>             change log: every key and value one batch wrote
                                      (columnar, = a MongoDB chunk payload); the durable

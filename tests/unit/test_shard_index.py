@@ -394,8 +394,8 @@ def test_random_updates_mark_dead_and_purges_keep_blocks_bounded_and_exact(no_ra
         assert _search(shard, q) == _search(fresh, q), q
     assert shard.doc_count() == fresh.doc_count() == len(final)
     # purges ran and kept the dead share bounded (a shard of 200 documents purges whole
-    # batches of 20, hence the slack over PURGE_DEAD_SHARE); without them it is 4.4x
-    assert peak_ratio < 1.6, peak_ratio
+    # batches of 20, hence the slack over PURGE_DEAD_SHARE, 25 %); without them it is 4.4x
+    assert peak_ratio < 2.0, peak_ratio
     purged_to = [K.split_batch_blocks(v)[0] for k, v in shard.data_items() if k[:1] == K.BATCH_BLOCKS]
     assert any(held < 20 for held in purged_to)
     # idle: purges by writes of their own, down to PURGE_IDLE_SHARE, change no answer
