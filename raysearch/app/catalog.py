@@ -54,8 +54,8 @@ class IndexCatalog:
             raise IndexBeingDeleted(f"index {name!r} is being deleted; retry once the deletion has finished")
         if cached is not None and meta == cached[0]:
             return cached
-        _, analyzer, shards = indexmeta.parse(meta)  # CorruptIndex (503) naming it; not cached
-        cached = (meta, IndexTarget(name, meta["settings"], analyzer, self.cluster.shards(name, shards)))
+        settings, analyzer, shards = indexmeta.parse(meta)  # CorruptIndex (503) naming it; not cached
+        cached = (meta, IndexTarget(name, settings, analyzer, self.cluster.shards(name, shards)))
         self._indexes[name] = cached
         return cached
 

@@ -18,6 +18,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from typing import Protocol, Sequence
 
 import orjson
@@ -27,7 +28,7 @@ from raysearch.analysis.analyzer import ALL_FIELD, Analyzer
 from raysearch.errors import InvalidRequest
 from raysearch.ingest.validation import parse_fields
 from raysearch.index.routing import shard_for
-from raysearch.models import SearchRequest
+from raysearch.models import EmbedderSettings, IndexSettings, SearchRequest
 from raysearch.search import facets, filters, sorting
 from raysearch.search.expansion import expand, parse_expand
 from raysearch.search.highlight import highlight
@@ -76,39 +77,36 @@ class SearchLimits:
 
 @dataclass(frozen=True)
 class IndexTarget:
-    """An index as a search sees it: its name, record settings, analyzer and shards (in order)."""
+    """An index as a search sees it: its name, typed settings (models.IndexSettings, as
+    indexmeta.parse reads them from the index record), analyzer and shards (in order)."""
 
     name: str
-    settings: dict
+    settings: IndexSettings
     analyzer: Analyzer
     shards: Sequence[ShardClient]
+    # Derived from the settings once (every search and every bulk reads them):
+    types: dict[str, str] = dataclass_field(init=False)  # the typed (non-text) fields: field -> type
+    vectors: dict[str, schema.VectorSpec] = dataclass_field(init=False)  # vector fields: field -> VectorSpec
+
+    def __post_init__(self):
+        declared = {name: spec.stored() for name, spec in self.settings.fields.items()}
+        object.__setattr__(self, "types", schema.exact_fields(declared))
+        object.__setattr__(self, "vectors", schema.vector_fields(declared))
 
     @property
-    def types(self) -> dict[str, str]:
-        """The typed (non-text) fields: field -> type."""
-        return schema.exact_fields(self.settings.get("fields"))
-
-    @property
-    def vectors(self) -> dict[str, schema.VectorSpec]:
-        """The vector fields: field -> VectorSpec (dims, similarity)."""
-        return schema.vector_fields(self.settings.get("fields"))
-
-    @property
-    def embedder(self) -> dict | None:
-        """The index's embedder settings (models.EmbedderSettings as stored), if it has one."""
-        return self.settings.get("embedder")
+    def embedder(self) -> EmbedderSettings | None:
+        """The index's embedder, if it has one."""
+        return self.settings.embedder
 
     def query_options(self, request: SearchRequest) -> dict:
         """How q's words are read: typo tolerance (an index setting), the last word as a prefix."""
         q = request.q or ""
-        return {"typo_tolerance": bool(self.settings.get("typo_tolerance")),
+        return {"typo_tolerance": self.settings.typo_tolerance,
                 "prefix_last": request.prefix_last and bool(q) and not q[-1].isspace()}
 
     def default_fields(self) -> list[tuple[str, float]]:
         """Declared text fields with their boosts, else `_all` (typed fields are not words)."""
-        declared = self.settings.get("fields") or {}
-        text = [(name, spec.get("boost", 1.0)) for name, spec in declared.items()
-                if spec.get("type", schema.TEXT) == schema.TEXT]
+        text = [(name, spec.boost) for name, spec in self.settings.fields.items() if spec.type == schema.TEXT]
         return text or [(ALL_FIELD, 1.0)]
 
 

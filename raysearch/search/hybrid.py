@@ -111,7 +111,7 @@ def _embedded_query(index, q: str, fusion, node) -> KnnQuery:
     vector = embedding.embed([q])[0]
     if not vector.any():
         raise InvalidRequest(f"hybrid: none of q's words is known to the builtin embedder: {q[:60]!r}")
-    target = embedder["target"]
+    target = embedder.target
     k = fusion.window
     return parse_knn({"field": target, "vector": vector.tolist(), "k": k, "num_candidates": max(k, 100)},
                      index.vectors, index.types, node)

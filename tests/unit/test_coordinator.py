@@ -13,7 +13,7 @@ from raysearch.analysis.analyzer import Analyzer
 from raysearch.errors import InvalidRequest
 from raysearch.index.batch import split_batch
 from raysearch.index.shard_index import ShardIndex
-from raysearch.models import SearchRequest
+from raysearch.models import IndexSettings, SearchRequest
 from raysearch.search.coordinator import IndexTarget, SearchCoordinator, SearchLimits
 from raysearch.search.shard_side import LocalShard
 from raysearch.storage.kv import MemoryKV
@@ -52,7 +52,8 @@ def _build(docs, shards, settings=None, types=None):
     for n, part in per_shard.items():
         indexes[n].apply("b1", part)
     calls: list[str] = []
-    target = IndexTarget("test", settings or {}, analyzer, [_Counting(ix, n, calls) for n, ix in enumerate(indexes)])
+    target = IndexTarget("test", IndexSettings(**(settings or {})), analyzer,
+                         [_Counting(ix, n, calls) for n, ix in enumerate(indexes)])
     return target, indexes, calls
 
 

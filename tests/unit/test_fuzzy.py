@@ -11,7 +11,7 @@ import pytest
 from raysearch.analysis.analyzer import ALL_FIELD, Analyzer
 from raysearch.index.batch import split_batch
 from raysearch.index.shard_index import ShardIndex
-from raysearch.models import SearchRequest
+from raysearch.models import IndexSettings, SearchRequest
 from raysearch.search.coordinator import IndexTarget, SearchCoordinator, SearchLimits
 from raysearch.search.fuzzy import auto_edits
 from raysearch.search.shard_side import LocalShard
@@ -42,7 +42,8 @@ def _target(shards: int, settings: dict | None = None):
     stores = [ShardIndex(MemoryKV()) for _ in range(shards)]
     for n, part in split_batch(DOCS, [], shards, analyzer)[0].items():
         stores[n].apply("b", part)
-    return IndexTarget("t", settings or {}, analyzer, [LocalShard(s, n) for n, s in enumerate(stores)]), stores
+    return (IndexTarget("t", IndexSettings(**(settings or {})), analyzer,
+                        [LocalShard(s, n) for n, s in enumerate(stores)]), stores)
 
 
 def _search(target, **params):
@@ -87,7 +88,7 @@ def test_exact_matches_rank_above_fuzzy_ones_and_typo_tolerance_is_a_setting():
         store = ShardIndex(MemoryKV())
         store.apply("b", split_batch([{"id": "1", "body": f"{a} tools"}, {"id": "2", "body": f"{b} tools"}],
                                      [], 1, analyzer)[0][0])
-        small = IndexTarget("s", {"typo_tolerance": True}, analyzer, [LocalShard(store, 0)])
+        small = IndexTarget("s", IndexSettings(typo_tolerance=True), analyzer, [LocalShard(store, 0)])
         hits = _search(small, q="python")["hits"]
         assert [h["document"]["body"] for h in hits] == ["python tools", "pythom tools"]
         assert hits[0]["score"] > hits[1]["score"]

@@ -37,9 +37,9 @@ def _docs(count: int, seed: int = 7) -> list[dict]:
     return docs
 
 
-def _settings(similarity: str = "cosine") -> dict:
+def _settings(similarity: str = "cosine") -> IndexSettings:
     return IndexSettings(fields={"emb": {"type": "vector", "dims": DIMS, "similarity": similarity},
-                                 "kind": {"type": "keyword"}}).stored()
+                                 "kind": {"type": "keyword"}})
 
 
 def _build(docs, shards, similarity="cosine", batches=1):
