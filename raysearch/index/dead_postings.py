@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from raysearch.index import keys as K
-from raysearch.index.encoding import block_keeping
+from raysearch.index.encoding import block_keeping, dead_in_blocks
 from raysearch.storage.kv import KV
 
 # Candidates looked at per purge call: most only correct an estimate (see account).
@@ -113,15 +113,19 @@ class DeadPostings:
             keys = [prefix + stamp for prefix in prefixes]
             kept = []
             garbage += len(raw)
-            for prefix, key, block in zip(prefixes, keys, kv.multi_get(keys)):
-                if block is None:
-                    continue
-                purged = block_keeping(block, live_here)
-                if purged is not block:
-                    garbage += len(block)
-                    changes[key] = purged
-                if purged is not None:
+            found = [(prefix, key, block) for prefix, key, block in zip(prefixes, keys, kv.multi_get(keys))
+                     if block is not None]
+            sizes, dead = dead_in_blocks([block for _, _, block in found], live_here)
+            for (prefix, key, block), size, gone in zip(found, sizes.tolist(), dead.tolist()):
+                if not gone:  # no dead document in this block: it stays as it is
                     kept.append(prefix)
+                    continue
+                garbage += len(block)
+                if gone == size:  # only dead ones: the block goes
+                    changes[key] = None
+                    continue
+                changes[key] = block_keeping(block, live_here)
+                kept.append(prefix)
             changes[K.batch_blocks_key(opstamp)] = K.batch_blocks_value(alive, kept) if kept else None
             held_after[opstamp] = alive
         return held_after, garbage

@@ -37,6 +37,27 @@ def block_size(value: bytes) -> int:
     return _U32.unpack_from(value, 0)[0]
 
 
+def dead_in_blocks(blocks: list[bytes], live) -> tuple:
+    """(postings, dead postings) per block, for many blocks of one batch at once: a purge
+    rewrites only the blocks holding some dead and some live documents, drops those holding
+    only dead ones, and leaves the rest (most blocks: a rare term's block holds one or two
+    documents) without a numpy call each. `live`: booleans over the batch's local numbers."""
+    import numpy as np
+    if not blocks:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    words = np.frombuffer(b"".join(blocks), dtype="<u4")
+    lengths = np.fromiter((len(b) >> 2 for b in blocks), dtype=np.int64, count=len(blocks))
+    starts = np.zeros(len(blocks), dtype=np.int64)
+    np.cumsum(lengths[:-1], out=starts[1:])
+    sizes = words[starts].astype(np.int64)
+    # every block's doc numbers: the `sizes[i]` words after its header, gathered at once
+    owner = np.repeat(np.arange(len(blocks)), sizes)
+    first = np.repeat(starts + 1 - np.concatenate(([0], np.cumsum(sizes)[:-1])), sizes)
+    docs = words[first + np.arange(len(owner))]
+    dead = np.bincount(owner, weights=~live[docs], minlength=len(blocks)).astype(np.int64)
+    return sizes, dead
+
+
 def block_keeping(value: bytes, live) -> bytes | None:
     """The block with only the documents whose local number is True in `live` (booleans
     over the batch's local numbers: a purge of dead postings); None when nothing is left,

@@ -2,7 +2,7 @@ from array import array
 
 from raysearch.index import keys as K
 
-from raysearch.index.encoding import (block_postings, block_keeping, block_size, columnar_weights,
+from raysearch.index.encoding import (block_keeping, block_postings, block_size, columnar_weights, dead_in_blocks,
                                       decode_entries, encode_block, encode_columns, encode_entries,
                                       split_columnar)
 
@@ -30,6 +30,12 @@ def test_block_round_trip_and_removal(no_ray):
     assert block_postings(block_keeping(block, live(3, 0)), 10) == [(12, 1, 4, [1])]
     assert block_keeping(block, live(0, 2, 3)) is None
     assert block_keeping(block, live(0, 2, 3, 5, 6)) is None
+    # many blocks at once: postings and dead postings of each
+    other, lone = _block([(1, 2, [0]), (5, 3, [1, 2])]), _block([(7, 1, [0])])
+    sizes, dead = dead_in_blocks([block, other, lone], live(2, 5, 7))
+    assert sizes.tolist() == [3, 2, 1] and dead.tolist() == [1, 1, 1]
+    assert dead_in_blocks([block, lone], live())[1].tolist() == [0, 0]
+    assert dead_in_blocks([], live())[0].tolist() == []
 
 
 def test_chunks_count_postings_of_blocks(no_ray):
