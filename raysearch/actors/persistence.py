@@ -51,6 +51,9 @@ class PersistenceActor:
         self.mongo = MongoStore(settings.mongo_uri, settings.mongo_db)
         self._next_seq: dict[tuple[str, int], int] = {}
         self._reported: dict[tuple[str, int], tuple[int, float]] = {}
+        self._to_report: dict[str, dict[int, int]] = {}  # index -> shard -> watermark, sent once a cycle
+        self.tracker_reports = 0  # tracker calls made with watermarks (one per cycle at most)
+        self.cycles = 0  # drain cycles run
         self._lock = threading.Lock()
         self.last_error: str | None = None
         self.index_errors: dict[str, str] = {}  # index -> why its record cannot be read (others go on)
@@ -103,7 +106,23 @@ class PersistenceActor:
             else:
                 metas = [meta for meta in map(self.mongo.get_index_meta, wanted) if meta is not None]
             errors = {}
-            for meta in metas:
+            self.cycles += 1
+            try:
+                moved += self._drain_indexes(metas, tracker, errors)
+            finally:  # what did persist is reported, even if a later shard failed
+                self._send_reports(tracker)
+            now = time.time()
+            if full:
+                self.index_errors = errors
+                self.last_full_cycle_at = now
+            else:
+                self.index_errors.update(errors)
+            self.last_cycle_at = now
+            return moved
+
+    def _drain_indexes(self, metas: list[dict], tracker, errors: dict) -> int:
+        moved = 0
+        for meta in metas:
                 if meta.get("deleting"):  # its shards are being dropped; nothing of it is kept
                     continue
                 try:
@@ -116,14 +135,7 @@ class PersistenceActor:
                         moved += self._drain_shard(meta["_id"], n, tracker)
                     except StorageFull as exc:  # that shard waits for disk space; the others drain on
                         errors[str(meta["_id"])] = exc.reason
-            now = time.time()
-            if full:
-                self.index_errors = errors
-                self.last_full_cycle_at = now
-            else:
-                self.index_errors.update(errors)
-            self.last_cycle_at = now
-            return moved
+        return moved
 
     @staticmethod
     def _indexes_to_drain(tracker) -> list[str] | None:
@@ -174,14 +186,32 @@ class PersistenceActor:
                 time.sleep(backoff.delay(attempt))
 
     def _report(self, tracker, index: str, n: int, upto: int) -> None:
+        """Note a shard's persisted watermark for the cycle's one report to the tracker."""
         if tracker is None:
             return
         last = self._reported.get((index, n))
-        now = time.time()
-        if last and last[0] == upto and now - last[1] < REPORT_EVERY_S:
+        if last and last[0] == upto and time.time() - last[1] < REPORT_EVERY_S:
             return
-        ray.get(tracker.shard_persisted.remote(index, n, upto), timeout=60)
-        self._reported[(index, n)] = (upto, now)
+        self._to_report.setdefault(index, {})[n] = upto
+
+    def _send_reports(self, tracker) -> None:
+        """Every watermark the cycle moved, in ONE tracker call (was one per shard, each
+        scanning the index's unpersisted operations: calls and scans grew with shards)."""
+        reports, self._to_report = self._to_report, {}
+        if not reports or tracker is None:
+            return
+        try:
+            ray.get(tracker.shards_persisted.remote(reports), timeout=60)
+        except BaseException:  # the next cycle sends them again (newer marks of the same shards win)
+            for index, marks in reports.items():
+                self._to_report.setdefault(index, {}).update({n: u for n, u in marks.items()
+                                                              if n not in self._to_report.get(index, {})})
+            raise
+        self.tracker_reports += 1
+        now = time.time()
+        for index, marks in reports.items():
+            for n, upto in marks.items():
+                self._reported[(index, n)] = (upto, now)
 
     def flush(self, timeout_s: float = 300) -> int:
         """Drain until no shard has changes left (tests, `verify`); returns entries persisted."""
@@ -291,6 +321,8 @@ class PersistenceActor:
             "last_compaction": self.last_compaction,
             "compact_error": self.compact_error,
             "visits": {f"{i}:{n}": count for (i, n), count in list(self.visits.items())},
+            "tracker_reports": self.tracker_reports,
+            "cycles": self.cycles,
             "logs": {f"{i}:{n}": {"new_entries": new, "garbage_bytes": self._garbage.get((i, n), 0),
                                   "live_entries": self._live_entries.get((i, n), 0),
                                   "live_bytes": self._live_bytes.get((i, n), 0),

@@ -56,8 +56,8 @@ class TrackerActor:
     async def wait_indexed(self, op_id: str, timeout_s: float = 60) -> dict | None:
         return await self.core.wait_indexed(op_id, timeout_s)
 
-    async def shard_persisted(self, index: str, shard: int, upto: int) -> None:
-        await self.core.shard_persisted(index, shard, upto)
+    async def shards_persisted(self, reports: dict[str, dict[int, int]]) -> None:
+        await self.core.shards_persisted(reports)
 
     async def shard_started_empty(self, index: str, shard: int) -> None:
         await self.core.shard_started_empty(index, shard)

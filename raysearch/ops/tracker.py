@@ -353,16 +353,24 @@ class OperationTracker:
                 pass
         return op.view()
 
-    async def shard_persisted(self, index: str, shard: int, upto: int) -> None:
+    async def shards_persisted(self, reports: dict[str, dict[int, int]]) -> None:
+        """Persisted watermarks (index -> shard -> opstamp), all the persistence actor's cycle
+        moved, in one call: each index's waiting operations are looked at once per report,
+        not once per shard."""
         self.start()
-        marks = self.watermarks.setdefault(index, {})
-        if marks.get(str(shard), -1) >= upto:
-            return
-        marks[str(shard)] = upto
-        for op_id in list(self._unpersisted_ops.get(index, ())):  # only operations waiting for a watermark
-            op = self.ops.get(op_id)
-            if op is not None and op.persistable(marks):  # else nothing changes: no checkpoint
-                await self._checkpoint(op, durable=False)
+        for index, shard_marks in reports.items():
+            marks = self.watermarks.setdefault(index, {})
+            moved = False
+            for shard, upto in shard_marks.items():
+                if marks.get(str(shard), -1) < upto:
+                    marks[str(shard)] = upto
+                    moved = True
+            if not moved:
+                continue
+            for op_id in list(self._unpersisted_ops.get(index, ())):  # only operations waiting for a watermark
+                op = self.ops.get(op_id)
+                if op is not None and op.persistable(marks):  # else nothing changes: no checkpoint
+                    await self._checkpoint(op, durable=False)
 
     async def shard_started_empty(self, index: str, shard: int) -> None:
         """A shard came up without its RocksDB (deleted, or its node lost) and was rebuilt

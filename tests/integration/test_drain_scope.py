@@ -65,3 +65,26 @@ def test_idle_index_is_not_polled_and_untracked_changes_still_drain(http, servic
     assert report["ok"], report
     assert http.get(f"/indexes/{INDEX}/documents/{extra[0]['id']}").status_code == 200
     http.delete(f"/indexes/{INDEX}")
+
+
+def test_a_cycle_reports_every_shard_s_watermark_in_one_tracker_call(http):
+    """Calls per cycle, not timings (deterministic): however many shards a cycle drained, the
+    persistence actor tells the tracker their watermarks in one call (was one per shard,
+    each scanning the index's waiting operations)."""
+    index = "drainreports"
+    http.delete(f"/indexes/{index}")
+    assert http.put(f"/indexes/{index}", json={"shards": 4}).status_code == 201
+    persistence = ray.get_actor(registry.PERSISTENCE, namespace=NAMESPACE)
+    before = ray.get(persistence.status.remote(), timeout=60)
+    docs = debian_docs(0, 2000)
+    ops = [http.post(f"/bulk-indexing/{index}", json=docs[i:i + 250]).json()["operation_id"]
+           for i in range(0, len(docs), 250)]
+    for op in ops:
+        assert wait_operation(http, op)["status"] == "completed"
+    after = ray.get(persistence.status.remote(), timeout=60)
+    reports = after["tracker_reports"] - before["tracker_reports"]
+    cycles = after["cycles"] - before["cycles"]
+    visits = sum(after["visits"].get(f"{index}:{n}", 0) for n in range(4))
+    assert 1 <= reports <= cycles, (reports, cycles)
+    assert reports < visits, (reports, visits)  # several shards' marks went in each report
+    http.delete(f"/indexes/{index}")

@@ -118,7 +118,7 @@ def test_an_operation_is_driven_to_completed_and_leaves_memory(no_ray):
         assert tracker.admission("idx") == (0, 3, None)
         limits = SimpleNamespace(max_pending_batches=10, max_unpersisted_batches=3)
         assert "3 batches are waiting to be persisted" in overload(tracker.admission("idx"), limits)
-        await tracker.shard_persisted("idx", 0, workers.opstamp)
+        await tracker.shards_persisted({"idx": {0: workers.opstamp}})
         view = await _settle(tracker, "op1", "completed")
         assert tracker.admission("idx") == (0, 0, None) and overload(tracker.admission("idx"), limits) is None
         assert view["documents"] == {"total": 6, "indexed": 6, "failed": 0}
@@ -140,7 +140,7 @@ def test_a_failing_batch_fails_after_its_attempts_and_a_retry_completes_it(no_ra
         workers.outage = 5  # an outage first: waited out, no attempt used
         await tracker.create("op2", "idx", [2, 2], [], webhook="http://127.0.0.1/x", may_exist=False)
         view = await _settle(tracker, "op2", "persisting")
-        await tracker.shard_persisted("idx", 0, workers.opstamp)
+        await tracker.shards_persisted({"idx": {0: workers.opstamp}})
         view = await _settle(tracker, "op2", "partially_completed")
         assert workers.failed == 3  # the outage's five calls used up no attempt
         assert view["batches"]["failed"] == 1 and "after 3 attempts" in view["errors"][0]["reason"]
@@ -148,7 +148,7 @@ def test_a_failing_batch_fails_after_its_attempts_and_a_retry_completes_it(no_ra
         workers.failing.clear()
         await tracker.retry("op2")
         await _settle(tracker, "op2", "persisting")
-        await tracker.shard_persisted("idx", 0, workers.opstamp)
+        await tracker.shards_persisted({"idx": {0: workers.opstamp}})
         view = await _settle(tracker, "op2", "completed")
         assert view["errors"] == [] and [h["status"] for h in hooks.sent] == ["partially_completed", "completed"]
 
@@ -178,7 +178,7 @@ def test_a_restarted_tracker_resumes_unfinished_operations(no_ray):
         second.start()
         view = await _settle(second, "op3", "persisting")
         assert view["batches"]["indexed"] == 2 and workers.calls.count(("op3", 1)) == 1
-        await second.shard_persisted("idx", 0, workers.opstamp)
+        await second.shards_persisted({"idx": {0: workers.opstamp}})
         assert (await _settle(second, "op3", "completed"))["status"] == "completed"
 
     asyncio.run(scenario())
@@ -244,5 +244,29 @@ def test_a_hold_keeps_later_writes_lists_them_in_order_and_lapses_unless_renewed
         await asyncio.sleep(0.01)
         view = await _settle(tracker, "late2", "persisting")
         assert view["batches"]["indexed"] == 1 and tracker.held_after("idx", "t1") == (False, [])
+
+    asyncio.run(scenario())
+
+
+def test_one_report_carries_every_shard_s_watermark(no_ray):
+    """The persistence actor reports all the watermarks a cycle moved in one call
+    (shards_persisted): an operation spread over two shards completes only once both
+    shards' marks cover it, whether they come in one report or in several."""
+    class TwoShards(Workers):
+        async def dispatch(self, index, op_id, batch):
+            answer = await super().dispatch(index, op_id, batch)
+            return {**answer, "opstamps": {0: self.opstamp, 1: self.opstamp}}
+
+    async def scenario():
+        store, workers = MemoryStore(), TwoShards()
+        tracker = _tracker(store, workers)
+        _submit(store, "op9", 2)
+        await tracker.create("op9", "idx", [2, 2], [], may_exist=False)
+        await _settle(tracker, "op9", "persisting")
+        await tracker.shards_persisted({"idx": {0: workers.opstamp}})
+        assert (await tracker.get("op9"))["status"] == "persisting"  # shard 1 has not persisted it
+        await tracker.shards_persisted({"idx": {0: workers.opstamp, 1: workers.opstamp}, "other": {0: 5}})
+        view = await _settle(tracker, "op9", "completed")
+        assert view["batches"]["persisted"] == 2 and tracker.watermarks["other"] == {"0": 5}
 
     asyncio.run(scenario())
