@@ -204,8 +204,7 @@ class PersistenceActor:
             ray.get(tracker.shards_persisted.remote(reports), timeout=60)
         except BaseException:  # the next cycle sends them again (newer marks of the same shards win)
             for index, marks in reports.items():
-                self._to_report.setdefault(index, {}).update({n: u for n, u in marks.items()
-                                                              if n not in self._to_report.get(index, {})})
+                self._to_report[index] = {**marks, **self._to_report.get(index, {})}
             raise
         self.tracker_reports += 1
         now = time.time()

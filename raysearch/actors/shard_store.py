@@ -336,14 +336,15 @@ class ShardStore:
     def info(self) -> dict:
         """Counts kept as they change, and the size on disk: O(1) in the shard's size. In
         memory only (no RocksDB read), so it answers while the store is shut."""
+        dead, held = self.index.dead_share()
         return {
             "available": not self._gate.is_shut,
             "documents": self.index.doc_count(),
             "terms": self.index.term_count(ALL_FIELD),
             "bytes_on_disk": _dir_bytes(self.path),
             "pending_changes": self.index.pending_changes(),
-            "dead_documents_held": self.index.dead_share()[0],
-            "documents_held": self.index.dead_share()[1],
+            "dead_documents_held": dead,
+            "documents_held": held,
             "last_opstamp": self.index.last_opstamp,
             "snapshot_opstamp": self.index.snapshot_opstamp,
             "opened_from": self.index.opened_from,

@@ -199,13 +199,7 @@ class ShardIndex:
         if batch.block_prefixes:
             changes[K.batch_blocks_key(opstamp)] = K.batch_blocks_value(len(batch.doc_ids), batch.block_prefixes)
         changes[K.applied_key(batch_key)] = encode_u64(opstamp)
-        # One change-log entry per opstamp, naming every data key the batch wrote.
-        # The change-log entry holds the batch's keys AND values, columnar: it is the
-        # MongoDB chunk payload already, so draining never re-reads the keys it names.
-        logged = list(changes)
-        changes[K.change_log_key(opstamp, b"")] = encode_columns(logged, list(changes.values()))
-        changes[K.LAST_OPSTAMP] = encode_u64(opstamp)
-        self.log.register(opstamp, len(logged), self._batch_garbage)
+        self._log_and_stamp(opstamp, changes)
         # Numbered (not yet live) before their postings become visible to searches: a
         # query ignores numbers beyond those it saw when it started, and skips dead ones.
         self.bases[opstamp] = base
@@ -303,10 +297,7 @@ class ShardIndex:
         if not changes:
             return 0
         changes[K.applied_key(PURGE_MARK)] = encode_u64(opstamp)
-        logged = list(changes)
-        changes[K.change_log_key(opstamp, b"")] = encode_columns(logged, list(changes.values()))
-        changes[K.LAST_OPSTAMP] = encode_u64(opstamp)
-        self.log.register(opstamp, len(logged), self._batch_garbage)
+        self._log_and_stamp(opstamp, changes)
         try:
             self.kv.write(changes)
         except BaseException:
@@ -316,6 +307,16 @@ class ShardIndex:
         for purged, alive in held_after.items():
             self.dead.account(purged, alive, alive)
         return len(held_after)
+
+    def _log_and_stamp(self, opstamp: int, changes: dict) -> None:
+        """Into a write's changes: its change-log entry (one per opstamp, naming every data key
+        the write holds, with their values, columnar: it is the MongoDB chunk payload already,
+        so draining never re-reads the keys it names) and the new last opstamp; registered
+        with the log (the caller unregisters it if the write fails)."""
+        logged = list(changes)
+        changes[K.change_log_key(opstamp, b"")] = encode_columns(logged, list(changes.values()))
+        changes[K.LAST_OPSTAMP] = encode_u64(opstamp)
+        self.log.register(opstamp, len(logged), self._batch_garbage)
 
     def dead_share(self) -> tuple[int, int]:
         """(dead documents the blocks still hold, documents the blocks hold)."""

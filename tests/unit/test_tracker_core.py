@@ -184,13 +184,20 @@ def test_a_restarted_tracker_resumes_unfinished_operations(no_ray):
     asyncio.run(scenario())
 
 
+async def _persisting(workers, op_id: str, batches: int):
+    """(store, tracker) once an operation of `batches` batches of 2 is indexed everywhere."""
+    store = MemoryStore()
+    tracker = _tracker(store, workers)
+    _submit(store, op_id, batches)
+    await tracker.create(op_id, "idx", [2] * batches, [], may_exist=False)
+    await _settle(tracker, op_id, "persisting")
+    return store, tracker
+
+
 def test_a_rebuilt_shard_runs_its_unpersisted_batches_again(no_ray):
     async def scenario():
-        store, workers = MemoryStore(), Workers()
-        tracker = _tracker(store, workers)
-        _submit(store, "op4", 2)
-        await tracker.create("op4", "idx", [2, 2], [], may_exist=False)
-        await _settle(tracker, "op4", "persisting")
+        workers = Workers()
+        _, tracker = await _persisting(workers, "op4", 2)
         calls = len(workers.calls)
         await tracker.shard_started_empty("idx", 0)
         view = await _settle(tracker, "op4", "persisting")
@@ -258,11 +265,8 @@ def test_one_report_carries_every_shard_s_watermark(no_ray):
             return {**answer, "opstamps": {0: self.opstamp, 1: self.opstamp}}
 
     async def scenario():
-        store, workers = MemoryStore(), TwoShards()
-        tracker = _tracker(store, workers)
-        _submit(store, "op9", 2)
-        await tracker.create("op9", "idx", [2, 2], [], may_exist=False)
-        await _settle(tracker, "op9", "persisting")
+        workers = TwoShards()
+        _, tracker = await _persisting(workers, "op9", 2)
         await tracker.shards_persisted({"idx": {0: workers.opstamp}})
         assert (await tracker.get("op9"))["status"] == "persisting"  # shard 1 has not persisted it
         await tracker.shards_persisted({"idx": {0: workers.opstamp, 1: workers.opstamp}, "other": {0: 5}})
