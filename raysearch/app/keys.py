@@ -2,8 +2,12 @@
 request presents one (raysearch/access.py says what a key may do).
 
 A replica remembers a looked-up key for KEY_CACHE_S so that a search does not pay a
-MongoDB read; a revoked key is forgotten at once by the replica that revoked it, and by
-every other replica within KEY_CACHE_S.
+MongoDB read. Revocation is nevertheless at once on every replica, as seen by the one who
+revokes: DELETE /keys/{id} answers only KEY_CACHE_S after the record is gone, and a
+remembered lookup is dated from before its read began, so every lookup that could still
+have seen the key has expired by the time the revocation is acknowledged. No message
+between replicas is needed (Serve gives no way to reach them all), at the price of one
+second per revocation.
 """
 
 from __future__ import annotations
@@ -31,10 +35,13 @@ class KeyRing:
         key_id, secret = parts
         cached = self._cache.get(key_id)
         if cached is None or time.monotonic() - cached[0] > KEY_CACHE_S:
+            # dated before the read: a read that began before a revocation expires before
+            # that revocation is acknowledged, however long the read took
+            began = time.monotonic()
             record = await asyncio.to_thread(self.mongo.get_key, key_id)
             if len(self._cache) > 10_000:
                 self._cache.clear()
-            self._cache[key_id] = cached = (time.monotonic(), record)
+            self._cache[key_id] = cached = (began, record)
         record = cached[1]
         if record is None or not access.secret_matches(record, secret):
             return None
@@ -58,6 +65,9 @@ class KeyRing:
         self._cache.pop(key_id, None)
         if not await asyncio.to_thread(self.mongo.delete_key, key_id):
             raise NotFound(f"no such API key: {key_id!r}")
+        self._cache.pop(key_id, None)
+        # every other replica's remembered lookup of it is older than this wait (module doc)
+        await asyncio.sleep(KEY_CACHE_S)
         return {"acknowledged": True, "id": key_id}
 
 

@@ -120,3 +120,50 @@ def test_keys_need_an_admin_key(http):
     """On an open service (no RAYSEARCH_API_KEY), POST /keys refuses: a key would protect nothing."""
     r = http.post("/keys", json={"actions": ["search"], "indexes": ["*"]})
     assert r.status_code == 400 and "RAYSEARCH_API_KEY" in r.json()["error"]["reason"]
+
+
+def test_a_revoked_key_is_refused_by_every_replica_once_the_revocation_answers(mongo_server):
+    """Two replicas' key rings over one real MongoDB: both have looked the key up (and
+    remember it); once one of them acknowledges the revocation, the other refuses it too,
+    even a lookup that read the key just before it was deleted and finished after."""
+    import asyncio
+    import uuid
+
+    from raysearch.app.keys import KeyRing
+    from raysearch.storage.mongo import MongoStore
+
+    admin = access.ADMIN
+    db = "keys-" + uuid.uuid4().hex[:8]
+    stores = [MongoStore(mongo_server.uri, db), MongoStore(mongo_server.uri, db)]
+    here, there = KeyRing(stores[0], "admin"), KeyRing(stores[1], "admin")
+
+    async def scenario():
+        made = await here.create({"actions": ["search"], "indexes": ["*"]}, admin)
+        assert await here.authenticate(made["key"]) and await there.authenticate(made["key"])
+        await here.revoke(made["id"])
+        assert await here.authenticate(made["key"]) is None
+        assert await there.authenticate(made["key"]) is None  # not "within a second": at once
+
+        # a lookup in flight across the revocation: it reads the key, then is slow to return
+        made = await here.create({"actions": ["search"], "indexes": ["*"]}, admin)
+        read = stores[1].get_key
+
+        def slow_read(key_id):
+            record = read(key_id)
+            time.sleep(0.6)
+            return record
+
+        stores[1].get_key = slow_read
+        in_flight = asyncio.create_task(there.authenticate(made["key"]))
+        await asyncio.sleep(0.1)
+        await here.revoke(made["id"])
+        assert await in_flight  # it read the key before the delete
+        stores[1].get_key = read
+        assert await there.authenticate(made["key"]) is None
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        stores[0].client.drop_database(db)
+        for store in stores:
+            store.close()
