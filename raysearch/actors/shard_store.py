@@ -222,7 +222,7 @@ class ShardStore:
     def _reopen_after_full_disk(self) -> None:
         """Once there is room again, reopen the store (RocksDB keeps a write error until then);
         while there is not, answer StorageFull at once and leave the open store to the reads."""
-        free = shutil.disk_usage(self.path).free
+        free = self.kv.free_bytes()
         if free < DISK_ROOM_BYTES:
             raise StorageFull(f"shard {self.index_name}:{self.shard}: the disk under its RocksDB is still full "
                               f"({free:,} bytes free at {self.path}; {self._disk_full})")

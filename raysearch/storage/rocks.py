@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from typing import Iterator
 
 from rocksdict import Options, ReadOptions, Rdict, WriteBatch, WriteOptions
@@ -39,6 +40,10 @@ class RocksKV:
             else:
                 batch.put(key, value)
         self._db.write(batch, self._write_options)
+
+    def free_bytes(self) -> int:
+        """Free space on the filesystem under this store (a full disk's recovery waits for it)."""
+        return shutil.disk_usage(self.path).free
 
     def close(self) -> None:
         self._db.close()
