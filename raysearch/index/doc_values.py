@@ -7,8 +7,11 @@ columnar, like Lucene's doc values: per field, parallel numpy arrays of
 (document number, value) pairs -- one pair per value, so lists work -- with
 numbers as int64/float64 and keywords as ordinals into the field's dictionary
 (ranked in sorted order on demand). Pure logic (no Ray), rebuilt when the shard
-opens; a removed document's pairs stay until then, masked by the shard's live
-documents.
+opens. A removed document's pairs stay, masked by the shard's live documents, until
+the column has doubled since it was last compacted; then `DocValues.compact` replaces it
+with a copy of the live pairs (and of the keywords they still use), so that a shard open
+for months of updates holds at most about twice its live values, at an amortised
+constant cost per value added.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from array import array
 import numpy as np
 
 KEYWORD_KIND, INT_KIND, FLOAT_KIND = "k", "i", "f"
+COMPACT_MIN_PAIRS = 4096  # a column smaller than this is never worth copying
 
 
 def _kind_of(value) -> str:
@@ -41,6 +45,7 @@ class Column:
         self._arrays: tuple[int, np.ndarray, np.ndarray] | None = None
         self._ranks: tuple[int, np.ndarray, list[str]] | None = None
         self._keys: dict = {}
+        self.kept = 0  # pairs when it was made: it is compacted once it holds twice as many
 
     def add(self, docnum: int, values: list) -> None:
         for value in values:
@@ -118,6 +123,34 @@ class Column:
         self._keys[take_max] = (cache_key, out)
         return out
 
+    def live_pairs(self, live) -> tuple[np.ndarray, np.ndarray]:
+        """(doc numbers, values) of the pairs whose document is live (`live`: the shard's
+        bytes, 1 at live numbers), in the order added."""
+        n = min(len(self.docs), len(self.vals))
+        docs = np.frombuffer(self.docs[:n], dtype=np.int64)
+        vals = np.frombuffer(self.vals[:n], dtype=np.float64 if self.kind == FLOAT_KIND else np.int64)
+        alive = np.frombuffer(live[:len(live)], dtype=np.bool_)
+        inside = docs < len(alive)
+        keep = np.zeros(n, dtype=bool)
+        keep[inside] = alive[docs[inside]]
+        return docs[keep], vals[keep]
+
+    def without_dead(self, live) -> "Column":
+        """A new column of the live pairs only; keywords no live pair uses are dropped from
+        the dictionary (ordinals renumbered, insertion order kept). This column is left as
+        it is, for the readers holding it."""
+        docs, vals = self.live_pairs(live)
+        out = Column(self.kind)
+        if self.kind == KEYWORD_KIND:
+            used = np.unique(vals)
+            out.term_list = [self.term_list[i] for i in used.tolist()]
+            out.terms = {term: i for i, term in enumerate(out.term_list)}
+            vals = np.searchsorted(used, vals).astype(np.int64)
+        out.docs.frombytes(docs.tobytes())
+        out.vals.frombytes(vals.tobytes())
+        out.kept = len(docs)
+        return out
+
     def display(self, comparable: float):
         """A comparable value back as the value it stands for (sort values of hits)."""
         if self.kind == KEYWORD_KIND:
@@ -134,17 +167,11 @@ class DocValues:
 
     def export(self, live: np.ndarray) -> dict[str, tuple]:
         """The columns as plain bytes for a shard snapshot, without the pairs of documents
-        no longer live (a removed version's pairs are dropped here, not in memory: the
-        columns only ever grow while the shard is open, which keeps their caches simple)."""
+        no longer live (a removed version's pairs are dropped here)."""
         out = {}
         for field, column in self.columns.items():
-            n = len(column.docs)
-            docs = np.frombuffer(column.docs[:n], dtype=np.int64)
-            vals = np.frombuffer(column.vals[:n], dtype=np.float64 if column.kind == FLOAT_KIND else np.int64)
-            inside = docs < len(live)
-            keep = np.zeros(n, dtype=bool)
-            keep[inside] = live[docs[inside]]
-            out[field] = (column.kind, docs[keep].tobytes(), vals[keep].tobytes(), list(column.term_list))
+            docs, vals = column.live_pairs(live)
+            out[field] = (column.kind, docs.tobytes(), vals.tobytes(), list(column.term_list))
         return out
 
     @classmethod
@@ -156,7 +183,20 @@ class DocValues:
             column.vals.frombytes(vals)
             column.term_list = list(term_list)
             column.terms = {term: i for i, term in enumerate(column.term_list)}
+            column.kept = len(column.docs)
         return values
+
+    def compact(self, live) -> int:
+        """Replace each column that has doubled since it was made by a copy of its live pairs
+        (Column.without_dead); call with no document numbered but not yet live (the apply,
+        under its write lock, after the batch's revival). Returns the pairs dropped."""
+        dropped = 0
+        for field, column in list(self.columns.items()):
+            if len(column.docs) >= max(COMPACT_MIN_PAIRS, 2 * column.kept):
+                fresh = column.without_dead(live)
+                dropped += len(column.docs) - len(fresh.docs)
+                self.columns[field] = fresh  # one assignment: readers see the old column or the new
+        return dropped
 
     def add(self, docnum: int, values: dict[str, list]) -> None:
         for field, vals in values.items():

@@ -237,6 +237,8 @@ class ShardIndex:
             for i, typed in enumerate(batch.typed):
                 if typed:
                     self.values.add(base + i, typed)
+            if removed.docnums:  # removed versions' doc values, once they are many (doc_values.py)
+                self.values.compact(self.stats.live)
             for i, payload in enumerate(vectors):
                 if payload:
                     self.vectors.add(base + i, payload)

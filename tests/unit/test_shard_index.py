@@ -417,3 +417,49 @@ def test_random_updates_mark_dead_and_purges_keep_blocks_bounded_and_exact(no_ra
     # L entries corrects that without rewriting anything
     reopened = ShardIndex(shard.kv)
     assert reopened.purge() == 0 and reopened.dead_share()[0] <= 0.01 * reopened.dead_share()[1]
+
+
+def test_doc_values_of_removed_versions_are_dropped_once_they_are_many(no_ray, monkeypatch):
+    """Months of updates must not grow a shard's doc values without bound: a column is
+    replaced by a copy of its live pairs once it has doubled (keywords no live document uses
+    leave its dictionary), and every value a search reads stays what a fresh open derives."""
+    import random
+
+    import numpy as np
+
+    from raysearch.index import doc_values
+
+    monkeypatch.setattr(doc_values, "COMPACT_MIN_PAIRS", 64)
+    rng = random.Random(7)
+    shard = ShardIndex(MemoryKV())
+
+    def doc(i, r):
+        return {"id": f"d{i}", "title": "apple", "section": f"sku-{r}-{i}", "size": rng.randrange(1000)}
+
+    shard.apply("insert", _typed([doc(i, 0) for i in range(100)]))
+    most_pairs, most_terms = 0, 0
+    for r in range(1, 60):
+        shard.apply(f"update-{r}", _typed([doc(i, r) for i in rng.sample(range(100), 30)]))
+        if r % 7 == 0:
+            shard.apply(f"delete-{r}", ShardBatch(deletes=[f"d{rng.randrange(100)}"]))
+        section = shard.values.column("section")
+        most_pairs = max(most_pairs, len(section.docs), len(shard.values.column("size").docs))
+        most_terms = max(most_terms, len(section.term_list))
+    # 1,870 versions were written; the columns never held more than twice the live pairs
+    # (or the 64 below which a column is not copied) plus the batch that doubled them
+    assert most_pairs <= 2 * 100 + 30 and most_terms <= 2 * 100 + 30, (most_pairs, most_terms)
+    assert len(shard.values.column("section").docs) < 1870
+    reopened = ShardIndex(shard.kv)
+    assert _derived(reopened)["columns"] == _derived(shard)["columns"]
+    n = len(shard.stats.doc_ids)
+    live = np.frombuffer(bytes(shard.stats.live), dtype=np.bool_)
+    for field in ("section", "size"):
+        for take_max in (False, True):
+            # what sorting reads: the values (a keyword's comparable is its rank in a
+            # dictionary that may still hold dead keywords, so compare what it displays)
+            read = []
+            for shard_ in (shard, reopened):
+                column = shard_.values.column(field)
+                keys = column.per_doc(n, take_max)
+                read.append([column.display(v) if not np.isnan(v) else None for v in keys[live].tolist()])
+            assert read[0] == read[1] and None not in read[0]
