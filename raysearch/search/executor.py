@@ -86,7 +86,7 @@ def execute(shard: ShardIndex, plan: QueryPlan, k: int) -> dict:
     keys, columns = _sort_keys(shard, sort, numbers, scores, n)
     after = plan.search_after
     if after is not None:
-        keep = _after_mask(shard, sort, keys, numbers, after)
+        keep = _after_mask(shard, sort, keys, columns, numbers, after)
         numbers, keys = numbers[keep], [a[keep] for a in keys]
     top = _top(numbers, keys, doc_ids, k)
     hits, hit_numbers = [], []
@@ -297,17 +297,19 @@ def _sort_keys(shard: ShardIndex, sort: list, numbers: np.ndarray, scores: np.nd
     return keys, columns
 
 
-def _after_mask(shard: ShardIndex, sort: list, keys: list, numbers: np.ndarray, after: list) -> np.ndarray:
-    """Candidates strictly after the cursor (key values, then id) in the total order."""
+def _after_mask(shard: ShardIndex, sort: list, keys: list, columns: list, numbers: np.ndarray,
+                after: list) -> np.ndarray:
+    """Candidates strictly after the cursor (key values, then id) in the total order. The
+    cursor's values are put on the scale of the columns the keys were read from (an apply
+    may replace a column meanwhile: doc_values.DocValues.compact)."""
     values, after_id = after
     greater = np.zeros(len(numbers), dtype=bool)
     equal = np.ones(len(numbers), dtype=bool)
-    for (field, order), key, value in zip(sort, keys, values):
+    for (field, order), key, column, value in zip(sort, keys, columns, values):
         if value is None:
             bound = np.inf
         else:
-            column = None if field == SCORE else shard.values.column(field)
-            if field == SCORE or column is None:
+            if column is None:
                 bound = float(value)
             else:
                 bound = column.key_of(value)

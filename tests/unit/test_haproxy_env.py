@@ -1,4 +1,4 @@
-"""serve/haproxy.py and runner.ingress_environment: each service's own HAProxy ports and
+"""serve/haproxy.py and runner.local_ray_environment: each service's own HAProxy ports and
 files, socket paths HAProxy accepts, and nothing left in the caller's environment."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import itertools
 import os
 
 from raysearch.config import Settings
-from raysearch.runner import ingress_environment
+from raysearch.runner import PROCESS_ENV, local_ray_environment
 from raysearch.serve import haproxy
 
 NODE_ID = "f" * 56  # Serve puts each node's files under its id
@@ -38,12 +38,17 @@ def test_the_callers_environment_is_given_back(tmp_path, monkeypatch):
     monkeypatch.setenv("RAY_SERVE_HAPROXY_STATS_PORT", "1234")
     monkeypatch.delenv("RAY_SERVE_ENABLE_HA_PROXY", raising=False)
     settings = Settings(data_dir=str(tmp_path), ingress="haproxy")
-    with ingress_environment(settings):
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")  # the caller's choice wins
+    monkeypatch.delenv("RAY_task_events_max_num_task_in_gcs", raising=False)
+    with local_ray_environment(settings):
+        assert os.environ["MALLOC_ARENA_MAX"] == "4"
+        assert os.environ["RAY_task_events_max_num_task_in_gcs"] == PROCESS_ENV["RAY_task_events_max_num_task_in_gcs"]
         if haproxy.available():
             assert os.environ["RAY_SERVE_ENABLE_HA_PROXY"] == "1"
             assert os.environ["RAY_SERVE_HAPROXY_STATS_PORT"] != "1234"
             assert os.path.isdir(haproxy.state_dir(str(tmp_path)))
     assert os.environ["RAY_SERVE_HAPROXY_STATS_PORT"] == "1234"
     assert "RAY_SERVE_ENABLE_HA_PROXY" not in os.environ
-    with ingress_environment(Settings(data_dir=str(tmp_path), ingress="proxy")):
+    assert "RAY_task_events_max_num_task_in_gcs" not in os.environ
+    with local_ray_environment(Settings(data_dir=str(tmp_path), ingress="proxy")):
         assert "RAY_SERVE_ENABLE_HA_PROXY" not in os.environ
