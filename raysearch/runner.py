@@ -27,11 +27,12 @@ MONGO_RESTART_BACKOFF = Backoff(base=1.0, cap=30.0)
 # - MALLOC_ARENA_MAX=2: glibc gives each thread that allocates an arena of its own (up to 8
 #   per core), and a ShardStore answers on 16 threads whose numpy temporaries are freed into
 #   whichever arena they came from; its memory grew by fragmentation. In a 10-minute soak at
-#   constant size the ShardStores held 448 MB instead of 1,106 and grew 62 MB instead of 219
-#   (benchmarks/soak.py --constant-size, README "Reliability"), at no measured cost in speed.
+#   constant size (benchmarks/soak.py --constant-size 40000, same code, README "Reliability")
+#   the ShardStores held 448 MB instead of 949 and grew 62 MB instead of 150, with as many
+#   requests served (9,884 against 9,454).
 # - RAY_task_events_max_num_task_in_gcs: Ray's GCS keeps the events of the last 100,000
 #   tasks for the dashboard by default, every search's shard calls among them: its memory
-#   grew by 93 MB over the same soak. 10,000 still lists minutes of tasks.
+#   grew by 95 MB over the same soak, 16 MB with 10,000 (still minutes of tasks to list).
 PROCESS_ENV = {"MALLOC_ARENA_MAX": "2", "RAY_task_events_max_num_task_in_gcs": "10000"}
 READY, DEGRADED, MONGO_DOWN, STARTING = (Readiness.READY, Readiness.DEGRADED, Readiness.MONGO_DOWN,
                                          Readiness.STARTING)
