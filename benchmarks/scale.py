@@ -5,8 +5,10 @@
 
 Measures, as the index grows one copy (~64k docs) at a time: indexing rate per slice
 (to searchable), search p50/p99 over HTTP (plain, filtered, sorted, faceted) at 1, 2,
-4, 8, 16 copies, GET /indexes/{index} latency, service PSS, MongoDB data size (dbStats)
-and RocksDB bytes on disk. Then an update round (one copy's ids indexed again, changed),
+4, 8, 16 copies -- right after the slice (persistence and compaction still running) and
+again once background work has settled --, GET /indexes/{index} latency, service PSS,
+MongoDB data size (dbStats) and RocksDB bytes on disk. Then an update round (as many ids
+as one copy holds, drawn at random from the whole index, changed, in random order),
 MongoDB after compaction, and a restart of the Ray side to ready with its first searches.
 Writes scale.json and scale.md.
 """
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import shutil
 import sys
 import tempfile
@@ -94,6 +97,31 @@ def settle_background_compaction(timeout_s: float = 900) -> dict:
             "logs": status.get("logs")}
 
 
+def settle(idle_s: float = 5.0) -> None:
+    """Background work done: every change persisted (the persistence actor's flush), then
+    the shards left idle long enough to snapshot and purge (ShardStore's idle loop)."""
+    import ray
+
+    from raysearch.actors import registry
+    from raysearch.config import NAMESPACE
+
+    persistence = ray.get_actor(registry.PERSISTENCE, namespace=NAMESPACE)
+    ray.get(persistence.flush.remote(), timeout=3600)
+    time.sleep(idle_s)
+
+
+def random_updates(corpus: list[dict], copies: int, count: int, seed: int = 11) -> list[dict]:
+    """`count` existing ids drawn at random from all copies (no repeats), changed, shuffled."""
+    rng = random.Random(seed)
+    drawn = rng.sample(range(len(corpus) * copies), count)
+    out = []
+    for n in drawn:
+        k, i = divmod(n, len(corpus))
+        (doc,) = copy_of([corpus[i]], k, tag="updated")
+        out.append(doc)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--copies", type=int, default=16, help="copies of the corpus (16: about 1M docs)")
@@ -150,21 +178,26 @@ def main(argv: list[str] | None = None) -> int:
                             "mongodb_data_bytes": mongo_data_bytes(s.mongo_uri, s.mongo_db),
                             "index_info_p50_ms": index_info_ms(http)})
                 lat = bench.structured_latency(service.url, INDEX, queries, warm)
-                report["search"].append({"documents": info["documents"], **lat})
-                print(f"  at {info['documents']:,} docs: " + ", ".join(
-                    f"{kind} p50/p99 {lat[kind]['p50_ms']}/{lat[kind]['p99_ms']} ms"
-                    for kind in ("unfiltered", "filtered", "sorted_by_field", "faceted")) +
-                    f"; GET /indexes p50 {row['index_info_p50_ms']} ms, RocksDB {row['rocksdb_bytes']:,} B, "
-                    f"MongoDB dataSize {row['mongodb_data_bytes']:,} B", flush=True)
+                settle()
+                settled = bench.structured_latency(service.url, INDEX, queries, warm)
+                report["search"].append({"documents": info["documents"], **lat, "settled": settled})
+                for when, figures in (("right after the slice", lat), ("settled", settled)):
+                    print(f"  at {info['documents']:,} docs, {when}: " + ", ".join(
+                        f"{kind} p50/p99 {figures[kind]['p50_ms']}/{figures[kind]['p99_ms']} ms"
+                        for kind in ("unfiltered", "filtered", "sorted_by_field", "faceted")), flush=True)
+                print(f"  GET /indexes p50 {row['index_info_p50_ms']} ms, RocksDB {row['rocksdb_bytes']:,} B, "
+                      f"MongoDB dataSize {row['mongodb_data_bytes']:,} B", flush=True)
             report["slices"].append(row)
             save(report, args.out, partial=True)  # a run cut short (memory, time) keeps its slices
 
-        print("update round: the first copy's ids again, changed ...", flush=True)
+        print(f"update round: {len(corpus):,} existing ids drawn at random, changed ...", flush=True)
+        settle()
         before = mongo_data_bytes(s.mongo_uri, s.mongo_db)
-        m = bench.measure_bulk(client, INDEX, copy_of(corpus, 0, tag="updated"), sampler, create=False,
-                               expect_documents=distinct * args.copies)
+        m = bench.measure_bulk(client, INDEX, random_updates(corpus, args.copies, len(corpus)), sampler,
+                               create=False, expect_documents=distinct * args.copies)
         report["update"] = {"documents": len(corpus), "searchable_docs_per_s": m["searchable_docs_per_s"],
                             "insert_docs_per_s_first_slice": report["slices"][0]["searchable_docs_per_s"],
+                            "insert_docs_per_s_last_slice": report["slices"][-1]["searchable_docs_per_s"],
                             "mongodb_bytes_before": before,
                             "mongodb_bytes_after_update": mongo_data_bytes(s.mongo_uri, s.mongo_db)}
         report["update"]["background"] = settle_background_compaction()
@@ -236,10 +269,27 @@ def markdown(r: dict) -> str:
         lines += ["", f"p50 at {b['documents']:,} ÷ p50 at {a['documents']:,}: plain "
                   f"{b['unfiltered']['p50_ms'] / a['unfiltered']['p50_ms']:.2f}, filtered ÷ unfiltered at the largest: "
                   f"{b['filtered']['p50_ms'] / b['unfiltered']['p50_ms']:.2f}"]
+    settled = [x for x in r["search"] if x.get("settled")]
+    if settled:
+        lines += ["", "Settled (every change persisted, shards idle 5 s), the same queries:", "",
+                  "| docs | plain p50 / p99 ms | filtered p50 / p99 | sorted by field p50 / p99 | faceted p50 / p99 |",
+                  "|---:|---|---|---|---|"]
+        for x in settled:
+            f = lambda k: f"{x['settled'][k]['p50_ms']} / {x['settled'][k]['p99_ms']}"  # noqa: E731
+            lines.append(f"| {x['documents']:,} | {f('unfiltered')} | {f('filtered')} | {f('sorted_by_field')} | "
+                         f"{f('faceted')} |")
+        if len(settled) > 1:
+            a, b = settled[0]["settled"], settled[-1]["settled"]
+            ratio = lambda k, q: b[k][q] / a[k][q]  # noqa: E731
+            lines += ["", f"Settled, largest ÷ first: p50 plain {ratio('unfiltered', 'p50_ms'):.2f}, filtered "
+                      f"{ratio('filtered', 'p50_ms'):.2f}, faceted {ratio('faceted', 'p50_ms'):.2f}; p99 plain "
+                      f"{ratio('unfiltered', 'p99_ms'):.2f}, filtered {ratio('filtered', 'p99_ms'):.2f}, faceted "
+                      f"{ratio('faceted', 'p99_ms'):.2f}"]
     u = r.get("update")
     if u:
-        lines += ["", f"Update round ({u['documents']:,} existing ids): {u['searchable_docs_per_s']} docs/s "
-                  f"({u['searchable_docs_per_s'] / u['insert_docs_per_s_first_slice']:.2f}× the first insert slice); "
+        lines += ["", f"Update round ({u['documents']:,} existing ids drawn at random): {u['searchable_docs_per_s']} docs/s "
+                  f"({u['searchable_docs_per_s'] / u['insert_docs_per_s_first_slice']:.2f}× the first insert slice, "
+                  f"{u['searchable_docs_per_s'] / u.get('insert_docs_per_s_last_slice', u['insert_docs_per_s_first_slice']):.2f}× the last); "
                   f"MongoDB {u['mongodb_bytes_before'] / 1e6:,.0f} MB before, {u['mongodb_bytes_after_update'] / 1e6:,.0f} MB "
                   f"after, {u.get('mongodb_bytes_after_background_compaction', 0) / 1e6:,.0f} MB once the "
                   f"background compactor had nothing due ({u.get('background', {}).get('seconds')} s), "
