@@ -39,8 +39,10 @@ class AnnIndex:
         self.keys = keys  # keys added (live or not)
         self._lock = threading.Lock()
 
-    def extend(self, matrix: np.ndarray, present: np.ndarray, live: np.ndarray, upto: int) -> int:
-        """Add the present, live rows in [covered, upto), a chunk at a time; returns how many."""
+    def extend(self, matrix: np.ndarray, row_of: np.ndarray, present: np.ndarray, live: np.ndarray,
+               upto: int) -> int:
+        """Add the present, live document numbers in [covered, upto), a chunk at a time (their
+        vectors: matrix[row_of[number]], vectors.VectorColumn.arrays); returns how many."""
         added = 0
         start = self.covered
         while start < upto:
@@ -48,7 +50,7 @@ class AnnIndex:
             rows = np.flatnonzero(present[start:stop] & live[start:stop]) + start
             if len(rows):
                 with self._lock:
-                    self.index.add(rows.astype(np.uint64), np.ascontiguousarray(matrix[rows]), threads=1)
+                    self.index.add(rows.astype(np.uint64), np.ascontiguousarray(matrix[row_of[rows]]), threads=1)
                 added += len(rows)
                 self.keys += len(rows)
             self.covered = start = stop

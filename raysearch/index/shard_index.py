@@ -134,7 +134,7 @@ class ShardIndex:
         if column is None or column.count() < min_vectors:
             return False
         n = len(self.stats.doc_ids)
-        matrix, present, _ = column.arrays(n)
+        matrix, _, present, row_of = column.arrays(n)
         live = self.stats.live_mask(n)
         ann = column.ann
         if ann is None or ann.similarity != similarity:
@@ -145,13 +145,13 @@ class ShardIndex:
             if dead * 3 > ann.keys:
                 column.ann_next = building = AnnIndex(column.dims, similarity)
         if building is not None:
-            building.extend(matrix, present, live, min(n, building.covered + budget))
+            building.extend(matrix, row_of, present, live, min(n, building.covered + budget))
             if building.covered >= n:
                 column.ann, column.ann_next = building, None
             return True
         if ann.covered >= n:
             return False
-        ann.extend(matrix, present, live, min(n, ann.covered + budget))
+        ann.extend(matrix, row_of, present, live, min(n, ann.covered + budget))
         return True
 
     def snapshot_bytes(self) -> bytes:
@@ -226,6 +226,8 @@ class ShardIndex:
                 self.stats.remove_batch(removed.field_totals, len(removed.docnums), removed.prefix_counts)
                 for docnum in removed.docnums:
                     self.stats.unnumber(docnum)
+                    if self.vectors:
+                        self.vectors.remove(docnum)  # its row is reused later (vectors.py)
             # purged batches first: their blocks now hold exactly the documents live before
             # this batch; then this batch's removals, each a held document turned dead
             for purged, alive in held_after.items():

@@ -1,12 +1,14 @@
-"""A shard's vector columns: per vector field, a float32 matrix indexed by document number.
+"""A shard's vector columns: per vector field, a float32 matrix of the documents' vectors.
 
 Durably, a document's vectors live in its `V` entry (keys.py), written in the same RocksDB
 WriteBatch as its postings and doc values, mirrored to MongoDB through the change log,
-restored and verified with everything else. In memory each field is a dense float32
-matrix (row = document number) with a `present` mask and the rows' norms, rebuilt from
-the V entries when the shard opens. A removed document's row stays until then, masked by
-the shard's live documents, as doc values are. The shard knows no schema: the query
-names the similarity, and cosine divides by the norms kept here.
+restored and verified with everything else. In memory each field is a float32 matrix
+with the rows' norms, and per document number a `present` mask and the number's row,
+rebuilt from the V entries when the shard opens. A removed document's row is reused by a
+later document once REUSE_AFTER_S has passed (a search that began before the removal
+still reads the old vector meanwhile), so months of updates cost 5 bytes per removed
+version (its number's mask and row), not a row of 4 x dims bytes. The shard knows no
+schema: the query names the similarity, and cosine divides by the norms kept here.
 
 Nearest-neighbour search is exact (a numpy matrix-vector product over the eligible rows),
 which is what a selective filter needs anyway; search/knn.py turns similarities into
@@ -17,12 +19,17 @@ from __future__ import annotations
 
 import struct
 import threading
+import time
+from collections import deque
 
 import numpy as np
 
 _HEAD = struct.Struct("<HI")  # field name length, dims
 _U64 = struct.Struct(">Q")
 COSINE, DOT_PRODUCT, L2 = "cosine", "dot_product", "l2"
+# A removed document's row is not rewritten before this: searches take far less, and a
+# search holding the removed number (live when it began) still reads that number's vector.
+REUSE_AFTER_S = 10.0
 
 
 def encode_vectors(vectors: dict[str, np.ndarray]) -> bytes:
@@ -63,33 +70,68 @@ class VectorColumn:
         self.dims = dims
         self.ann = None  # an ann.AnnIndex once the shard builds one (search/knn.py uses it)
         self.ann_next = None  # its replacement while one is built (ShardIndex.extend_ann)
-        self._arrays = (np.zeros((0, dims), dtype=np.float32), np.zeros(0, dtype=np.bool_), np.zeros(0, dtype=np.float32))
+        # (matrix and norms by row; present and row by document number)
+        self._arrays = (np.zeros((0, dims), dtype=np.float32), np.zeros(0, dtype=np.float32),
+                        np.zeros(0, dtype=np.bool_), np.zeros(0, dtype=np.int32))
+        self._rows = 0  # rows handed out (the matrix may hold more, unused)
+        self._removed: deque[tuple[float, int]] = deque()  # (removed at, row) oldest first
+        self._live = 0
 
     def put(self, docnum: int, vector: np.ndarray) -> None:
-        matrix, present, norms = self._arrays
+        matrix, norms, present, row_of = self._arrays
+        if self._removed and time.monotonic() - self._removed[0][0] >= REUSE_AFTER_S:
+            row = self._removed.popleft()[1]
+        else:
+            row = self._rows
+            self._rows += 1
+        if row >= len(matrix):
+            size = max(1024, 2 * len(matrix))
+            grown = np.zeros((size, self.dims), dtype=np.float32)
+            grown[:len(matrix)] = matrix
+            grown_norms = np.zeros(size, dtype=np.float32)
+            grown_norms[:len(norms)] = norms
+            matrix, norms = grown, grown_norms
         if docnum >= len(present):
             size = max(1024, docnum + 1, 2 * len(present))
-            grown = (np.zeros((size, self.dims), dtype=np.float32), np.zeros(size, dtype=np.bool_),
-                     np.zeros(size, dtype=np.float32))
-            grown[0][:len(present)] = matrix
-            grown[1][:len(present)] = present
-            grown[2][:len(present)] = norms
-            matrix, present, norms = grown
-        matrix[docnum] = vector
-        norms[docnum] = float(np.linalg.norm(vector))
+            grown_present = np.zeros(size, dtype=np.bool_)
+            grown_present[:len(present)] = present
+            grown_rows = np.full(size, -1, dtype=np.int32)
+            grown_rows[:len(row_of)] = row_of
+            present, row_of = grown_present, grown_rows
+        matrix[row] = vector
+        norms[row] = float(np.linalg.norm(vector))
+        row_of[docnum] = row
         present[docnum] = True  # last: a reader never sees a half-written row as present
-        self._arrays = (matrix, present, norms)
+        self._arrays = (matrix, norms, present, row_of)
+        self._live += 1
 
-    def arrays(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(matrix, present, norms) over document numbers < n (views; rows beyond are absent)."""
-        matrix, present, norms = self._arrays
+    def remove(self, docnum: int) -> None:
+        """A removed document's vector: its row is free for reuse after REUSE_AFTER_S. Its
+        number stays `present` (the shard's live set masks it, as it did before), and keeps
+        pointing at the row, which a search that began before the removal may still read."""
+        _, _, present, row_of = self._arrays
+        if docnum < len(present) and present[docnum]:
+            self._removed.append((time.monotonic(), int(row_of[docnum])))
+            self._live -= 1
+
+    def arrays(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(matrix, norms, present, row): the vectors and their norms by row; over document
+        numbers < n, whether each has a vector (a copy) and its row (a view; -1 for none).
+        A reader uses `row` only at numbers it found present and live."""
+        matrix, norms, present, row_of = self._arrays
+        rows = min(self._rows, len(matrix))  # rows beyond are unused capacity
         m = min(n, len(present))
         mask = np.zeros(n, dtype=np.bool_)
         mask[:m] = present[:m]
-        return matrix[:m], mask, norms[:m]
+        return matrix[:rows], norms[:rows], mask, row_of[:m]
 
     def count(self) -> int:
-        return int(self._arrays[1].sum())
+        """Vectors of documents not removed."""
+        return self._live
+
+    def rows_held(self) -> int:
+        """Rows of the matrix in use or waiting for reuse (its memory, in rows)."""
+        return self._rows
 
 
 def similarities(matrix: np.ndarray, norms: np.ndarray, rows: np.ndarray, query: np.ndarray,
@@ -127,6 +169,11 @@ class VectorStore:
     def __init__(self):
         self.columns: dict[str, VectorColumn] = {}
         self._lock = threading.Lock()  # creating a column (rare) against a concurrent one
+
+    def remove(self, docnum: int) -> None:
+        """A removed document's vectors, in every column that holds one."""
+        for column in list(self.columns.values()):
+            column.remove(docnum)
 
     def add(self, docnum: int, payload: bytes) -> None:
         for name, vector in decode_vectors(payload).items():

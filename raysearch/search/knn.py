@@ -90,7 +90,7 @@ def shard_knn(shard, query: KnnQuery, exact_below: int = 10_000) -> list[list]:
         return []
     doc_ids = shard.stats.doc_ids
     n = len(doc_ids)
-    matrix, present, norms = column.arrays(n)
+    matrix, norms, present, row_of = column.arrays(n)
     eligible = present & shard.stats.live_mask(n)
     if query.filter:
         eligible &= filters.evaluate(query.filter, shard, n)
@@ -102,7 +102,7 @@ def shard_knn(shard, query: KnnQuery, exact_below: int = 10_000) -> list[list]:
     if (ann is not None and ann.similarity == query.similarity and len(rows) >= exact_below
             and query.num_candidates < len(rows)):  # as many candidates as rows: the exact answer, exactly
         rows = _ann_candidates(ann, vector, eligible, rows, query)
-    raw = similarities(matrix, norms, rows, vector, query.similarity)
+    raw = similarities(matrix, norms, row_of[rows], vector, query.similarity)
     if query.threshold is not None:
         near = raw <= query.threshold ** 2 if query.similarity == L2 else raw >= query.threshold
         rows, raw = rows[near], raw[near]

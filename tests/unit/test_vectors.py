@@ -318,3 +318,45 @@ def test_intake_payload_carries_vectors_as_float32_and_reads_old_payloads():
     # a payload written before vectors existed (plain JSON) still reads
     assert decode_payload(b'{"docs": [{"id": "o"}], "deletes": [], "types": {"k": "keyword"}}')[:3] == \
         ([{"id": "o"}], [], {"k": "keyword"})
+
+
+def test_updated_vectors_reuse_rows_and_answers_equal_a_fresh_index(monkeypatch):
+    """Months of updates must not grow a vector column by a row per removed version: a
+    removed document's row is reused by a later one (after REUSE_AFTER_S, so a search that
+    began before the removal still reads the old vector), and kNN answers, exact and through
+    the ANN graph, stay those of a fresh index of the final documents."""
+    from raysearch.index import vectors as vector_columns
+
+    shard, docs, vectors, rng = _ann_shard(count=1000)
+    column = shard.vectors.column("emb")
+    assert column.rows_held() == 1000
+    # at first, within REUSE_AFTER_S: removed rows are not handed out again
+    again = [{**d, "emb": rng.normal(size=32).round(4).tolist()} for d in docs[:100]]
+    shard.apply("quick", split_batch(again, [], 1, Analyzer(), {}, vectors)[0][0])
+    assert column.rows_held() == 1100 and column.count() == 1000
+    monkeypatch.setattr(vector_columns, "REUSE_AFTER_S", 0.0)
+    final = {d["id"]: d for d in docs} | {d["id"]: d for d in again}
+    for r in range(20):
+        picked = rng.choice(1000, size=100, replace=False)
+        changed = [{**docs[i], "emb": rng.normal(size=32).round(4).tolist()} for i in picked]
+        final.update({d["id"]: d for d in changed})
+        shard.apply(f"update-{r}", split_batch(changed, [], 1, Analyzer(), {}, vectors)[0][0])
+    gone = [docs[i]["id"] for i in rng.choice(1000, size=50, replace=False)]
+    shard.apply("delete", split_batch([], gone, 1, Analyzer(), {}, vectors)[0][0])
+    for doc_id in gone:
+        final.pop(doc_id)
+    while shard.extend_ann("emb", "cosine", min_vectors=100, budget=1000):
+        pass
+    # 3,100 versions written: rows held stay at the live vectors plus what waited for reuse
+    assert column.count() == len(final) == 950
+    assert column.rows_held() <= 1100 + 100, column.rows_held()
+    fresh = ShardIndex(MemoryKV())
+    fresh.apply("all", split_batch(list(final.values()), [], 1, Analyzer(), {}, vectors)[0][0])
+    while fresh.extend_ann("emb", "cosine", min_vectors=100, budget=1000):
+        pass
+    for _ in range(10):
+        q = rng.normal(size=32)
+        assert _knn(shard, q, exact_below=10**9) == _knn(fresh, q, exact_below=10**9)  # exact
+        assert _knn(shard, q, candidates=len(final)) == _knn(fresh, q, candidates=len(final))
+        found = {i for _, i in _knn(shard, q)}  # through the graph: nothing removed comes back
+        assert found <= set(final) and len(found & {i for _, i in _knn(fresh, q, exact_below=10**9)}) >= 7
