@@ -58,6 +58,31 @@ def dead_in_blocks(blocks: list[bytes], live) -> tuple:
     return sizes, dead
 
 
+def blocks_columns(blocks: list[bytes], bases: list[int]) -> tuple:
+    """(doc numbers int64, tfs float64, field lengths float64) of one term's blocks, oldest
+    batch first, each block's numbers offset by its batch's base: `block_columns` for all of
+    them in a few numpy passes over their joined bytes. A common term has a block in nearly
+    every batch (2,000 at half a million documents), and a numpy call or three per block
+    cost more than the scan that read them."""
+    import numpy as np
+    if not blocks:
+        return np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0)
+    if len(blocks) == 1:
+        docs, tfs, lengths, _ = block_columns(blocks[0])
+        return docs.astype(np.int64) + bases[0], tfs.astype(np.float64), lengths.astype(np.float64)
+    words = np.frombuffer(b"".join(blocks), dtype="<u4")
+    lengths = np.fromiter((len(b) >> 2 for b in blocks), dtype=np.int64, count=len(blocks))
+    starts = np.zeros(len(blocks), dtype=np.int64)
+    np.cumsum(lengths[:-1], out=starts[1:])
+    sizes = words[starts].astype(np.int64)
+    ends = np.cumsum(sizes)
+    # word index of each posting's doc number: its block's start + 1 + its rank in the block
+    first = np.repeat(starts + 1 - (ends - sizes), sizes) + np.arange(int(ends[-1]))
+    step = np.repeat(sizes, sizes)  # tfs follow the doc numbers, lengths follow the tfs
+    docs = words[first].astype(np.int64) + np.repeat(np.asarray(bases, dtype=np.int64), sizes)
+    return docs, words[first + step].astype(np.float64), words[first + 2 * step].astype(np.float64)
+
+
 def block_keeping(value: bytes, live) -> bytes | None:
     """The block with only the documents whose local number is True in `live` (booleans
     over the batch's local numbers: a purge of dead postings); None when nothing is left,

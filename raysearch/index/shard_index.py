@@ -34,7 +34,7 @@ from raysearch.index.ann import AnnIndex
 from raysearch.index import fuzzy_terms
 from raysearch.index.vectors import VectorStore, decode_vectors, split_vector_entry, vector_entry
 from raysearch.index.encoding import (
-    block_columns,
+    blocks_columns,
     block_postings,
     decode_u64,
     encode_columns,
@@ -494,17 +494,11 @@ class ShardIndex:
         if hit is not None:
             return hit
         generation = self.cache.generation
-        numbers, tfs, dls = [], [], []
+        bases, blocks = [], []
         for base, block in self._blocks(prefix):
-            docs, tf, dl, _ = block_columns(block)
-            numbers.append(docs.astype(np.int64) + base)
-            tfs.append(tf)
-            dls.append(dl)
-        if numbers:
-            arrays = (np.concatenate(numbers), np.concatenate(tfs).astype(np.float64),
-                      np.concatenate(dls).astype(np.float64))
-        else:
-            arrays = (np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0))
+            bases.append(base)
+            blocks.append(block)
+        arrays = blocks_columns(blocks, bases)
         self.cache.put(prefix, arrays, generation)  # unless a write happened meanwhile
         return arrays
 

@@ -74,3 +74,32 @@ def test_columnar_chunks_round_trip_and_bounds(no_ray):
     big = split_columnar(encode_columns([b"a", b"b", b"c"], [b"x" * 600, b"y" * 600, b"z"]), 5000, max_bytes=1000)
     assert [n for n, _, _ in big] == [1, 2]
     assert [e for _, _, blob in big for e in decode_entries(blob)] == [(b"a", b"x" * 600), (b"b", b"y" * 600), (b"c", b"z")]
+
+
+def test_blocks_columns_reads_many_blocks_as_block_columns_reads_each():
+    """One term's blocks of many batches, decoded at once, equal decoding each block and
+    offsetting its numbers by its batch's base (posting_arrays' read of a common term)."""
+    import numpy as np
+
+    from raysearch.index.encoding import block_columns, blocks_columns, encode_block
+
+    rng = np.random.default_rng(3)
+    for count in (0, 1, 2, 37):
+        blocks, bases, expected = [], [], ([], [], [])
+        for b in range(count):
+            n = int(rng.integers(1, 9))
+            docs = sorted(rng.choice(500, size=n, replace=False).tolist())
+            tfs = rng.integers(1, 4, size=n).tolist()
+            lengths = [int(rng.integers(tf, 60)) for tf in tfs]
+            positions = [p for tf in tfs for p in sorted(rng.choice(60, size=tf, replace=False).tolist())]
+            block = encode_block(array("I", docs), array("I", tfs), array("I", lengths), array("I", positions))
+            base = 1000 * b + int(rng.integers(0, 50))
+            blocks.append(block)
+            bases.append(base)
+            docs, tfs, lengths, _ = block_columns(block)
+            expected[0].extend((docs.astype(np.int64) + base).tolist())
+            expected[1].extend(tfs.tolist())
+            expected[2].extend(lengths.tolist())
+        numbers, tfs, lengths = blocks_columns(blocks, bases)
+        assert numbers.dtype == np.int64 and tfs.dtype == lengths.dtype == np.float64
+        assert (numbers.tolist(), tfs.tolist(), lengths.tolist()) == expected
