@@ -331,12 +331,24 @@ def _top(numbers: np.ndarray, keys: list, doc_ids: list, k: int) -> list[tuple[i
         kth = np.partition(primary, k - 1)[k - 1]
         keep = primary <= kth  # everything tied with the k-th stays: ties break on later keys, then id
         numbers, keys = numbers[keep], [a[keep] for a in keys]
-    if len(keys) > 1 and len(numbers) > 4 * k + 64:
-        order = np.lexsort(keys[::-1])
-        stacked = np.stack(keys)[:, order]
-        last = stacked[:, k - 1]
-        end = int(np.flatnonzero((stacked == last[:, None]).all(axis=0))[-1]) + 1
-        numbers, keys = numbers[order[:end]], [a[order[:end]] for a in keys]
+    if len(numbers) > 4 * k + 64:
+        if len(keys) == 1:
+            ahead = np.flatnonzero(keys[0] < kth)  # fewer than k: the rest of the page ties with the k-th
+            tied = np.flatnonzero(keys[0] == kth)
+        else:
+            order = np.lexsort(keys[::-1])
+            stacked = np.stack(keys)[:, order]
+            at = np.flatnonzero((stacked == stacked[:, k - 1][:, None]).all(axis=0))  # contiguous
+            ahead, tied = order[:int(at[0])], order[int(at[0]):int(at[-1]) + 1]
+        if len(tied) > 4 * k + 64:
+            # Many documents tie with the k-th on every key (a match-all ranked by its constant
+            # score, a sort on a field most matches lack): the page takes the smallest ids among
+            # them. Compared as plain strings once, not as (keys, id, number) tuples per row.
+            ids = [doc_ids[n] or "" for n in numbers[tied].tolist()]
+            smallest = set(heapq.nsmallest(k - len(ahead), ids))
+            tied = tied[np.fromiter((doc_id in smallest for doc_id in ids), dtype=bool, count=len(ids))]
+        keep = np.concatenate((ahead, tied))
+        numbers, keys = numbers[keep], [a[keep] for a in keys]
     rows = zip(numbers.tolist(), zip(*[a.tolist() for a in keys]))
     best = heapq.nsmallest(k, ((key, doc_ids[number] or "", number) for number, key in rows))
     return [(number, key) for key, _, number in best]

@@ -125,3 +125,27 @@ def test_pruning_is_exact_on_random_corpora(no_ray, docs, words, k):
     finally:
         mp.undo()
     assert pruned == exhaustive
+
+
+def test_top_k_with_heavy_ties_equals_a_full_sort():
+    """executor._top against sorting every row by (keys, id): few distinct key values, so
+    that the k-th ties with thousands of rows (a match-all ranked by its constant score, a
+    sort on a field most matches lack), with one key and with two."""
+    import random
+
+    import numpy as np
+
+    from raysearch.search.executor import _top
+
+    rng = random.Random(4)
+    doc_ids = [f"d{rng.randrange(10**6):06}-{i}" for i in range(20000)]
+    for distinct in (1, 2, 5, 1000):
+        for key_count in (1, 2):
+            for k in (1, 10, 100):
+                numbers = np.asarray(sorted(rng.sample(range(20000), 5000)), dtype=np.int64)
+                keys = [np.asarray([float(rng.randrange(distinct)) for _ in numbers]) for _ in range(key_count)]
+                if distinct == 5:
+                    keys[0][::3] = np.inf  # missing values sort last
+                expected = sorted((tuple(a[i] for a in keys), doc_ids[n], n) for i, n in enumerate(numbers.tolist()))[:k]
+                got = _top(numbers, keys, doc_ids, k)
+                assert [(n, key) for key, _, n in expected] == got, (distinct, key_count, k)
