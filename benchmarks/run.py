@@ -85,7 +85,11 @@ def corpus_path(path: str | Path | None = None) -> Path:
 
 
 def load_docs(limit: int | None = None, path: str | Path | None = None) -> list[dict]:
-    """The first `limit` records of the corpus (corpus_path(path))."""
+    """The first `limit` records of the corpus (corpus_path(path)). Warns when the records
+    lack the typed Debian fields: filtered, sorted and faceted searches would then measure
+    fields no document has (../shared/corpora/debian ships id, title and body only;
+    scripts/build_debian_corpus.py --enrich adds them offline from a Debian 12 machine's
+    own Packages list)."""
     out: list[dict] = []
     with gzip.open(corpus_path(path), "rt", encoding="utf-8") as f:
         for line in f:
@@ -93,6 +97,11 @@ def load_docs(limit: int | None = None, path: str | Path | None = None) -> list[
                 break
             if line.strip():
                 out.append(json.loads(line))
+    typed = sum("section" in d for d in out)
+    if out and typed < len(out) // 2:
+        print(f"warning: only {typed:,} of {len(out):,} records have the typed Debian fields (section, priority, "
+              f"sizes): filtered, sorted and faceted figures measure absent fields. Add them with "
+              f"python scripts/build_debian_corpus.py --enrich {corpus_path(path)}", file=sys.stderr, flush=True)
     return out
 
 

@@ -26,7 +26,11 @@ matches; "essential" is false when a matched stanza has no "Essential: yes"). A 
 record repeats the id. Output: gzipped JSON lines, default
 benchmarks/data/debian/docs.jsonl.gz; `--sample N` writes the first N records.
 `--lists DIR` reads an existing apt lists directory instead of running
-apt-get (offline). Standard library only.
+apt-get (offline). `--enrich CORPUS` adds the structured fields to a corpus
+that has only id, title and body (as ../shared/corpora/debian ships it), from
+the Packages list of `--lists DIR` alone (default: the system's, which on a
+Debian 12 machine holds bookworm main), matched by package name; the records
+keep their order and text. Standard library only.
 """
 
 from __future__ import annotations
@@ -161,6 +165,25 @@ def records(lists: Path) -> Iterator[dict]:
         yield doc
 
 
+def enriched(corpus: Path, lists: Path) -> Iterator[dict]:
+    """The corpus's records with the metadata of the first Packages stanza of their name."""
+    packages: dict[str, dict] = {}
+    # bookworm itself, not bookworm-security or -updates (whose lists sort first)
+    for st in stanzas(cat_file(find_list(lists, "_dists_bookworm_main_binary-amd64_Packages"))):
+        packages.setdefault(st.get("Package", ""), st)
+    with gzip.open(corpus, "rt", encoding="utf-8") as f:
+        for line in f:
+            if not line.strip():
+                continue
+            doc = json.loads(line)
+            match = packages.get(doc.get("id", ""))
+            if match is not None:
+                doc = {**metadata(match), **doc}  # the corpus's own fields win
+                doc = {"id": doc["id"], "title": doc.get("title"), "body": doc.get("body"),
+                       **{k: v for k, v in doc.items() if k not in ("id", "title", "body")}}
+            yield doc
+
+
 def write(docs: Iterator[dict], out: Path, limit: int | None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
@@ -183,9 +206,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sample", type=int, default=None, metavar="N", help="write only the first N records")
     p.add_argument("--lists", default=None, metavar="DIR",
                    help="an apt lists directory that already holds bookworm main Packages and Translation-en")
+    p.add_argument("--enrich", default=None, metavar="CORPUS",
+                   help="add the Packages fields to this id/title/body corpus (offline; --lists or the system's)")
     args = p.parse_args(argv)
     out = Path(args.out)
-    if args.lists:
+    if args.enrich:
+        source = Path(args.enrich)
+        if source.resolve() == out.resolve():  # read it whole before the output replaces it
+            copy = Path(tempfile.mkdtemp(prefix="raysearch-corpus-")) / source.name
+            copy.write_bytes(source.read_bytes())
+            source = copy
+        n = write(enriched(source, Path(args.lists or "/var/lib/apt/lists")), out, args.sample)
+    elif args.lists:
         n = write(records(Path(args.lists)), out, args.sample)
     else:
         with tempfile.TemporaryDirectory(prefix="raysearch-apt-") as state:
