@@ -87,7 +87,7 @@ def corpus_path(path: str | Path | None = None) -> Path:
 def load_docs(limit: int | None = None, path: str | Path | None = None) -> list[dict]:
     """The first `limit` records of the corpus (corpus_path(path)). Warns when the records
     lack the typed Debian fields: filtered, sorted and faceted searches would then measure
-    fields no document has (../shared/corpora/debian ships id, title and body only;
+    fields no document has (a copy of the corpus may hold id, title and body only;
     scripts/build_debian_corpus.py --enrich adds them offline from a Debian 12 machine's
     own Packages list)."""
     out: list[dict] = []

@@ -27,7 +27,7 @@ record repeats the id. Output: gzipped JSON lines, default
 benchmarks/data/debian/docs.jsonl.gz; `--sample N` writes the first N records.
 `--lists DIR` reads an existing apt lists directory instead of running
 apt-get (offline). `--enrich CORPUS` adds the structured fields to a corpus
-that has only id, title and body (as ../shared/corpora/debian ships it), from
+that has only id, title and body (a copy made without the Packages join), from
 the Packages list of `--lists DIR` alone (default: the system's, which on a
 Debian 12 machine holds bookworm main), matched by package name; the records
 keep their order and text. Standard library only.
@@ -177,10 +177,8 @@ def enriched(corpus: Path, lists: Path) -> Iterator[dict]:
                 continue
             doc = json.loads(line)
             match = packages.get(doc.get("id", ""))
-            if match is not None:
-                doc = {**metadata(match), **doc}  # the corpus's own fields win
-                doc = {"id": doc["id"], "title": doc.get("title"), "body": doc.get("body"),
-                       **{k: v for k, v in doc.items() if k not in ("id", "title", "body")}}
+            if match is not None:  # added after the corpus's own fields, which win
+                doc.update((k, v) for k, v in metadata(match).items() if k not in doc)
             yield doc
 
 

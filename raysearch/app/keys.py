@@ -62,7 +62,6 @@ class KeyRing:
         return {"keys": [_public(r) for r in await asyncio.to_thread(self.mongo.list_keys)]}
 
     async def revoke(self, key_id: str) -> dict:
-        self._cache.pop(key_id, None)
         if not await asyncio.to_thread(self.mongo.delete_key, key_id):
             raise NotFound(f"no such API key: {key_id!r}")
         self._cache.pop(key_id, None)

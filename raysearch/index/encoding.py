@@ -37,6 +37,20 @@ def block_size(value: bytes) -> int:
     return _U32.unpack_from(value, 0)[0]
 
 
+def _joined_blocks(blocks: list[bytes]) -> tuple:
+    """Many blocks read at once: (their joined u32 words, each block's size n, and for every
+    posting in order the word index of its doc number: its block's start + 1 + its rank)."""
+    import numpy as np
+    words = np.frombuffer(b"".join(blocks), dtype="<u4")
+    lengths = np.fromiter((len(b) >> 2 for b in blocks), dtype=np.int64, count=len(blocks))
+    starts = np.zeros(len(blocks), dtype=np.int64)
+    np.cumsum(lengths[:-1], out=starts[1:])
+    sizes = words[starts].astype(np.int64)
+    ends = np.cumsum(sizes)
+    first = np.repeat(starts + 1 - (ends - sizes), sizes) + np.arange(int(ends[-1]))
+    return words, sizes, first
+
+
 def dead_in_blocks(blocks: list[bytes], live) -> tuple:
     """(postings, dead postings) per block, for many blocks of one batch at once: a purge
     rewrites only the blocks holding some dead and some live documents, drops those holding
@@ -45,16 +59,9 @@ def dead_in_blocks(blocks: list[bytes], live) -> tuple:
     import numpy as np
     if not blocks:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    words = np.frombuffer(b"".join(blocks), dtype="<u4")
-    lengths = np.fromiter((len(b) >> 2 for b in blocks), dtype=np.int64, count=len(blocks))
-    starts = np.zeros(len(blocks), dtype=np.int64)
-    np.cumsum(lengths[:-1], out=starts[1:])
-    sizes = words[starts].astype(np.int64)
-    # every block's doc numbers: the `sizes[i]` words after its header, gathered at once
+    words, sizes, first = _joined_blocks(blocks)
     owner = np.repeat(np.arange(len(blocks)), sizes)
-    first = np.repeat(starts + 1 - np.concatenate(([0], np.cumsum(sizes)[:-1])), sizes)
-    docs = words[first + np.arange(len(owner))]
-    dead = np.bincount(owner, weights=~live[docs], minlength=len(blocks)).astype(np.int64)
+    dead = np.bincount(owner, weights=~live[words[first]], minlength=len(blocks)).astype(np.int64)
     return sizes, dead
 
 
@@ -70,14 +77,7 @@ def blocks_columns(blocks: list[bytes], bases: list[int]) -> tuple:
     if len(blocks) == 1:
         docs, tfs, lengths, _ = block_columns(blocks[0])
         return docs.astype(np.int64) + bases[0], tfs.astype(np.float64), lengths.astype(np.float64)
-    words = np.frombuffer(b"".join(blocks), dtype="<u4")
-    lengths = np.fromiter((len(b) >> 2 for b in blocks), dtype=np.int64, count=len(blocks))
-    starts = np.zeros(len(blocks), dtype=np.int64)
-    np.cumsum(lengths[:-1], out=starts[1:])
-    sizes = words[starts].astype(np.int64)
-    ends = np.cumsum(sizes)
-    # word index of each posting's doc number: its block's start + 1 + its rank in the block
-    first = np.repeat(starts + 1 - (ends - sizes), sizes) + np.arange(int(ends[-1]))
+    words, sizes, first = _joined_blocks(blocks)
     step = np.repeat(sizes, sizes)  # tfs follow the doc numbers, lengths follow the tfs
     docs = words[first].astype(np.int64) + np.repeat(np.asarray(bases, dtype=np.int64), sizes)
     return docs, words[first + step].astype(np.float64), words[first + 2 * step].astype(np.float64)
