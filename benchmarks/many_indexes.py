@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     import httpx
     from raysearch.config import Settings
     from raysearch.runner import LocalService
-    from raysearch.storage.local_mongo import free_port
+    from raysearch.ports import free_port
 
     settings = Settings.from_env(data_dir=tempfile.mkdtemp(prefix="raysearch-many-"), port=free_port())
     settings.mongo_uri = None

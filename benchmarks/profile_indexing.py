@@ -174,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     from raysearch.client import Client
     from raysearch.config import NAMESPACE, Settings
     from raysearch.runner import LocalService
-    from raysearch.storage.local_mongo import free_port
+    from raysearch.ports import free_port
 
     out = Path(args.out) / "profile"
     shutil.rmtree(out, ignore_errors=True)

@@ -950,7 +950,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from raysearch.config import Settings
     from raysearch.runner import LocalService
-    from raysearch.storage.local_mongo import free_port
+    from raysearch.ports import free_port
 
     limit = None if None in sizes else max(sizes)
     corpus = load_docs(limit, corpus_file)

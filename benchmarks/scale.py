@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     from raysearch.client import Client
     from raysearch.config import Settings
     from raysearch.runner import LocalService
-    from raysearch.storage.local_mongo import free_port
+    from raysearch.ports import free_port
 
     corpus = bench.load_docs(args.limit, bench.corpus_path(args.corpus))
     analyzer = Analyzer()

@@ -49,7 +49,7 @@ def main() -> int:
     from raysearch.config import Settings
     from raysearch.models import SearchRequest
     from raysearch.runner import LocalService
-    from raysearch.storage.local_mongo import free_port
+    from raysearch.ports import free_port
 
     docs = run.load_docs(args.docs, run.corpus_path())
     data_dir = tempfile.mkdtemp(prefix="raysearch-paths-")

@@ -89,7 +89,7 @@ def main() -> None:
     from raysearch.config import Settings
     from raysearch.incluster import InClusterClient
     from raysearch.runner import LocalService
-    from raysearch.storage.local_mongo import free_port
+    from raysearch.ports import free_port
 
     corpus = run.corpus_path(args.corpus)  # before the service starts: building it takes a while
     data_dir = tempfile.mkdtemp(prefix="raysearch-rt-")

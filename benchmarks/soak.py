@@ -262,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from raysearch.config import Settings
     from raysearch.runner import LocalService
-    from raysearch.storage.local_mongo import free_port
+    from raysearch.ports import free_port
 
     corpus = load_corpus()
     words = sorted({w for d in corpus[:2000] for w in d["title"].lower().split() if w.isalpha() and len(w) > 3})

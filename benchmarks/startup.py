@@ -30,7 +30,8 @@ def one_start() -> dict[str, float]:
     from raysearch.config import NAMESPACE, Settings
     from raysearch.runner import APP_NAME, LocalService
     from raysearch.serve.app import Ingress
-    from raysearch.storage.local_mongo import LocalMongo, free_port
+    from raysearch.ports import free_port
+    from raysearch.storage.local_mongo import LocalMongo
 
     data_dir = tempfile.mkdtemp(prefix="raysearch-startup-")
     settings = Settings.from_env(data_dir=data_dir, port=free_port())

@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     from raysearch.client import Client
     from raysearch.config import Settings
     from raysearch.runner import LocalService
-    from raysearch.storage.local_mongo import free_port
+    from raysearch.ports import free_port
 
     corpus = run.load_docs(args.docs, run.corpus_path(args.corpus))
     by_id = {d["id"]: d for d in corpus}  # the corpus repeats a few ids: the last one wins

@@ -71,7 +71,7 @@ def main() -> int:
     from raysearch.client import Client
     from raysearch.config import Settings
     from raysearch.runner import LocalService
-    from raysearch.storage.local_mongo import free_port
+    from raysearch.ports import free_port
 
     docs = bench.load_docs(args.docs)
     vector_docs = with_vectors(docs)

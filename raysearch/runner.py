@@ -20,6 +20,7 @@ log = logging.getLogger("raysearch.runner")
 APP_NAME = "raysearch"
 DEFAULT_READY_TIMEOUT_S = 1800.0  # generous: under load actors take minutes to come up; real errors fail early
 MONGO_GRACE_S = 120.0
+PORT_WAIT_S = 10.0  # a port still held by a process that is exiting
 PROGRESS_EVERY_S = 10.0
 MONGO_RESTART_BACKOFF = Backoff(base=1.0, cap=30.0)
 # The environment of every process of a local Ray (cluster.yaml sets the same on a cluster),
@@ -69,6 +70,8 @@ class LocalService:
         from raysearch.serve.app import Ingress
 
         Path(self.settings.data_dir).mkdir(parents=True, exist_ok=True)
+        if self.ray_address is None:  # a Ray of our own: nothing of ours holds the port yet
+            self._claimable_port()
         if not self.settings.mongo_uri:
             from raysearch.storage.local_mongo import LocalMongo
 
@@ -90,6 +93,22 @@ class LocalService:
         serve.run(Ingress.bind(self.settings.model_dump()), name=APP_NAME, route_prefix="/", blocking=False)
         self.wait_ready(ready_timeout_s, progress=progress)
         return self
+
+    def _claimable_port(self) -> None:
+        """Fail at once, naming the port, if another process holds it (a service already
+        running, any server): otherwise Ray and MongoDB start first and the failure comes
+        a minute later as HAProxy's or Serve's traceback. A port held a moment longer by a
+        process still exiting is waited for, briefly."""
+        from raysearch import ports
+
+        host, port = self.settings.host, self.settings.port
+        try:
+            claimable = ports.wait_bindable(port, host, PORT_WAIT_S)
+        except OSError as exc:
+            raise RuntimeError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+        if not claimable:
+            raise RuntimeError(f"port {port} on {host} is in use by another process: stop it, or choose "
+                               f"another port (--port, or RAYSEARCH_PORT)")
 
     def wait_ready(self, timeout_s: float = DEFAULT_READY_TIMEOUT_S, progress=None,
                    mongo_grace_s: float = MONGO_GRACE_S) -> None:
@@ -227,7 +246,7 @@ def local_ray_environment(settings: Settings):
     (serve/haproxy.py), or Serve's default proxy. The caller's environment is given back
     afterwards, so that nothing leaks into processes it starts later (another service,
     `ray start`)."""
-    from raysearch.storage.local_mongo import free_port
+    from raysearch.ports import free_port
 
     env = {name: value for name, value in PROCESS_ENV.items() if name not in os.environ}
     if settings.ingress == "haproxy":

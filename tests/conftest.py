@@ -70,7 +70,7 @@ def mongo_server(tmp_path_factory):
 def service(tmp_path_factory, mongo_server):
     from raysearch.config import Settings
     from raysearch.runner import LocalService
-    from raysearch.storage.local_mongo import free_port
+    from raysearch.ports import free_port
 
     settings = Settings(
         data_dir=str(tmp_path_factory.mktemp("data")),

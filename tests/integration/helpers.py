@@ -126,9 +126,10 @@ def kill9_and_wait_restart(actor, timeout_s: float = 120) -> int:
     raise AssertionError(f"the actor killed with -9 (pid {pid}) did not restart within {timeout_s:.0f}s")
 
 
-def wait_until(predicate, timeout_s: float, what: str):
+def wait_until(predicate, timeout_s: float, what: str, explain=None):
     """The predicate's first true value, polled every 0.5 s (HTTP errors count as not yet);
-    AssertionError naming `what` after `timeout_s`."""
+    AssertionError naming `what` after `timeout_s`, with `explain()` appended if given (what
+    the service said: a failure seen only on CI must carry its cause in the report)."""
     import httpx
 
     deadline = time.time() + timeout_s
@@ -140,4 +141,10 @@ def wait_until(predicate, timeout_s: float, what: str):
         except httpx.HTTPError:
             pass
         time.sleep(0.5)
-    raise AssertionError(f"{what} not within {timeout_s:.0f}s")
+    detail = ""
+    if explain is not None:
+        try:
+            detail = f"\n{explain()}"
+        except Exception as exc:  # noqa: BLE001 - the explanation must not hide the failure
+            detail = f"\n(no explanation: {type(exc).__name__}: {exc})"
+    raise AssertionError(f"{what} not within {timeout_s:.0f}s{detail}")

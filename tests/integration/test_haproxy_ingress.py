@@ -13,7 +13,7 @@ import psutil
 import pytest
 
 from raysearch.serve import haproxy
-from raysearch.storage.local_mongo import free_port
+from raysearch.ports import free_port
 from tests.integration.helpers import wait_until
 
 

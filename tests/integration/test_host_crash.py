@@ -17,7 +17,7 @@ import httpx
 import psutil
 import pytest
 
-from raysearch.storage.local_mongo import free_port
+from raysearch.ports import free_port
 from tests.conftest import debian_docs
 from tests.integration.helpers import wait_until
 
@@ -52,6 +52,25 @@ def _kill_everything(proc: subprocess.Popen) -> int:
     return len(victims)
 
 
+def _explain(url: str, log_path) -> str:
+    """What the service said while it was not ready: /readyz's body and the end of its log."""
+    try:
+        said = httpx.get(url + "/readyz", timeout=20).text[:2000]
+    except httpx.HTTPError as exc:
+        said = f"no answer: {type(exc).__name__}"
+    with open(log_path, errors="replace") as f:
+        tail = f.readlines()[-60:]
+    return f"/readyz: {said}\nlast lines of the serve log:\n{''.join(tail)}"
+
+
+def _ready(http: httpx.Client, proc: subprocess.Popen, url: str, log_path) -> bool:
+    """Whether /readyz says ready; an AssertionError at once if `raysearch serve` exited
+    (waiting out the timeout for a process that is gone hid the cause)."""
+    if proc.poll() is not None:
+        raise AssertionError(f"raysearch serve exited with {proc.returncode}\n{_explain(url, log_path)}")
+    return http.get("/readyz").status_code == 200
+
+
 @pytest.mark.timeout(1200)
 def test_the_whole_service_killed_mid_bulk_restarts_with_everything_acknowledged(tmp_path):
     data, port, log = tmp_path / "rs", free_port(), tmp_path / "serve.log"
@@ -60,7 +79,8 @@ def test_the_whole_service_killed_mid_bulk_restarts_with_everything_acknowledged
     acknowledged: dict[str, str] = {}  # id -> title of its last acknowledged version (its vector: _vector(title))
     try:
         with httpx.Client(base_url=url, timeout=120) as http:
-            wait_until(lambda: http.get("/readyz").status_code == 200, 600, "the service ready")
+            wait_until(lambda: _ready(http, proc, url, log), 600, "the service ready",
+                       explain=lambda: _explain(url, log))
             r = http.put("/indexes/crash", json={"fields": {"emb": {"type": "vector", "dims": DIMS}}})
             assert r.status_code == 201, r.text
             docs = [{**d, "emb": _vector(d["title"])} for d in debian_docs(0, 4000)]
@@ -84,7 +104,8 @@ def test_the_whole_service_killed_mid_bulk_restarts_with_everything_acknowledged
 
         proc, env = _serve(data, port, log)  # the same data directory and port
         with httpx.Client(base_url=url, timeout=120) as http:
-            wait_until(lambda: http.get("/readyz").status_code == 200, 900, "the restarted service ready")
+            wait_until(lambda: _ready(http, proc, url, log), 900, "the restarted service ready",
+                       explain=lambda: _explain(url, log))
             for op in ops:
                 final = wait_until(lambda: (v := http.get(f"/bulk-operations/{op}").json())["status"] in TERMINAL and v,
                               600, f"operation {op}")

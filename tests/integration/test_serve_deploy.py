@@ -24,7 +24,7 @@ import pytest
 import yaml
 
 from raysearch.serve import haproxy
-from raysearch.storage.local_mongo import free_port
+from raysearch.ports import free_port
 
 ROOT = Path(__file__).parents[2]
 BIN = Path(sys.executable).parent

@@ -15,7 +15,7 @@ import time
 import httpx
 import pytest
 
-from raysearch.storage.local_mongo import free_port
+from raysearch.ports import free_port
 from tests.conftest import debian_docs, wait_operation
 from tests.integration.helpers import wait_until
 
