@@ -2,6 +2,7 @@
 scoring every match, on the same queries, and the results compared.
 
     python benchmarks/query_phase.py --copies 4           # 4 x the Debian corpus in one shard
+    python benchmarks/query_phase.py --reuse --structured # and run.py's filtered, sorted, faceted searches
 
 Builds (or reuses, with --reuse) one RocksDB shard holding the Debian corpus `--copies`
 times under new ids (typed fields as run.py), drains its change log as persistence would,
@@ -30,13 +31,22 @@ sys.path.insert(0, str(ROOT))
 from raysearch.analysis.analyzer import Analyzer  # noqa: E402
 from raysearch.index.batch import split_batch  # noqa: E402
 from raysearch.index.shard_index import ShardIndex  # noqa: E402
-from raysearch.search import executor  # noqa: E402
+from raysearch.search import executor, facets, filters, sorting  # noqa: E402
 from raysearch.search.plan import GlobalStats, QueryPlan, analyze_clauses, build_plan, stats_request  # noqa: E402
 from raysearch.search.query import parse_query  # noqa: E402
 from raysearch.storage.rocks import RocksKV  # noqa: E402
 
 CORPUS = ROOT / "benchmarks" / "data" / "debian" / "docs.jsonl.gz"
-TYPES = {"section": "keyword", "priority": "keyword", "installed_size": "integer"}
+TYPES = {"section": "keyword", "priority": "keyword", "installed_size": "integer", "size": "integer"}
+# run.py's structured searches (structured_latency), as plan options
+STRUCTURED = {
+    "filtered": {"filter": {"and": [{"terms": {"priority": ["optional", "standard"]}},
+                                    {"range": {"installed_size": {"gte": 100}}}]}},
+    "sorted_by_field": {"sort": [{"section": "asc"}, {"size": "desc"}]},
+    "faceted": {"facets": {"sections": {"terms": {"field": "section", "size": 10}},
+                           "sizes": {"stats": {"field": "installed_size"}},
+                           "big": {"histogram": {"field": "size", "interval": 1_000_000}}}},
+}
 
 
 def build(path: Path, copies: int, docs: list[dict]) -> None:
@@ -76,12 +86,19 @@ def queries_from(docs: list[dict], count: int, seed: int = 7) -> list[str]:
     return out
 
 
-def plan_for(shard: ShardIndex, analyzer: Analyzer, q: str) -> QueryPlan:
+def plan_for(shard: ShardIndex, analyzer: Analyzer, q: str, **options) -> QueryPlan:
     clauses = analyze_clauses(parse_query(q, lambda f: False), analyzer, [("_all", 1.0)])
     req = stats_request(clauses)
     part = {"fields": shard.field_stats(req.fields), "pairs": req.pairs, "doc_freqs": shard.doc_freqs(req.pairs),
             "prefixes": [], "expansions": []}
-    return build_plan(clauses, GlobalStats.merge([part], 128), {})
+    return build_plan(clauses, GlobalStats.merge([part], 128), {}, **options)
+
+
+def structured_options(kind: str) -> dict:
+    spec = STRUCTURED[kind]
+    return {"filter": filters.parse_filter(spec.get("filter"), TYPES),
+            "sort": sorting.parse_sort(spec.get("sort"), TYPES) if "sort" in spec else [],
+            "facets": facets.parse_facets(spec.get("facets"), TYPES)}
 
 
 def timed(shard: ShardIndex, plans: list[QueryPlan], k: int) -> tuple[list[float], list[dict]]:
@@ -99,6 +116,8 @@ def main() -> None:
     ap.add_argument("--path", default="/tmp/raysearch-query-phase-shard")
     ap.add_argument("--reuse", action="store_true", help="use the shard already at --path")
     ap.add_argument("--k", type=int, default=10)
+    ap.add_argument("--structured", action="store_true",
+                    help="also time run.py's filtered, sorted and faceted searches on the same queries")
     ap.add_argument("--slowest", type=int, default=0,
                     help="also list the N prunable queries slowest when pruned, with both times")
     args = ap.parse_args()
@@ -128,6 +147,13 @@ def main() -> None:
             print(f"round {round_no + 1} {name:20s} p50 {t[150]:6.2f}  p90 {t[270]:6.2f}  p99 {t[297]:6.2f}  "
                   f"mean {sum(t) / len(t):6.2f} ms")
     print("identical hits, scores and totals in both modes")
+    if args.structured:
+        for kind in STRUCTURED:
+            kind_plans = [plan_for(shard, analyzer, q, **structured_options(kind)) for q in queries]
+            for round_no in range(2):
+                t, _ = timed(shard, kind_plans, args.k)
+                print(f"round {round_no + 1} {kind:20s} p50 {t[150]:6.2f}  p90 {t[270]:6.2f}  p99 {t[297]:6.2f}  "
+                      f"mean {sum(t) / len(t):6.2f} ms")
     if args.slowest:
         rows = []
         for q, plan in zip(queries, plans):

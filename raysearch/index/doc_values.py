@@ -45,9 +45,17 @@ class Column:
         self._arrays: tuple[int, np.ndarray, np.ndarray] | None = None
         self._ranks: tuple[int, np.ndarray, list[str]] | None = None
         self._keys: dict = {}
+        self._dense: tuple[int, np.ndarray] | None = None  # (pairs read, at_docs's array)
         self.kept = 0  # pairs when it was made: it is compacted once it holds twice as many
+        # whether some document has two values or more (documents are added in increasing
+        # number order: a repeat of the last number is a second value)
+        self.multi = False
+        self._last_doc = -1
 
     def add(self, docnum: int, values: list) -> None:
+        if len(values) > 1 or docnum == self._last_doc:
+            self.multi = True
+        self._last_doc = docnum
         for value in values:
             if self.kind == KEYWORD_KIND:
                 ordinal = self.terms.get(value)
@@ -123,6 +131,31 @@ class Column:
         self._keys[take_max] = (cache_key, out)
         return out
 
+    def at_docs(self, n: int) -> np.ndarray | None:
+        """A column of one value per document (most are: a section, a size, a date): its
+        value at every document number < n as float64 (keywords: their ordinal), NaN where
+        it has none; None for a column where some document has several. Facets and range
+        filters then read the matching documents' values directly, O(matches) or one
+        vectorised pass over n, instead of several passes over all pairs. Cached until the
+        next add (rebuilt at most once per applied batch); a fresh array each time, so a
+        reader never sees one change under it."""
+        if self.multi:
+            return None
+        docs, vals = self.arrays()
+        pairs = len(docs)
+        hit = self._dense
+        if hit is None or hit[0] != pairs or len(hit[1]) < n:
+            size = max(n, int(docs[-1]) + 1 if pairs else 0)
+            out = np.full(size, np.nan)
+            if hit is not None and hit[0] <= pairs:  # the earlier pairs' values are there already
+                done = min(len(hit[1]), size)
+                out[:done] = hit[1][:done]
+                out[docs[hit[0]:]] = vals[hit[0]:]
+            else:
+                out[docs] = vals
+            hit = self._dense = (pairs, out)
+        return hit[1][:n]
+
     def live_pairs(self, live) -> tuple[np.ndarray, np.ndarray]:
         """(doc numbers, values) of the pairs whose document is live (`live`: the shard's
         bytes, 1 at live numbers), in the order added."""
@@ -149,7 +182,14 @@ class Column:
         out.docs.frombytes(docs.tobytes())
         out.vals.frombytes(vals.tobytes())
         out.kept = len(docs)
+        out._added_in_order()
         return out
+
+    def _added_in_order(self) -> None:
+        """`multi` and the last number, for pairs put in at once (in the order added)."""
+        docs = np.frombuffer(self.docs.tobytes(), dtype=np.int64)  # a copy: the array is never exported
+        self.multi = bool(len(docs) > 1 and (np.diff(docs) == 0).any())
+        self._last_doc = int(docs[-1]) if len(docs) else -1
 
     def display(self, comparable: float):
         """A comparable value back as the value it stands for (sort values of hits)."""
@@ -184,6 +224,7 @@ class DocValues:
             column.term_list = list(term_list)
             column.terms = {term: i for i, term in enumerate(column.term_list)}
             column.kept = len(column.docs)
+            column._added_in_order()
         return values
 
     def compact(self, live) -> int:

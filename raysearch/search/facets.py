@@ -75,6 +75,7 @@ def parse_facets(spec: Any, types: dict[str, str]) -> dict[str, list]:
 def shard_partials(specs: dict[str, list], shard, candidates: np.ndarray) -> dict[str, Any]:
     """Per facet, this shard's exact partial counts over the candidate documents."""
     n = len(candidates)
+    numbers = None  # the candidates' numbers, found once for every single-valued facet
     out = {}
     for name, spec in specs.items():
         kind, field = spec[0], spec[1]
@@ -82,31 +83,64 @@ def shard_partials(specs: dict[str, list], shard, candidates: np.ndarray) -> dic
         if column is None:
             out[name] = [] if kind != "stats" else [0, None, None, 0.0]
             continue
-        docs, vals = column.arrays()
-        keep = docs < n
-        docs, vals = docs[keep], vals[keep]
-        sel = candidates[docs]
-        docs, vals = docs[sel], vals[sel]
-        if kind == "terms":
-            if column.kind == "k":
-                counts = np.bincount(vals, minlength=len(column.term_list))
-                nz = np.flatnonzero(counts)
-                out[name] = [[column.term_list[i], int(counts[i])] for i in nz.tolist()]
-            else:
-                keys, counts = np.unique(vals, return_counts=True)
-                out[name] = [[k, int(c)] for k, c in zip(keys.tolist(), counts.tolist())]
-        elif kind == "stats":
-            if len(vals) == 0:
-                out[name] = [0, None, None, 0.0]
-            else:
-                out[name] = [int(len(vals)), vals.min().item(), vals.max().item(), float(vals.sum())]
+        dense = column.at_docs(n)
+        if dense is not None:  # one value per document: read the matches' values directly
+            if numbers is None:
+                numbers = np.flatnonzero(candidates)
+            vals = dense[numbers]
+            out[name] = _single_valued(spec, column, vals[~np.isnan(vals)])
         else:
-            interval = spec[2]
-            buckets = np.floor(vals / interval)
-            pairs = np.unique(np.stack([docs.astype(np.float64), buckets]), axis=1) if len(docs) else np.zeros((2, 0))
-            keys, counts = np.unique(pairs[1], return_counts=True)
-            out[name] = [[float(k), int(c)] for k, c in zip(keys.tolist(), counts.tolist())]
+            out[name] = _multi_valued(spec, column, candidates)
     return out
+
+
+def _single_valued(spec: list, column, vals: np.ndarray):
+    """One facet's partial from the matching documents' values (float64, one per document
+    that has one; keyword ordinals for keyword columns)."""
+    kind = spec[0]
+    integral = column.kind in ("k", "i")
+    if kind == "terms":
+        if column.kind == "k":
+            counts = np.bincount(vals.astype(np.int64), minlength=len(column.term_list))
+            return [[column.term_list[i], int(counts[i])] for i in np.flatnonzero(counts).tolist()]
+        keys, counts = np.unique(vals, return_counts=True)
+        keys = keys.astype(np.int64) if integral else keys
+        return [[k, int(c)] for k, c in zip(keys.tolist(), counts.tolist())]
+    if kind == "stats":
+        if len(vals) == 0:
+            return [0, None, None, 0.0]
+        if integral:  # exact, as integers (the sum too, before it becomes a float)
+            ints = vals.astype(np.int64)
+            return [int(len(ints)), int(ints.min()), int(ints.max()), float(ints.sum())]
+        return [int(len(vals)), float(vals.min()), float(vals.max()), float(vals.sum())]
+    keys, counts = np.unique(np.floor(vals / spec[2]), return_counts=True)  # histogram
+    return [[float(k), int(c)] for k, c in zip(keys.tolist(), counts.tolist())]
+
+
+def _multi_valued(spec: list, column, candidates: np.ndarray):
+    """One facet's partial over the column's (document, value) pairs: a document with
+    several values in one bucket counts once there."""
+    kind, n = spec[0], len(candidates)
+    docs, vals = column.arrays()
+    keep = docs < n
+    docs, vals = docs[keep], vals[keep]
+    sel = candidates[docs]
+    docs, vals = docs[sel], vals[sel]
+    if kind == "terms":
+        if column.kind == "k":
+            counts = np.bincount(vals, minlength=len(column.term_list))
+            nz = np.flatnonzero(counts)
+            return [[column.term_list[i], int(counts[i])] for i in nz.tolist()]
+        keys, counts = np.unique(vals, return_counts=True)
+        return [[k, int(c)] for k, c in zip(keys.tolist(), counts.tolist())]
+    if kind == "stats":
+        if len(vals) == 0:
+            return [0, None, None, 0.0]
+        return [int(len(vals)), vals.min().item(), vals.max().item(), float(vals.sum())]
+    buckets = np.floor(vals / spec[2])
+    pairs = np.unique(np.stack([docs.astype(np.float64), buckets]), axis=1) if len(docs) else np.zeros((2, 0))
+    keys, counts = np.unique(pairs[1], return_counts=True)
+    return [[float(k), int(c)] for k, c in zip(keys.tolist(), counts.tolist())]
 
 
 # ------------------------------------------------------------------ ingress side

@@ -11,6 +11,8 @@ The parsed form is plain lists (cheap to send to shards), values already normali
 
 from __future__ import annotations
 
+import weakref
+from collections import OrderedDict
 from typing import Any
 
 import numpy as np
@@ -108,9 +110,44 @@ def range_node(field: str, bounds: list) -> list:
 
 
 # ------------------------------------------------------------------ shard side
+# A search box sends the same few filters again and again (a category, "in stock", a
+# price band): each shard keeps the masks of its latest filters, for as long as its
+# documents do not change (its statistics version, which every apply moves), as
+# Elasticsearch caches the filters used often on each segment. A mask is n bytes; at
+# most MASK_CACHE_BYTES of them per shard, the least recently used dropped first.
+MASK_CACHE_BYTES = 32 << 20
+_masks: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # shard -> {filter: (version, n, mask)}
+
+
 def evaluate(node: list, shard, n: int) -> np.ndarray:
-    """Boolean mask over document numbers < n (live documents only) of one shard."""
-    return _eval(node, shard, n) & shard.stats.live_mask(n)
+    """Boolean mask over document numbers < n (live documents only) of one shard. The
+    same array may be returned to other searches: read-only, never to be changed."""
+    version = shard.stats_version()
+    if version is None:  # an apply is changing the documents: nothing to cache
+        return _eval(node, shard, n) & shard.stats.live_mask(n)
+    cache = _masks.get(shard)
+    if cache is None:
+        cache = _masks.setdefault(shard, OrderedDict())
+    key = repr(node)
+    hit = cache.get(key)
+    if hit is not None and hit[0] == version and hit[1] == n:
+        try:
+            cache.move_to_end(key)
+        except KeyError:  # dropped by another thread meanwhile
+            pass
+        return hit[2]
+    mask = _eval(node, shard, n) & shard.stats.live_mask(n)
+    mask.flags.writeable = False
+    if shard.stats_version() == version:  # read whole: no apply ran meanwhile
+        cache[key] = (version, n, mask)
+        held = sum(entry[2].nbytes for entry in list(cache.values()))
+        while held > MASK_CACHE_BYTES and len(cache) > 1:
+            try:
+                _, (_, _, dropped) = cache.popitem(last=False)
+            except KeyError:
+                break
+            held -= dropped.nbytes
+    return mask
 
 
 def _eval(node: list, shard, n: int) -> np.ndarray:
@@ -142,6 +179,13 @@ def _eval(node: list, shard, n: int) -> np.ndarray:
         return mask
     if column is None:
         return mask
+    dense = column.at_docs(n) if op == "exists" or column.kind != "k" else None
+    if dense is not None:  # one value per document: one vectorised pass over the numbers
+        if op == "exists":
+            return ~np.isnan(dense)
+        if op == "term":
+            return np.isin(dense, [column.key_of(v) for v in node[2]])
+        return _in_range(dense, column, node[2])
     docs, vals = column.comparable()
     keep = docs < n
     docs, vals = docs[keep], vals[keep]
@@ -151,16 +195,21 @@ def _eval(node: list, shard, n: int) -> np.ndarray:
         keys = [column.key_of(v) for v in node[2]]
         mask[docs[np.isin(vals, keys)]] = True
     elif op == "range":
-        sel = np.ones(len(vals), dtype=bool)
-        for bop, value in node[2]:
-            key = column.key_of(value)
-            if bop == "gt":
-                sel &= vals > key
-            elif bop == "gte":
-                sel &= vals >= key
-            elif bop == "lt":
-                sel &= vals < key
-            else:
-                sel &= vals <= key
-        mask[docs[sel]] = True
+        mask[docs[_in_range(vals, column, node[2])]] = True
     return mask
+
+
+def _in_range(vals: np.ndarray, column, bounds: list) -> np.ndarray:
+    """Which values fall within every bound (NaN, no value, within none)."""
+    sel = np.ones(len(vals), dtype=bool)
+    for bop, value in bounds:
+        key = column.key_of(value)
+        if bop == "gt":
+            sel &= vals > key
+        elif bop == "gte":
+            sel &= vals >= key
+        elif bop == "lt":
+            sel &= vals < key
+        else:
+            sel &= vals <= key
+    return sel
