@@ -30,6 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import run as bench  # noqa: E402  (benchmarks/run.py: corpus, sampler, latency helpers)
 
 INDEX = "scale"
+QUIET_CPU_PERCENT = 10.0  # settled: the machine's CPU below this share ...
+QUIET_SECONDS = 3  # ... for this many seconds in a row
 
 
 def copy_of(corpus: list[dict], k: int, tag: str = "") -> list[dict]:
@@ -97,16 +99,33 @@ def settle_background_compaction(timeout_s: float = 900) -> dict:
             "logs": status.get("logs")}
 
 
-def settle(idle_s: float = 5.0) -> None:
-    """Background work done: every change persisted (the persistence actor's flush), then
-    the shards left idle long enough to snapshot and purge (ShardStore's idle loop)."""
+def settle(idle_s: float = 5.0, timeout_s: float = 600) -> None:
+    """Background work done: every change persisted (the persistence actor's flush), every
+    shard's snapshot of its statistics written (at 1M documents a snapshot is ~0.4 s of a
+    shard's CPU, taken 2 s after its last write: it fell inside the first searches timed),
+    then the machine quiet (the MongoDB server and the shards go on working for a while
+    after a large bulk: a search timed 5 s after a flush of 511k documents took 74 ms at
+    p50, 9 ms a minute later), then `idle_s` more."""
+    import psutil
     import ray
 
-    from raysearch.actors import registry
+    from raysearch.actors import names, registry
     from raysearch.config import NAMESPACE
 
     persistence = ray.get_actor(registry.PERSISTENCE, namespace=NAMESPACE)
     ray.get(persistence.flush.remote(), timeout=3600)
+    shards = [ray.get_actor(name, namespace=NAMESPACE) for name in names.shard_names_of(INDEX)]
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        infos = ray.get([shard.info.remote() for shard in shards], timeout=60)
+        if all(info["snapshot_opstamp"] == info["last_opstamp"] for info in infos):
+            break
+        time.sleep(0.5)
+    quiet = 0
+    psutil.cpu_percent(interval=None)
+    while time.time() < deadline and quiet < QUIET_SECONDS:
+        busy = psutil.cpu_percent(interval=1.0)  # of all cores, over the last second
+        quiet = quiet + 1 if busy < QUIET_CPU_PERCENT else 0
     time.sleep(idle_s)
 
 
@@ -271,7 +290,7 @@ def markdown(r: dict) -> str:
                   f"{b['filtered']['p50_ms'] / b['unfiltered']['p50_ms']:.2f}"]
     settled = [x for x in r["search"] if x.get("settled")]
     if settled:
-        lines += ["", "Settled (every change persisted, shards idle 5 s), the same queries:", "",
+        lines += ["", "Settled (every change persisted, every shard's snapshot written, the machine's CPU below 10 % for 3 s, then idle 5 s), the same queries:", "",
                   "| docs | plain p50 / p99 ms | filtered p50 / p99 | sorted by field p50 / p99 | faceted p50 / p99 |",
                   "|---:|---|---|---|---|"]
         for x in settled:
