@@ -53,6 +53,9 @@ def execute(shard: ShardIndex, plan: QueryPlan, k: int) -> dict:
     doc_ids = shard.stats.doc_ids
     n = len(doc_ids)  # documents numbered later than this query's start are not seen
     top_candidates = None  # the only documents that can make the top k, when pruned
+    single = _single_term(plan)
+    if single is not None:
+        return _execute_single_term(shard, plan, single, n, k)
     if plan.match_none:  # a kNN search's counting round: only plan.also counts
         candidates, scores = np.zeros(n, dtype=bool), np.zeros(n)
     elif plan.match_all:
@@ -143,6 +146,55 @@ def _match(shard: ShardIndex, plan: QueryPlan, n: int):
     if excluded is not None:
         candidates &= ~excluded
     return candidates, scores
+
+
+def _single_term(plan: QueryPlan) -> tuple[str, str, float] | None:
+    """(field, term, weight) if the plan is one term ranked by score: the most common query
+    of a search box, whose matches are exactly the term's live postings."""
+    if plan.match_all or plan.match_none or plan.also or plan.search_after is not None or len(plan.clauses) != 1:
+        return None
+    if plan.sort and [list(key) for key in plan.sort] != DEFAULT_SORT:
+        return None
+    clause = plan.clauses[0]
+    if clause.occur not in (SHOULD, MUST) or not clause.single_term:
+        return None
+    part = clause.parts[0]
+    ((term, weight),) = part.terms
+    return part.field, term, weight
+
+
+def _execute_single_term(shard: ShardIndex, plan: QueryPlan, single: tuple, n: int, k: int) -> dict:
+    """A one-term plan over the term's postings only: no array of the shard's size (a score
+    per document, a mask, a scan of it for the matches), which at 500k documents a shard
+    cost more than the term's own scoring. Same matches, same floats (a posting's score is
+    the same expression on the same values) and the same ranking as the general path."""
+    field, term, weight = single
+    numbers, tf, dl = _postings_below(shard, field, term, n)
+    keep = shard.stats.live_mask(n)[numbers]
+    if plan.filter:
+        keep &= filters.evaluate(plan.filter, shard, n)[numbers]
+    numbers = numbers[keep]
+    out = {"total": int(len(numbers)), "hits": [], "facets": {}}
+    if plan.facets:
+        counted = np.zeros(n, dtype=bool)
+        counted[numbers] = True
+        out["facets"] = facets.shard_partials(plan.facets, shard, counted)
+    if k <= 0 or not len(numbers):
+        return out
+    scores = Bm25Weight(weight, plan.avgdl[field]).score(tf[keep], dl[keep])
+    doc_ids = shard.stats.doc_ids
+    hits, hit_numbers = [], []
+    for number, (key,) in _top(numbers, [-scores], doc_ids, k):
+        doc_id = doc_ids[number]
+        if doc_id is None:  # removed by an apply on another thread since the mask was read
+            continue
+        hit_numbers.append(number)
+        hits.append([float(-key), doc_id, [float(-key)]])
+    out["hits"] = hits
+    if plan.explain:
+        explained = explain_hits(shard, plan, hit_numbers, [h[0] for h in hits])
+        out["explanations"] = {h[1]: e for h, e in zip(hits, explained)}
+    return out
 
 
 def _prunable_terms(plan: QueryPlan, k: int) -> list[tuple[str, str, float]] | None:

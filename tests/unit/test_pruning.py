@@ -149,3 +149,42 @@ def test_top_k_with_heavy_ties_equals_a_full_sort():
                 expected = sorted((tuple(a[i] for a in keys), doc_ids[n], n) for i, n in enumerate(numbers.tolist()))[:k]
                 got = _top(numbers, keys, doc_ids, k)
                 assert [(n, key) for key, _, n in expected] == got, (distinct, key_count, k)
+
+
+def _one_term_plan(shard: ShardIndex, q: str, extra: dict, operator: str = "or") -> QueryPlan:
+    clauses = analyze_clauses(parse_query(q, lambda f: False), Analyzer(), [("_all", 1.0)], operator)
+    req = stats_request(clauses)
+    part = {"fields": shard.field_stats(req.fields), "pairs": req.pairs, "doc_freqs": shard.doc_freqs(req.pairs),
+            "prefixes": [], "expansions": []}
+    return build_plan(clauses, GlobalStats.merge([part], 10), {}, **extra)
+
+
+@pytest.mark.parametrize("seed", [5, 6])
+def test_a_one_term_search_over_its_postings_equals_the_general_path(no_ray, monkeypatch, seed):
+    """executor._execute_single_term (no array of the shard's size) against the general path:
+    the same hits, float scores, order, totals, facets and explanations, with ties, re-indexed
+    and deleted documents, filters, facets, `+term` (MUST) and k from 0 past the matches."""
+    shard = _shard(seed, 500)
+    taken = 0
+    for q in ("common", "often", "w0", "w7", "w39", "+usual", "absent"):
+        for k in (0, 1, 3, 10, 2000):
+            for extra in ({}, {"filter": ["term", "tag", ["a", "b"]]}, {"facets": {"tags": ["terms", "tag", 3],
+                                                                                 "n": ["stats", "n"]}},
+                          {"explain": True}):
+                plan = _one_term_plan(shard, q, extra)
+                taken += executor._single_term(plan) is not None
+                own = executor.execute(shard, plan, k)
+                with monkeypatch.context() as m:
+                    m.setattr(executor, "_single_term", lambda plan: None)
+                    general = executor.execute(shard, plan, k)
+                assert own == general, (q, k, extra)
+    assert taken >= 6 * 5 * 4  # every plan but the absent word's took the one-term path
+
+
+def test_only_one_term_ranked_by_score_takes_the_one_term_path(no_ray):
+    shard = _shard(7, 50)
+    assert executor._single_term(_one_term_plan(shard, "common", {})) is not None
+    assert executor._single_term(_one_term_plan(shard, "common w1", {})) is None
+    assert executor._single_term(_one_term_plan(shard, "common", {"sort": [["n", "asc"]]})) is None
+    assert executor._single_term(_one_term_plan(shard, "common", {"search_after": ([1.0], "d1")})) is None
+    assert executor._single_term(_one_term_plan(shard, '"common often"', {})) is None
