@@ -6,7 +6,7 @@ scoring every match, on the same queries, and the results compared.
 
 Builds (or reuses, with --reuse) one RocksDB shard holding the Debian corpus `--copies`
 times under new ids (typed fields as run.py), drains its change log as persistence would,
-then times `execute` for 300 queries drawn from the corpus (1-4 words each, OR'ed, top 10)
+then times `execute` for `--queries` (300) queries drawn from the corpus (1-4 words each, OR'ed, top 10)
 with pruning on and off, three rounds each. Prints p50 / p90 / p99 per mode, how many of
 the queries could be pruned, and checks that both modes return identical hits and totals.
 No Ray, no MongoDB: this is the shard's own cost, the part of a search that grows with
@@ -110,12 +110,21 @@ def timed(shard: ShardIndex, plans: list[QueryPlan], k: int) -> tuple[list[float
     return sorted(times), results
 
 
+def _percentiles(t: list[float]) -> str:
+    """p50, p90, p99 of sorted times (ms)."""
+    m = len(t)
+    return f"p50 {t[m // 2]:6.2f}  p90 {t[int(m * 0.9)]:6.2f}  p99 {t[min(m - 1, int(m * 0.99))]:6.2f}"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--copies", type=int, default=4)
     ap.add_argument("--path", default="/tmp/raysearch-query-phase-shard")
     ap.add_argument("--reuse", action="store_true", help="use the shard already at --path")
     ap.add_argument("--k", type=int, default=10)
+    ap.add_argument("--queries", type=int, default=300, help="queries drawn from the corpus")
+    ap.add_argument("--one-term", action="store_true",
+                    help="time only the drawn queries that analyse to a single term (a search box's most common)")
     ap.add_argument("--structured", action="store_true",
                     help="also time run.py's filtered, sorted and faceted searches on the same queries")
     ap.add_argument("--slowest", type=int, default=0,
@@ -130,10 +139,13 @@ def main() -> None:
     kv = RocksKV(str(path), sync=False)
     shard = ShardIndex(kv)
     analyzer = Analyzer()
-    queries = queries_from(docs, 300)
+    queries = queries_from(docs, args.queries)
     plans = [plan_for(shard, analyzer, q) for q in queries]
+    if args.one_term:
+        kept = [(q, p) for q, p in zip(queries, plans) if len(p.clauses) == 1]
+        queries, plans = [q for q, _ in kept], [p for _, p in kept]
     prunable = sum(executor._prunable_terms(p, args.k) is not None for p in plans)
-    print(f"shard: {shard.doc_count():,} documents (opened from {shard.opened_from}); 300 queries, "
+    print(f"shard: {shard.doc_count():,} documents (opened from {shard.opened_from}); {len(plans)} queries, "
           f"{prunable} prunable (two or more terms), top {args.k}")
 
     exhaustive_terms = executor._prunable_terms
@@ -144,7 +156,7 @@ def main() -> None:
         on, on_results = timed(shard, plans, args.k)
         assert on_results == off_results, "pruned results differ from scoring every match"
         for name, t in (("every match scored", off), ("pruned (MaxScore)", on)):
-            print(f"round {round_no + 1} {name:20s} p50 {t[150]:6.2f}  p90 {t[270]:6.2f}  p99 {t[297]:6.2f}  "
+            print(f"round {round_no + 1} {name:20s} {_percentiles(t)}  "
                   f"mean {sum(t) / len(t):6.2f} ms")
     print("identical hits, scores and totals in both modes")
     if args.structured:
@@ -152,7 +164,7 @@ def main() -> None:
             kind_plans = [plan_for(shard, analyzer, q, **structured_options(kind)) for q in queries]
             for round_no in range(2):
                 t, _ = timed(shard, kind_plans, args.k)
-                print(f"round {round_no + 1} {kind:20s} p50 {t[150]:6.2f}  p90 {t[270]:6.2f}  p99 {t[297]:6.2f}  "
+                print(f"round {round_no + 1} {kind:20s} {_percentiles(t)}  "
                       f"mean {sum(t) / len(t):6.2f} ms")
     if args.slowest:
         rows = []

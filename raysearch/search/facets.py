@@ -23,6 +23,7 @@ from raysearch.search.filters import field_type
 MAX_FACETS = 32
 MAX_TERMS_SIZE = 10_000
 MAX_HISTOGRAM_BUCKETS = 10_000
+BINCOUNT_RANGE = 1 << 16  # whole values spread over fewer than this are counted, not sorted
 
 
 def parse_facets(spec: Any, types: dict[str, str]) -> dict[str, list]:
@@ -103,7 +104,7 @@ def _single_valued(spec: list, column, vals: np.ndarray):
         if column.kind == "k":
             counts = np.bincount(vals.astype(np.int64), minlength=len(column.term_list))
             return [[column.term_list[i], int(counts[i])] for i in np.flatnonzero(counts).tolist()]
-        keys, counts = np.unique(vals, return_counts=True)
+        keys, counts = _counted(vals)
         keys = keys.astype(np.int64) if integral else keys
         return [[k, int(c)] for k, c in zip(keys.tolist(), counts.tolist())]
     if kind == "stats":
@@ -113,8 +114,21 @@ def _single_valued(spec: list, column, vals: np.ndarray):
             ints = vals.astype(np.int64)
             return [int(len(ints)), int(ints.min()), int(ints.max()), float(ints.sum())]
         return [int(len(vals)), float(vals.min()), float(vals.max()), float(vals.sum())]
-    keys, counts = np.unique(np.floor(vals / spec[2]), return_counts=True)  # histogram
+    keys, counts = _counted(np.floor(vals / spec[2]))  # histogram
     return [[float(k), int(c)] for k, c in zip(keys.tolist(), counts.tolist())]
+
+
+def _counted(whole: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(distinct values ascending, how many times each) of whole numbers (histogram buckets,
+    an integer column's values), as np.unique(return_counts=True) gives them; within a
+    narrow range they are counted by a bincount, O(n) instead of a sort of every match."""
+    if len(whole):
+        lo, hi = float(whole.min()), float(whole.max())
+        if hi - lo < BINCOUNT_RANGE:  # an infinite bucket (a float column's inf) never is
+            counts = np.bincount((whole - lo).astype(np.int64))
+            present = np.flatnonzero(counts)
+            return present.astype(np.float64) + lo, counts[present]
+    return np.unique(whole, return_counts=True)
 
 
 def _multi_valued(spec: list, column, candidates: np.ndarray):
