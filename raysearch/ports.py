@@ -18,8 +18,9 @@ import socket
 import time
 
 # Where to draw from when the ephemeral range leaves room below it (Linux's default is
-# 32768-60999); above 10000, clear of the well-known and commonly configured ports.
-FIRST_CHOSEN = 10000
+# 32768-60999): from 20000, above Ray's own defaults (its workers bind ports in 10002-19999,
+# and `ray start` refuses a port given for another component inside that range).
+FIRST_CHOSEN = 20000
 RANGE_FILE = "/proc/sys/net/ipv4/ip_local_port_range"
 
 

@@ -59,3 +59,9 @@ def test_an_address_not_of_this_host_is_named():
     service = LocalService(Settings(data_dir="/tmp/unused", port=ports.free_port(), host="198.51.100.77"))
     with pytest.raises(RuntimeError, match="cannot listen on 198.51.100.77"):
         service._claimable_port()
+
+
+def test_chosen_ports_stay_clear_of_rays_worker_ports():
+    """Ray's workers bind ports in 10002-19999 by default, and `ray start` refuses any other
+    component's port inside that range (test_serve_deploy hit it)."""
+    assert all(not 10002 <= ports.free_port() <= 19999 for _ in range(200))
