@@ -101,11 +101,11 @@ def settle_background_compaction(timeout_s: float = 900) -> dict:
 
 def settle(idle_s: float = 5.0, timeout_s: float = 600) -> None:
     """Background work done: every change persisted (the persistence actor's flush), every
-    shard's snapshot of its statistics written (at 1M documents a snapshot is ~0.4 s of a
-    shard's CPU, taken 2 s after its last write: it fell inside the first searches timed),
-    then the machine quiet (the MongoDB server and the shards go on working for a while
-    after a large bulk: a search timed 5 s after a flush of 511k documents took 74 ms at
-    p50, 9 ms a minute later), then `idle_s` more."""
+    shard's snapshot of its statistics written (at 511k documents a snapshot is ~0.4 s of a
+    shard's GIL, taken 2 s after its last write), then the machine quiet (the MongoDB server
+    and the shards go on working for a while after a large bulk: at 511k documents a first
+    round of searches timed 3 s after the flush and the snapshots took 74 ms at p50, the same
+    queries right after it 9 ms), then `idle_s` more."""
     import psutil
     import ray
 
