@@ -150,18 +150,21 @@ _TICK = os.sysconf("SC_CLK_TCK")
 
 
 def _read_stat(pid: str) -> tuple[int, float, int] | None:
-    """(ppid, cpu seconds, rss bytes) from /proc/PID/stat, or None if it is gone or has
-    exited and waits to be reaped (a zombie has no command line and no memory: counted, it
-    made a role "?" of 0 MB, and the benchmark smoke test failed on it now and then)."""
+    """(ppid, cpu seconds, rss bytes) from /proc/PID/stat, or None if it is gone, is
+    exiting (its memory already released: rss 0, state still R or S for a moment) or has
+    exited and waits to be reaped (state Z or X). Such a process has no command line and no
+    memory: counted, it made a role "?" of 0 MB, and the benchmark smoke test failed on it
+    now and then (CI at 25454f9 too, after the Z/X filter alone)."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             raw = f.read().decode(errors="replace")
     except OSError:
         return None
     rest = raw[raw.rfind(")") + 2 :].split()  # rest[0] is field 3 (state)
-    if rest[0] in ("Z", "X"):
+    rss = int(rest[21]) * _PAGE
+    if rest[0] in ("Z", "X") or rss == 0:
         return None
-    return int(rest[1]), (int(rest[11]) + int(rest[12])) / _TICK, int(rest[21]) * _PAGE
+    return int(rest[1]), (int(rest[11]) + int(rest[12])) / _TICK, rss
 
 
 def process_role(pid: int, root: int) -> str:
