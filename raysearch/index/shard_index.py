@@ -87,6 +87,7 @@ class _Removal:
 class ShardIndex:
     def __init__(self, kv: KV, cache_postings: int = POSTING_CACHE_POSTINGS):
         self.kv = kv
+        kv.keep_apart([K.SNAPSHOT])  # tens of MB in one value: no seek may read it (storage/rocks.py)
         self.last_opstamp = decode_u64(kv.get(K.LAST_OPSTAMP))
         self.snapshot_opstamp = -1  # opstamp of the snapshot on disk (-1: none usable)
         # The derived state, from the snapshot if it is of this very opstamp, else by a scan.

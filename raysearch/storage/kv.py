@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import bisect
-from typing import Iterator, Protocol
+from typing import Iterable, Iterator, Protocol
 
 
 class KV(Protocol):
@@ -12,6 +12,10 @@ class KV(Protocol):
     def scan(self, start: bytes, stop: bytes) -> Iterator[tuple[bytes, bytes]]: ...
     def write(self, changes: dict[bytes, bytes | None]) -> None:
         """Apply puts (value) and deletes (None) atomically."""
+    def keep_apart(self, keys: Iterable[bytes]) -> None:
+        """These keys hold large values read rarely: keep them where no scan or seek of the
+        other keys reads them (RocksKV: their own column family). get, multi_get and write
+        take them as before; scan never yields them."""
     def close(self) -> None: ...
 
 
@@ -21,12 +25,23 @@ class MemoryKV:
     def __init__(self):
         self._data: dict[bytes, bytes] = {}
         self._keys: list[bytes] = []
+        self._apart: dict[bytes, bytes] = {}
+        self._apart_keys: set[bytes] = set()
+
+    def keep_apart(self, keys):
+        for key in set(keys) - self._apart_keys:
+            if key in self._data:
+                self._apart[key] = self._data[key]
+                self.write({key: None})
+            self._apart_keys.add(key)
 
     def get(self, key):
+        if key in self._apart_keys:
+            return self._apart.get(key)
         return self._data.get(key)
 
     def multi_get(self, keys):
-        return [self._data.get(k) for k in keys]
+        return [self.get(k) for k in keys]
 
     def scan(self, start, stop):
         i = bisect.bisect_left(self._keys, start)
@@ -37,7 +52,12 @@ class MemoryKV:
 
     def write(self, changes):
         for key, value in changes.items():
-            if value is None:
+            if key in self._apart_keys:
+                if value is None:
+                    self._apart.pop(key, None)
+                else:
+                    self._apart[key] = value
+            elif value is None:
                 if key in self._data:
                     del self._data[key]
                     self._keys.pop(bisect.bisect_left(self._keys, key))
