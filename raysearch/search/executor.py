@@ -255,7 +255,11 @@ def _match_pruned(shard: ShardIndex, terms: list, avgdl: dict[str, float], n: in
     if floor <= 0:  # fewer than k eligible documents in any one list: nothing to prune by
         return candidates, _clause_order_scores(lists, n), None
     rest = sum(bounds[i] for i in left)
-    top = np.flatnonzero(candidates & (partial + rest >= floor * (1 - _SLACK)))
+    # One comparison over the shard, not an addition, a comparison and a mask: few numbers
+    # pass, and only those are checked against the candidates (at 511k documents a shard,
+    # 0.24 -> 0.12 ms a query). Those in no scored list have partial 0 and rest < floor.
+    top = np.flatnonzero(partial >= floor * (1 - _SLACK) - rest)
+    top = top[candidates[top]]
     for _ in range(2):
         # Many documents may still reach the floor (lists of similar bounds): score the most
         # promising exactly, whose k-th best is a higher floor, and keep those that reach it.
