@@ -7,6 +7,19 @@ from collections import OrderedDict
 from typing import Iterable
 
 
+class PostingArrays(tuple):
+    """(doc numbers, tfs, field lengths) of one posting list, as numpy arrays, with the
+    list's largest tf and smallest field length taken once when it is read: they bound what
+    one posting can add to a score (search/executor.py's pruning), and a pass over a common
+    term's list per query to find them again was a tenth of a pruned query's time."""
+
+    def __new__(cls, docs, tfs, lengths):
+        self = super().__new__(cls, (docs, tfs, lengths))
+        self.max_tf = float(tfs.max()) if len(tfs) else 0.0
+        self.min_dl = float(lengths.min()) if len(lengths) else 0.0
+        return self
+
+
 class PostingCache:
     """LRU of posting arrays, bounded by the number of postings held.
 

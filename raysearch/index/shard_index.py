@@ -29,7 +29,7 @@ from raysearch.index.change_log import ChangeLog
 from raysearch.index.dead_postings import DeadPostings
 from raysearch.index.derived import DerivedState, decode_snapshot, encode_snapshot
 from raysearch.index.derived import scan as scan_derived
-from raysearch.index.posting_cache import PostingCache
+from raysearch.index.posting_cache import PostingArrays, PostingCache
 from raysearch.index.ann import AnnIndex
 from raysearch.index import fuzzy_terms
 from raysearch.index.vectors import VectorStore, decode_vectors, split_vector_entry, vector_entry
@@ -487,7 +487,7 @@ class ShardIndex:
                 out[docnum] = (tf, length, positions)
         return out
 
-    def posting_arrays(self, field: str, term: str):
+    def posting_arrays(self, field: str, term: str) -> PostingArrays:
         """(doc numbers, tf, dl) numpy arrays of one posting list, from a cache of
         lists read from RocksDB (the search path only; persistence never reads it)."""
         prefix = K.term_prefix(field, term)
@@ -499,7 +499,7 @@ class ShardIndex:
         for base, block in self._blocks(prefix):
             bases.append(base)
             blocks.append(block)
-        arrays = blocks_columns(blocks, bases)
+        arrays = PostingArrays(*blocks_columns(blocks, bases))
         self.cache.put(prefix, arrays, generation)  # unless a write happened meanwhile
         return arrays
 

@@ -188,3 +188,32 @@ def test_only_one_term_ranked_by_score_takes_the_one_term_path(no_ray):
     assert executor._single_term(_one_term_plan(shard, "common", {"sort": [["n", "asc"]]})) is None
     assert executor._single_term(_one_term_plan(shard, "common", {"search_after": ([1.0], "d1")})) is None
     assert executor._single_term(_one_term_plan(shard, '"common often"', {})) is None
+
+
+def test_a_lists_bounds_are_taken_when_it_is_read_and_hold_for_a_query_that_sees_fewer_documents(
+        no_ray, monkeypatch):
+    """The pruning bound of a list comes from its largest tf and smallest length, kept with the
+    cached arrays (index/posting_cache.PostingArrays); a query that started before the newest
+    documents were numbered (n below the list's last number) cuts the list, and the bound of the
+    whole list still holds: its hits equal scoring every match below n."""
+    import numpy as np
+
+    shard = _shard(5, 600)
+    held = shard.posting_arrays("_all", "common")
+    assert held.max_tf == float(held[1].max()) and held.min_dl == float(held[2].min())
+    assert shard.posting_arrays("_all", "common") is held  # from the cache, not read again
+    plan = _plan(shard, "common often w1", {})
+    terms = executor._prunable_terms(plan, 10)
+    n = int(held[0][len(held[0]) // 2])  # as if the second half were numbered after the query began
+    eligible = shard.stats.live_mask(n).copy()
+    monkeypatch.setattr(executor, "PRUNE_MIN_POSTINGS", 0)
+    candidates, scores, top = executor._match_pruned(shard, terms, plan.avgdl, n, 10, eligible)
+    lists = [executor._postings_below(shard, f, t, n) for f, t, _ in terms]
+    assert all(len(numbers) == 0 or numbers[-1] < n for numbers, _, _ in lists)
+    exhaustive = np.zeros(n)
+    for (field, _, weight), (numbers, tf, dl) in zip(terms, lists):
+        exhaustive[numbers] += executor.Bm25Weight(weight, plan.avgdl[field]).score(tf, dl)
+    matches = np.flatnonzero(candidates)
+    best = matches[np.lexsort((matches, -exhaustive[matches]))][:10]
+    assert top is not None and set(best) <= set(top)
+    assert np.array_equal(scores[best], exhaustive[best])
