@@ -12,8 +12,12 @@ ENV_PREFIX = "RAYSEARCH_"
 NAMESPACE = "raysearch"  # Ray namespace of every named actor
 
 
-# Postings a shard keeps decoded for searches (the setting below; index/shard_index.py's default).
-POSTING_CACHE_POSTINGS = 16_000_000
+# Postings a shard keeps decoded for searches, when the setting below is left unset: a share
+# of the postings the shard holds (its indexed tokens, an upper estimate), at least a floor,
+# at most what a share of the machine's memory holds (index/shard_index.py, posting_cache_bound).
+POSTING_CACHE_SHARE = 0.25
+POSTING_CACHE_MIN_POSTINGS = 4_000_000
+POSTING_CACHE_MEMORY_SHARE = 1 / 16  # of the machine's memory, per shard, at 24 bytes a posting
 
 
 class Settings(BaseModel):
@@ -45,11 +49,13 @@ class Settings(BaseModel):
         default=30.0, gt=0, description="the persistence actor drains the indexes the tracker names as having "
         "unpersisted batches every cycle, and every shard of every index this often (a safety net)")
     chunk_postings: int = Field(default=5000, description="max entries per MongoDB chunk document")
-    posting_cache_postings: int = Field(
-        default=POSTING_CACHE_POSTINGS, ge=0,
+    posting_cache_postings: int | None = Field(
+        default=None, ge=0,
         description="postings each shard keeps decoded for searches (LRU, 24 bytes each, filled only as "
-        "queries read lists): the default holds the lists 300 corpus queries read on a 511k-document shard, "
-        "where 4M made every query decode its lists again (p50 10 ms instead of 2)")
+        "queries read lists). Unset (the default): sized from the shard, a quarter of the tokens it has "
+        "indexed, at least 4M and at most what 1/16 of the machine's memory holds, and resized as it grows "
+        "(at 511k documents a shard, a fixed 4M made every corpus query decode its lists again: p50 10 ms "
+        "instead of 2)")
     drain_limit: int = Field(default=50_000, description="max changes drained from one shard per cycle")
     compact_min_entries: int = Field(
         default=100_000, ge=1, description="a shard's MongoDB log is compacted once it holds this many new entries...")

@@ -55,6 +55,14 @@ class PostingCache:
                 _, old = self._items.popitem(last=False)
                 self.size -= len(old[0])
 
+    def resize(self, max_postings: int) -> None:
+        """A new bound; lists beyond it go, least recently used first."""
+        with self._lock:
+            self.max_postings = max_postings
+            while self.size > self.max_postings and self._items:
+                _, old = self._items.popitem(last=False)
+                self.size -= len(old[0])
+
     def invalidate(self, keys: Iterable[bytes] | None = None) -> None:
         """After a write: drop these lists (None: all of them)."""
         with self._lock:

@@ -22,7 +22,7 @@ from typing import Iterable, Iterator
 import numpy as np
 import orjson
 
-from raysearch.config import POSTING_CACHE_POSTINGS
+from raysearch.config import POSTING_CACHE_MEMORY_SHARE, POSTING_CACHE_MIN_POSTINGS, POSTING_CACHE_SHARE
 from raysearch.index import keys as K
 from raysearch.index.batch import ShardBatch, add_field_totals, parse_indexed
 from raysearch.index.change_log import ChangeLog
@@ -85,7 +85,7 @@ class _Removal:
 
 
 class ShardIndex:
-    def __init__(self, kv: KV, cache_postings: int = POSTING_CACHE_POSTINGS):
+    def __init__(self, kv: KV, cache_postings: int | None = None):
         self.kv = kv
         kv.keep_apart([K.SNAPSHOT])  # tens of MB in one value: no seek may read it (storage/rocks.py)
         self.last_opstamp = decode_u64(kv.get(K.LAST_OPSTAMP))
@@ -97,7 +97,8 @@ class ShardIndex:
             self.snapshot_opstamp = self.last_opstamp
         self._adopt(state or scan_derived(kv))
         self.vectors = self._scan_vectors()
-        self.cache = PostingCache(cache_postings)
+        self._cache_fixed = cache_postings is not None  # else sized from the shard as it grows
+        self.cache = PostingCache(cache_postings if self._cache_fixed else self._cache_bound())
         # Version of the statistics (df, field lengths, dictionary), for an ingress that keeps
         # summed statistics between queries: a seqlock (odd while an apply changes them) under
         # an epoch drawn per open, so a restarted shard never repeats an earlier version.
@@ -250,7 +251,12 @@ class ShardIndex:
         # Lists that gain this batch's documents go stale; removed documents need nothing:
         # their numbers are dead, and every query skips dead numbers.
         self.cache.invalidate(batch.block_prefixes)
+        if not self._cache_fixed:
+            self.cache.resize(self._cache_bound())
         return opstamp
+
+    def _cache_bound(self) -> int:
+        return posting_cache_bound(sum(length for _, length in self.stats.fields.values()), _memory_bytes())
 
     def _remove_docs(self, ov: _Overlay, doc_ids: list[str], with_vectors: bool = False) -> "_Removal":
         """Take stored documents out, for the whole batch at once: their T, D and V entries
@@ -538,3 +544,25 @@ def posting_lists(items: Iterable[tuple[bytes, bytes]]) -> dict[tuple[str, str],
         if not lists:
             del out[(field, term)]
     return out
+
+
+def posting_cache_bound(tokens: int, memory_bytes: int) -> int:
+    """Postings a shard's cache may hold: a share of those it holds (its indexed tokens bound
+    them from above: a term repeated in a field is one posting), at least a floor so a small
+    shard caches all it has, at most what a share of the machine's memory holds. A constant
+    was either too small for a large shard (every query decoding its lists again) or idle
+    memory on a small one."""
+    by_size = max(POSTING_CACHE_MIN_POSTINGS, int(tokens * POSTING_CACHE_SHARE))
+    by_memory = int(memory_bytes * POSTING_CACHE_MEMORY_SHARE) // POSTING_BYTES
+    return max(0, min(by_size, by_memory))
+
+
+POSTING_BYTES = 24  # a cached posting: its doc number (int64), tf and field length (float64)
+
+
+def _memory_bytes() -> int:
+    """The machine's memory (os.sysconf: Linux and macOS); 8 GB where it cannot be read."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 8 << 30

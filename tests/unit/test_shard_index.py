@@ -463,3 +463,46 @@ def test_doc_values_of_removed_versions_are_dropped_once_they_are_many(no_ray, m
                 keys = column.per_doc(n, take_max)
                 read.append([column.display(v) if not np.isnan(v) else None for v in keys[live].tolist()])
             assert read[0] == read[1] and None not in read[0]
+
+
+def test_the_posting_cache_is_sized_from_the_shard_and_the_machines_memory():
+    """Unset, a shard's posting cache holds a quarter of the tokens it has indexed, at least
+    4M postings, at most what 1/16 of the machine's memory holds at 24 bytes a posting, and it
+    follows the shard as it grows; a fixed setting stays fixed."""
+    from raysearch.index.shard_index import posting_cache_bound
+
+    gb = 1 << 30
+    assert posting_cache_bound(0, 24 * gb) == 4_000_000  # a small shard: the floor
+    assert posting_cache_bound(100_000_000, 24 * gb) == 25_000_000  # a quarter of its tokens
+    assert posting_cache_bound(10_000_000_000, 24 * gb) == 24 * gb // 16 // 24  # the memory's share
+    assert posting_cache_bound(100_000_000, 1 * gb) == gb // 16 // 24  # a small machine: below the floor
+
+    shard = ShardIndex(MemoryKV())
+    assert shard.cache.max_postings == posting_cache_bound(0, _machine_memory())
+    many = [{"id": f"d{i}", "title": " ".join(f"w{j}" for j in range(200))} for i in range(100)]
+    shard.apply("b1", _docs(many))
+    tokens = sum(length for _, length in shard.stats.fields.values())
+    assert tokens >= 100 * 200 and shard.cache.max_postings == posting_cache_bound(tokens, _machine_memory())
+    fixed = ShardIndex(MemoryKV(), 1234)
+    fixed.apply("b1", _docs(many))
+    assert fixed.cache.max_postings == 1234
+
+
+def test_a_smaller_bound_drops_the_least_recently_used_lists():
+    import numpy as np
+
+    from raysearch.index.posting_cache import PostingArrays, PostingCache
+
+    cache = PostingCache(100)
+    for key in (b"a", b"b", b"c"):
+        cache.put(key, PostingArrays(np.arange(30), np.ones(30), np.ones(30)), cache.generation)
+    cache.get(b"a")  # b is now the least recently used
+    cache.resize(60)
+    assert cache.get(b"b") is None and cache.get(b"a") is not None and cache.get(b"c") is not None
+    assert cache.size == 60
+
+
+def _machine_memory():
+    from raysearch.index.shard_index import _memory_bytes
+
+    return _memory_bytes()
