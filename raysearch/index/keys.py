@@ -27,7 +27,9 @@ Internal keys (never mirrored; they start with '~'):
   ~S                                 snapshot of the derived in-memory state (statistics,
                                      doc numbers, doc-value columns) as of one opstamp,
                                      so a shard opens without scanning every T entry;
-                                     used only when it matches ~M (shard_index.py)
+                                     used only when it matches ~M (shard_index.py); kept
+                                     apart, in a column family of its own, where no seek
+                                     of the other keys reads it (storage/rocks.py)
   ~I                                 a random id of this store, made when it is created:
                                      what files derived from it (ANN graphs) are tied to
 Field names, terms and ids never contain NUL (validated at the ingress), so the
