@@ -59,9 +59,43 @@ def loads(body: bytes | str, what: str = "request body") -> Any:
         raise InvalidJSON(f"{what} is not valid JSON: {_reason(exc)}") from None
     except RecursionError:  # not raised by orjson today (it stops at depth 1,024); kept as a guard
         raise InvalidJSON(f"{what} is nested deeper than {MAX_DEPTH} levels") from None
-    if has_long_digit_run(body):
+    if has_long_digit_run(body) and may_hold_a_long_integer(value):
         _check_integers(body, what)
     return value
+
+
+_TWO_63 = float(2**63)
+
+
+def may_hold_a_long_integer(value: Any) -> bool:
+    """Whether a decoded value holds a number an integer literal beyond 64 bits could have
+    become: an int outside int64 (orjson keeps integers up to 2**64 - 1 exact) or a float of
+    magnitude 2**63 or more (orjson turns larger integer literals into floats). Only then is
+    the body parsed again exactly. The byte check alone also fires on digits inside strings
+    (2**64 written out in a Debian package's description), and the exact parse, in Python's
+    json, cost 100 us a document of a 256-d vector: most of the ingress's time per vector
+    document on that corpus. A list of numbers is bounded by its min and max, in C."""
+    stack = [value]
+    while stack:
+        x = stack.pop()
+        kind = type(x)
+        if kind is dict:
+            stack.extend(x.values())
+        elif kind is list:
+            if len(x) > 8:
+                try:
+                    if -_TWO_63 < min(x) and max(x) < _TWO_63:
+                        continue  # numbers only, each inside int64 (ints) and below 2**63 (floats)
+                except TypeError:  # not all numbers: strings, objects, lists, null among them
+                    pass
+            stack.extend(x)
+        elif kind is int:
+            if not INT64_MIN <= x <= INT64_MAX:
+                return True
+        elif kind is float:
+            if not -_TWO_63 < x < _TWO_63:
+                return True
+    return False
 
 
 def _reason(exc: orjson.JSONDecodeError) -> str:

@@ -99,3 +99,37 @@ def test_unknown_stemmer_is_refused_by_the_settings_model():
         IndexSettings(analyzer={"stemming": "klingon"})
     with pytest.raises(Exception, match="stemmingg"):
         IndexSettings(analyzer={"stemmingg": "english"})
+
+
+def test_a_long_run_of_digits_in_a_string_does_not_parse_the_body_again(monkeypatch):
+    """The exact integer check (a second parse, in Python's json) runs only when the decoded
+    value holds a number an integer beyond 64 bits could have become; digits in a string do
+    not (a vector document of the Debian corpus paid 100 us for it)."""
+    calls = []
+    monkeypatch.setattr(decoding, "_check_integers", lambda body, what: calls.append(what))
+    vector = [0.12345000356435776, -0.5, 3, 1e-05] * 64
+    body = ('[{"id": "a", "body": "2**64 = 18446744073709551616 addresses", "emb": %s}]'
+            % str(vector)).encode()
+    assert decoding.loads(body)[0]["emb"] == vector
+    assert calls == []
+
+
+@pytest.mark.parametrize("literal", [b"9223372036854775808", b"18446744073709551616", b"-9223372036854775809",
+                                     b"123456789012345678901234567890"])
+@pytest.mark.parametrize("where", ["value", "in a vector", "deep"])
+def test_integers_beyond_64_bits_are_refused_wherever_they_are(literal, where):
+    floats = b", ".join([b"0.25"] * 20)
+    body = {"value": b'{"a": ' + literal + b'}',
+            "in a vector": b'{"v": [' + floats + b", " + literal + b", " + floats + b"]}",
+            "deep": b'{"a": [{"b": [1, "x", {"c": ' + literal + b"}]}]}"}[where]
+    with pytest.raises(InvalidJSON, match="out of range"):
+        decoding.loads(body)
+
+
+def test_large_floats_and_int64_edges_still_pass():
+    assert decoding.loads(b'{"a": 1e20, "b": [9223372036854775807, -9223372036854775808, 1.5e300],'
+                          b' "s": "12345678901234567890123"}') == {
+        "a": 1e20, "b": [2**63 - 1, -(2**63), 1.5e300], "s": "12345678901234567890123"}
+    assert not decoding.may_hold_a_long_integer({"v": [0.5] * 100, "n": [2**63 - 1, -(2**63)], "s": "9" * 40})
+    assert decoding.may_hold_a_long_integer([[0.5] * 20 + [2.0**63]])
+    assert decoding.may_hold_a_long_integer({"x": [True, 2**63]})
