@@ -61,6 +61,17 @@ def main(mongo_uri, data_dir, corpus_dir):
     assert op["status"] == "completed", op
     queries = draw_queries(first, 15, seed=9)
     placement = shard_nodes(index, 4)
+    # SPREAD left every shard on the head node once (CI, 2026-12-07: no node to remove). Then
+    # a shard is killed until Ray restarts it on a worker (it rebuilds from MongoDB there, as
+    # on a lost node), so that some shard's node can be removed.
+    worker_ids = {w.node_id for w in workers}
+    for attempt in range(12):
+        if worker_ids & set(placement.values()):
+            break
+        handle = ray.get_actor(registry.shard_name(index, attempt % 4), namespace=NAMESPACE)
+        ray.kill(handle, no_restart=False)
+        time.sleep(1.0)
+        placement = shard_nodes(index, 4)
     victim = next(w for w in workers if w.node_id in placement.values())
     lost = [n for n, node in placement.items() if node == victim.node_id]
 
