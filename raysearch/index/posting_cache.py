@@ -51,17 +51,13 @@ class PostingCache:
             self._pop(key)
             self._items[key] = arrays
             self.size += len(arrays[0])
-            while self.size > self.max_postings and self._items:
-                _, old = self._items.popitem(last=False)
-                self.size -= len(old[0])
+            self._evict()
 
     def resize(self, max_postings: int) -> None:
         """A new bound; lists beyond it go, least recently used first."""
         with self._lock:
             self.max_postings = max_postings
-            while self.size > self.max_postings and self._items:
-                _, old = self._items.popitem(last=False)
-                self.size -= len(old[0])
+            self._evict()
 
     def invalidate(self, keys: Iterable[bytes] | None = None) -> None:
         """After a write: drop these lists (None: all of them)."""
@@ -73,6 +69,12 @@ class PostingCache:
             else:
                 for key in keys:
                     self._pop(key)
+
+    def _evict(self) -> None:
+        """Least recently used lists out until the bound holds (under the lock)."""
+        while self.size > self.max_postings and self._items:
+            _, old = self._items.popitem(last=False)
+            self.size -= len(old[0])
 
     def _pop(self, key) -> None:
         item = self._items.pop(key, None)

@@ -13,6 +13,7 @@ escape persistence (the change log is drained from this same store).
 from __future__ import annotations
 
 import bisect
+import functools
 import logging
 import os
 from dataclasses import dataclass
@@ -546,6 +547,9 @@ def posting_lists(items: Iterable[tuple[bytes, bytes]]) -> dict[tuple[str, str],
     return out
 
 
+POSTING_BYTES = 24  # a cached posting: its doc number (int64), tf and field length (float64)
+
+
 def posting_cache_bound(tokens: int, memory_bytes: int) -> int:
     """Postings a shard's cache may hold: a share of those it holds (its indexed tokens bound
     them from above: a term repeated in a field is one posting), at least a floor so a small
@@ -557,11 +561,10 @@ def posting_cache_bound(tokens: int, memory_bytes: int) -> int:
     return max(0, min(by_size, by_memory))
 
 
-POSTING_BYTES = 24  # a cached posting: its doc number (int64), tf and field length (float64)
-
-
+@functools.cache
 def _memory_bytes() -> int:
-    """The machine's memory (os.sysconf: Linux and macOS); 8 GB where it cannot be read."""
+    """The machine's memory (os.sysconf: Linux and macOS; read once, apply asks after every
+    batch); 8 GB where it cannot be read."""
     try:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):
