@@ -41,6 +41,10 @@ class Settings(BaseModel):
         default=500, ge=1, le=5000,
         description="documents per indexing batch (<= 5,000: one posting block then fits a MongoDB chunk)",
     )
+    index_concurrency: int | None = Field(
+        default=None, ge=1,
+        description="batches analysed at once across the IndexWorker pool; unset: twice the cluster's CPUs "
+        "(the last worker freed takes the next batch, so the busy ones stay warm: ops/worker_pool.py)")
     index_attempts: int = 3
     persist_attempts: int = 5
     backoff_base_s: float = 0.5

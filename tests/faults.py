@@ -47,9 +47,14 @@ class _FailingAnalyzer:
         self._check(text)
         return self._real.normalized(text)
 
-    def token_ids(self, text: str):  # what the IndexWorkers' batch build calls (index/batch_postings.py)
+    def token_ids(self, text: str):
         self._check(text)
         return self._real.token_ids(text)
+
+    def batch_token_ids(self, texts):  # what the IndexWorkers' batch build calls (index/batch_postings.py)
+        for text in texts:
+            self._check(text)
+        return self._real.batch_token_ids(texts)
 
     def __getattr__(self, name):
         return getattr(self._real, name)

@@ -7,8 +7,8 @@ restarted by Ray after a crash; it then reloads its active checkpoints and resum
 
 from __future__ import annotations
 
-import asyncio
 import os
+from typing import Callable
 
 import ray
 
@@ -17,27 +17,30 @@ from raysearch.actors import names
 from raysearch.actors.index_worker import workers as worker_handles
 from raysearch.config import Settings
 from raysearch.ops.tracker import OperationTracker
+from raysearch.ops.worker_pool import WorkerPool
 from raysearch.ops.webhooks import webhook_sender
 from raysearch.storage.mongo import MongoStore
 
 
-class WorkerPool:
-    """The IndexWorkers, one batch at a time each: a batch waits for a free worker."""
-
-    def __init__(self, settings: Settings):
-        self.settings = settings
-        self._free: asyncio.Queue | None = None
-
-    async def dispatch(self, index: str, op_id: str, batch: int) -> dict:
-        if self._free is None:
-            self._free = asyncio.Queue()
-            for handle in worker_handles(self.settings):
-                self._free.put_nowait(handle)
-        worker = await self._free.get()
+def _cluster_limit(settings: Settings) -> Callable[[int], int]:
+    """Batches analysed at once (ops/worker_pool.py): the setting, else twice the cluster's
+    CPUs as Ray counts them now."""
+    def limit(pool_size: int) -> int:
+        if settings.index_concurrency is not None:
+            return settings.index_concurrency
         try:
-            return await worker.index_batch.remote(index, op_id, batch)
-        finally:
-            self._free.put_nowait(worker)  # free the worker before any bookkeeping
+            cpus = ray.cluster_resources().get("CPU", 1)
+        except Exception:  # the GCS busy or away: use the whole pool rather than stall
+            return pool_size
+        return 2 * max(1, int(cpus))
+    return limit
+
+
+def worker_pool(settings: Settings) -> WorkerPool:
+    async def call(worker, index: str, op_id: str, batch: int) -> dict:
+        return await worker.index_batch.remote(index, op_id, batch)
+
+    return WorkerPool(lambda: worker_handles(settings), call, _cluster_limit(settings))
 
 
 @ray.remote
@@ -47,7 +50,7 @@ class TrackerActor:
         mongo = MongoStore(settings.mongo_uri, settings.mongo_db)
         mongo.ensure_schema()
         mongo.ensure_operations_schema(settings.operation_retention_s)
-        self.core = OperationTracker(settings, mongo, WorkerPool(settings).dispatch, webhook_sender(settings), metrics)
+        self.core = OperationTracker(settings, mongo, worker_pool(settings).run, webhook_sender(settings), metrics)
 
     async def create(self, op_id: str, index: str, batch_docs: list[int], errors: list[dict],
                      webhook: str | None = None, kind: str = "bulk", may_exist: bool = True) -> dict:

@@ -10,8 +10,10 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import repeat
 from typing import Iterator
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from raysearch.analysis.stopwords import ENGLISH
@@ -21,6 +23,9 @@ ALL_FIELD = "_all"
 POSITION_GAP = 100
 _WORD = re.compile(r"\w+", re.UNICODE)
 WORD_PATTERN = _WORD  # the word pattern, for code that must split text as the analyzer does (highlight)
+_WORD_OR_NUL = re.compile(r"\w+|\x00", re.UNICODE)  # batch_token_ids: words, and the NUL between texts
+_BOUNDARY = -2  # batch_token_ids: the id of that NUL
+_UNSEEN = -3  # batch_token_ids: a token not analysed before
 
 
 class AnalyzerSettings(BaseModel):
@@ -74,6 +79,7 @@ class Analyzer:
             raise ValueError(f"unknown stopwords list {self.settings.stopwords!r}; use 'english' or null")
         self._stop = ENGLISH if self.settings.stopwords == "english" else frozenset()
         self._stem = _stemmer(self.settings.stemming).stemWord if self.settings.stemming else None
+        self._stem_words = _stemmer(self.settings.stemming).stemWords if self.settings.stemming else None
         self._cache: dict[str, str | None] = {}
         # Term ids for whole-batch indexing (token_ids): raw token -> id (-1: stop word), and
         # id -> term. Ids are only meaningful within one batch: start_batch may renumber.
@@ -140,6 +146,50 @@ class Analyzer:
                     tid = known[tokens[i]] = -1 if term is None else self.term_id(term)
                     ids[i] = tid
         return ids
+
+    def batch_token_ids(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """`token_ids` of many texts at once -> (ids, starts, stops): the term ids of all their
+        tokens as one int32 stream, text after text (-1 for stop words), and where each text's
+        ids start and stop in it. One regex pass over the texts joined by NUL (not a word
+        character, so it splits words as the end of a text does, and it is matched as a token
+        of its own to mark the boundary), one dict lookup pass in C, and the tokens not seen
+        before analysed together (the stemmer called once for all of them): per-text Python
+        work was most of the analysis of a batch's many short values."""
+        if not texts:
+            empty = np.zeros(0, dtype=np.int64)
+            return np.zeros(0, dtype=np.int32), empty, empty
+        joined = "\x00".join(texts)
+        if joined.count("\x00") != len(texts) - 1:  # a text holds NUL: as a space it splits words alike
+            joined = "\x00".join(t.replace("\x00", " ") for t in texts)
+        tokens = _WORD_OR_NUL.findall(joined)
+        known = self._token_ids
+        known["\x00"] = _BOUNDARY
+        stream = np.fromiter(map(known.get, tokens, repeat(_UNSEEN)), dtype=np.int32, count=len(tokens))
+        unseen = np.flatnonzero(stream == _UNSEEN)
+        if len(unseen):  # most batches bring some (names, versions): only those are looked at
+            fresh_of = [tokens[i] for i in unseen.tolist()]
+            fresh = list(dict.fromkeys(fresh_of))  # first-seen order: ids do not vary by run
+            for token, term in zip(fresh, self._terms_of(fresh)):
+                known[token] = -1 if term is None else self.term_id(term)
+            stream[unseen] = np.fromiter(map(known.__getitem__, fresh_of), dtype=np.int32, count=len(fresh_of))
+        bounds = np.flatnonzero(stream == _BOUNDARY)
+        starts = np.concatenate(([0], bounds + 1))
+        stops = np.concatenate((bounds, [len(stream)]))
+        return stream, starts, stops
+
+    def _terms_of(self, tokens: list[str]) -> list[str | None]:
+        """`_term_of` of many tokens, with one call of the stemmer for all of them."""
+        terms = [t.lower() for t in tokens]
+        if self.settings.ascii_folding:
+            terms = [t if t.isascii() else fold_ascii(t) for t in terms]
+        out: list[str | None] = [None] * len(terms)
+        kept = [i for i, t in enumerate(terms) if t not in self._stop]
+        words = [terms[i] for i in kept]
+        if self._stem_words is not None:
+            words = self._stem_words(words)
+        for i, word in zip(kept, words):
+            out[i] = word or None
+        return out
 
     def tokens(self, text: str, start: int = 0) -> Iterator[tuple[str, int]]:
         """Yields (term, position); positions start at `start`."""

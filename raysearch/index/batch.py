@@ -11,7 +11,7 @@ import orjson  # 5-10x json's speed per stored document and T entry; the ingress
 
 from raysearch import schema
 from raysearch.analysis.analyzer import Analyzer
-from raysearch.index.batch_postings import analyze_tokens, build_blocks
+from raysearch.index.batch_postings import analyze_batch, build_blocks, indexed_values
 from raysearch.index.routing import shard_for
 from raysearch.index.vectors import encode_vectors
 
@@ -109,12 +109,32 @@ class ShardBatch:
     terms: list[bytes] = field(default_factory=list)  # JSON [[field, length, [terms...]], ...]
     block_prefixes: list[bytes] = field(default_factory=list)  # keys.term_prefix(field, term)
     blocks: list[bytes] = field(default_factory=list)  # encoding.encode_block
+    block_terms: list[tuple[str, str]] = field(default_factory=list)  # (field, term) of each prefix (or empty)
     deletes: list[str] = field(default_factory=list)
     # What the shard's statistics and doc values need of the documents, so that it does
     # not parse their term lists (a T entry names every term: ~200 strings a document):
     field_totals: dict[str, list[int]] = field(default_factory=dict)  # field -> [documents, total length]
     typed: list[dict] = field(default_factory=list)  # per document its typed values ({} when none)
     vectors: list[bytes] = field(default_factory=list)  # per document its V payload (b"" when none; vectors.py)
+
+
+def _analyze(rows: list[tuple], values_of: list, analyzer: Analyzer, failed: list[dict]):
+    """-> (BatchTokens of the rows' values, the rows analysed). The whole batch is analysed at
+    once; if that fails, each document alone, and those it fails for are left out (into
+    `failed`): their neighbours proceed."""
+    try:
+        return analyze_batch(values_of, analyzer), rows
+    except Exception:
+        kept_rows, kept_values = [], []
+        for row, values in zip(rows, values_of):
+            try:
+                analyze_batch([values], analyzer)
+            except Exception as exc:
+                failed.append({"id": row[0], "reason": f"analysis failed: {exc}"})
+                continue
+            kept_rows.append(row)
+            kept_values.append(values)
+        return analyze_batch(kept_values, analyzer), kept_rows
 
 
 def split_batch(docs: list[dict], deletes: list[str], shards: int, analyzer: Analyzer,
@@ -136,7 +156,7 @@ def split_batch(docs: list[dict], deletes: list[str], shards: int, analyzer: Ana
         latest[doc["id"]] = doc
         records[doc["id"]] = records.get(doc["id"], 0) + 1
     analyzer.start_batch()
-    accepted, typed_of, shard_of = [], [], []
+    rows, values_of = [], []  # per accepted document: (id, stored JSON, vectors payload, typed values, shard)
     for doc_id, doc in latest.items():
         try:
             typed = schema.typed_values(doc, types) if types else {}
@@ -145,22 +165,25 @@ def split_batch(docs: list[dict], deletes: list[str], shards: int, analyzer: Ana
                 found = schema.vector_values(doc, vectors)
                 payload = encode_vectors(found) if found else b""
                 doc = {k: v for k, v in doc.items() if k not in vectors}
-            tokens = analyze_tokens(doc, analyzer, types)
+            values = indexed_values(doc, types)
             stored = orjson.dumps(doc)
         except Exception as exc:  # one bad document must not fail its batch
             failed.append({"id": doc_id, "reason": f"analysis failed: {exc}"})
             continue
-        n = shard_for(doc_id, shards)
+        rows.append((doc_id, stored, payload, typed, shard_for(doc_id, shards)))
+        values_of.append(values)
+    tokens, rows = _analyze(rows, values_of, analyzer, failed)
+    shard_of, typed_of = [], []
+    for doc_id, stored, payload, typed, n in rows:
         part = per_shard.get(n)
         if part is None:
             part = per_shard[n] = ShardBatch()
         part.doc_ids.append(doc_id)
         part.stored.append(stored)
         part.vectors.append(payload)
-        accepted.append(tokens)
-        typed_of.append(typed)
         shard_of.append(n)
-    built = build_blocks(accepted, shard_of, analyzer)
+        typed_of.append(typed)
+    built = build_blocks(tokens, shard_of, analyzer)
     for n, indexed, typed in zip(shard_of, built.indexed, typed_of):
         part = per_shard[n]
         part.terms.append(encode_indexed(indexed, typed))
@@ -169,7 +192,9 @@ def split_batch(docs: list[dict], deletes: list[str], shards: int, analyzer: Ana
     for n, prefixes in built.prefixes.items():
         per_shard[n].block_prefixes = prefixes
         per_shard[n].blocks = built.blocks[n]
+        per_shard[n].block_terms = built.terms[n]
     for doc_id in deletes:
         n = shard_for(doc_id, shards)
         per_shard.setdefault(n, ShardBatch()).deletes.append(doc_id)
     return per_shard, len(docs) - sum(records[f["id"]] for f in failed), failed
+

@@ -24,42 +24,82 @@ from raysearch.index import keys as K
 _U32 = np.dtype("<u4")
 
 
-@dataclass
-class DocTokens:
-    """One document's analysed values: segments of the batch's token-id stream, each
-    placed in a field at a starting position, and each field's indexed-token count."""
-
-    lengths: dict[str, int] = field(default_factory=dict)  # field -> length, in creation order
-    segments: list[tuple[str, int, list[int]]] = field(default_factory=list)  # (field, start, ids)
-
-
-def analyze_tokens(doc: dict, analyzer: Analyzer, types: dict[str, str] | None) -> DocTokens:
-    """`analyze_document`'s placement of values into fields and `_all`, as term-id segments
-    (positions relative to each segment's start; -1 ids are stop words, which take a position)."""
-    out = DocTokens()
-    next_pos: dict[str, int] = {}
-    lengths = out.lengths
-    types = types or {}
+def indexed_values(doc: dict, types: dict[str, str] | None) -> list[tuple[str, str, bool]]:
+    """(field, text, is a keyword) of each string value of `doc` that is indexed, in order
+    (`analyze_document`'s walk: numbers, booleans and dates live in doc values only)."""
+    out = []
     for name, text in iter_text_fields(doc):
-        ftype = types.get(name)
-        if ftype is not None and ftype != KEYWORD_TYPE:
-            continue  # numbers, booleans and dates live in doc values only
-        if ftype == KEYWORD_TYPE:
-            ids, length, last, targets = [analyzer.term_id(text)], 1, 0, (name,)
-        else:
-            ids = analyzer.token_ids(text)
-            length = len(ids) - ids.count(-1)
-            last = len(ids) - 1
-            while last >= 0 and ids[last] < 0:
-                last -= 1
-            targets = (name, ALL_FIELD)
-        for fname in targets:
-            start = next_pos.get(fname, 0)
-            lengths[fname] = lengths.get(fname, 0) + length
-            if length:
-                out.segments.append((fname, start, ids))
-            next_pos[fname] = max(start, start + last + 1) + POSITION_GAP
+        ftype = types.get(name) if types else None
+        if ftype is None or ftype == KEYWORD_TYPE:
+            out.append((name, text, ftype is not None))
     return out
+
+
+@dataclass
+class BatchTokens:
+    """A batch's analysed values: segments of one token-id stream, each placed in a field at a
+    starting position, and each document's indexed-token count per field."""
+
+    stream: np.ndarray  # int32 term ids: every text value's tokens (-1: stop words), then keyword terms
+    field_ids: dict[str, int]  # field -> id, in order of first segment
+    seg_row: list[int]  # per segment: its document (row), field id, first position, where its
+    seg_field: list[int]  # ids start in the stream and how many
+    seg_start: list[int]
+    seg_offset: list[int]
+    seg_len: list[int]
+    lengths: list[dict[str, int]]  # per document: field -> length, in creation order
+
+
+def analyze_batch(values: list[list[tuple[str, str, bool]]], analyzer: Analyzer) -> BatchTokens:
+    """`analyze_document`'s placement of values into fields and `_all`, for a whole batch:
+    every text value tokenised by one call (Analyzer.batch_token_ids), then per value only
+    its placement (positions relative to each segment's start; stop words take a position)."""
+    texts = [text for doc in values for _, text, keyword in doc if not keyword]
+    keywords = [text for doc in values for _, text, keyword in doc if keyword]
+    ids, starts, stops = analyzer.batch_token_ids(texts)
+    keyword_ids = [analyzer.term_id(text) for text in keywords]
+    if len(ids):
+        indexed = ids >= 0
+        counted = np.zeros(len(ids) + 1, dtype=np.int64)
+        np.cumsum(indexed, out=counted[1:])
+        lengths_of = (counted[stops] - counted[starts]).tolist()
+        latest = np.maximum.accumulate(np.where(indexed, np.arange(len(ids)), -1))
+        last_at = np.where(stops > starts, latest[np.maximum(stops - 1, 0)], -1)
+        lasts = np.where(last_at >= starts, last_at - starts, -1).tolist()
+    else:
+        lengths_of, lasts = [0] * len(texts), [-1] * len(texts)
+    starts_of, sizes = starts.tolist(), (stops - starts).tolist()
+    keyword_base = len(ids)
+    field_ids: dict[str, int] = {}
+    seg_row, seg_field, seg_start, seg_offset, seg_len = [], [], [], [], []
+    doc_lengths = []
+    t = k = 0
+    for row, doc in enumerate(values):
+        next_pos: dict[str, int] = {}
+        lengths: dict[str, int] = {}
+        for name, _, keyword in doc:
+            if keyword:
+                length, last, offset, size, targets = 1, 0, keyword_base + k, 1, (name,)
+                k += 1
+            else:
+                length, last, offset, size, targets = lengths_of[t], lasts[t], starts_of[t], sizes[t], (name, ALL_FIELD)
+                t += 1
+            for fname in targets:
+                start = next_pos.get(fname, 0)
+                lengths[fname] = lengths.get(fname, 0) + length
+                if length:
+                    fid = field_ids.get(fname)
+                    if fid is None:
+                        fid = field_ids[fname] = len(field_ids)
+                    seg_row.append(row)
+                    seg_field.append(fid)
+                    seg_start.append(start)
+                    seg_offset.append(offset)
+                    seg_len.append(size)
+                next_pos[fname] = max(start, start + last + 1) + POSITION_GAP
+        doc_lengths.append(lengths)
+    stream = np.concatenate((ids, np.asarray(keyword_ids, dtype=np.int32)))
+    return BatchTokens(stream, field_ids, seg_row, seg_field, seg_start, seg_offset, seg_len, doc_lengths)
 
 
 @dataclass
@@ -69,46 +109,40 @@ class BatchBlocks:
 
     prefixes: dict[int, list[bytes]]
     blocks: dict[int, list[bytes]]
+    terms: dict[int, list[tuple[str, str]]]  # (field, term) of each prefix
     indexed: list[list]  # per document, in the order given
 
 
-def build_blocks(docs: list[DocTokens], shard_of: list[int], analyzer: Analyzer) -> BatchBlocks:
+def build_blocks(tokens: BatchTokens, shard_of: list[int], analyzer: Analyzer) -> BatchBlocks:
     """Posting blocks of documents numbered by their rank within their shard (the order given)."""
-    field_ids: dict[str, int] = {}
-    seg_row, seg_field, seg_start, seg_len, stream = [], [], [], [], []
-    for row, doc in enumerate(docs):
-        for fname, start, ids in doc.segments:
-            fid = field_ids.get(fname)
-            if fid is None:
-                fid = field_ids[fname] = len(field_ids)
-            seg_row.append(row)
-            seg_field.append(fid)
-            seg_start.append(start)
-            seg_len.append(len(ids))
-            stream.extend(ids)
+    field_ids = tokens.field_ids
     field_names = list(field_ids)
+    doc_lengths = tokens.lengths
     prefixes: dict[int, list[bytes]] = {}
     blocks: dict[int, list[bytes]] = {}
-    indexed: list[list] = [[] for _ in docs]
-    if not stream:
-        for row, doc in enumerate(docs):
-            indexed[row] = [[f, n, []] for f, n in doc.lengths.items() if n > 0]
-        return BatchBlocks(prefixes, blocks, indexed)
+    block_terms: dict[int, list[tuple[str, str]]] = {}
+    indexed: list[list] = [[] for _ in doc_lengths]
+    if not tokens.seg_len:
+        for row, lengths in enumerate(doc_lengths):
+            indexed[row] = [[f, n, []] for f, n in lengths.items() if n > 0]
+        return BatchBlocks(prefixes, blocks, block_terms, indexed)
 
     # Expand segments into one entry per token: row, field, term, position.
     # int32 per token: a batch holds far fewer than 2**31 tokens, and halving these arrays
     # halves the worker's peak heap (memory malloc keeps after a batch).
-    lens = np.asarray(seg_len, dtype=np.int32)
+    lens = np.asarray(tokens.seg_len, dtype=np.int32)
     begins = np.cumsum(lens, dtype=np.int32) - lens
-    term = np.asarray(stream, dtype=np.int32)
-    pos = np.arange(len(term), dtype=np.int32) - np.repeat(begins - np.asarray(seg_start, dtype=np.int32), lens)
-    row = np.repeat(np.asarray(seg_row, dtype=np.int32), lens)
-    fid = np.repeat(np.asarray(seg_field, dtype=np.int32), lens)
+    total_tokens = int(begins[-1] + lens[-1])
+    order_in = np.arange(total_tokens, dtype=np.int32)
+    term = tokens.stream[np.repeat(np.asarray(tokens.seg_offset, dtype=np.int32) - begins, lens) + order_in]
+    pos = order_in - np.repeat(begins - np.asarray(tokens.seg_start, dtype=np.int32), lens)
+    row = np.repeat(np.asarray(tokens.seg_row, dtype=np.int32), lens)
+    fid = np.repeat(np.asarray(tokens.seg_field, dtype=np.int32), lens)
     keep = term >= 0  # stop words hold a position but index nothing
     term, pos, row, fid = term[keep], pos[keep], row[keep], fid[keep]
 
     shard_arr = np.asarray(shard_of, dtype=np.int32)
-    local_of_row = np.zeros(len(docs), dtype=np.int32)
+    local_of_row = np.zeros(len(doc_lengths), dtype=np.int32)
     for n in np.unique(shard_arr):
         members = np.flatnonzero(shard_arr == n)
         local_of_row[members] = np.arange(len(members))
@@ -116,8 +150,8 @@ def build_blocks(docs: list[DocTokens], shard_of: list[int], analyzer: Analyzer)
 
     # Field lengths per (row, field), looked up by a sorted key.
     length_keys, length_vals = [], []
-    for r, doc in enumerate(docs):
-        for fname, n in doc.lengths.items():
+    for r, lengths in enumerate(doc_lengths):
+        for fname, n in lengths.items():
             if n > 0:
                 length_keys.append(r * len(field_names) + field_ids[fname])
                 length_vals.append(n)
@@ -164,13 +198,19 @@ def build_blocks(docs: list[DocTokens], shard_of: list[int], analyzer: Analyzer)
 
     vocab = analyzer.vocabulary
     field_bytes = [K.POSTING + f.encode() + K.SEP for f in field_names]
-    g_shard, g_fid, g_term = shard[g_start].tolist(), fid[g_start].tolist(), term[g_start].tolist()
-    for g, (a, b) in enumerate(zip((g_off * 4).tolist(), ends.tolist())):
-        n = g_shard[g]
-        if n not in prefixes:
-            prefixes[n], blocks[n] = [], []
-        prefixes[n].append(field_bytes[g_fid[g]] + vocab[g_term[g]].encode() + K.SEP)
-        blocks[n].append(raw[a:b])
+    # Groups are sorted by shard first: each shard's blocks are one run of them, cut by list
+    # comprehensions (a batch has ~20 blocks a document: per-block Python is what costs here).
+    g_shard = shard[g_start]
+    g_fid, g_term = fid[g_start].tolist(), term[g_start].tolist()
+    g_words = [vocab[t] for t in g_term]
+    g_begin, g_end = (g_off * 4).tolist(), ends.tolist()
+    runs = np.flatnonzero(np.diff(g_shard)) + 1
+    for lo, hi in zip([0, *runs.tolist()], [*runs.tolist(), n_groups]):
+        n = int(g_shard[lo])
+        fids, words = g_fid[lo:hi], g_words[lo:hi]
+        prefixes[n] = [field_bytes[f] + w.encode() + K.SEP for f, w in zip(fids, words)]
+        block_terms[n] = [(field_names[f], w) for f, w in zip(fids, words)]
+        blocks[n] = [raw[a:b] for a, b in zip(g_begin[lo:hi], g_end[lo:hi])]
 
     # Each document's distinct terms per field, for its T entry, as sorted strings: the
     # batch's distinct terms are ranked once, then postings sorted by (row, field, rank).
@@ -189,6 +229,6 @@ def build_blocks(docs: list[DocTokens], shard_of: list[int], analyzer: Analyzer)
     starts = [0, *cut.tolist()]
     stops = [*cut.tolist(), len(flat)]
     terms_of = {(r, f): flat[a:b] for r, f, a, b in zip(d_row[starts].tolist(), d_fid[starts].tolist(), starts, stops)}
-    for r, doc in enumerate(docs):
-        indexed[r] = [[f, n, terms_of.get((r, field_ids[f]), [])] for f, n in doc.lengths.items() if n > 0]
-    return BatchBlocks(prefixes, blocks, indexed)
+    for r, lengths in enumerate(doc_lengths):
+        indexed[r] = [[f, n, terms_of.get((r, field_ids[f]), [])] for f, n in lengths.items() if n > 0]
+    return BatchBlocks(prefixes, blocks, block_terms, indexed)

@@ -125,7 +125,10 @@ def encode_columns(keys: list[bytes], values: list[bytes | None]) -> bytes:
     all keys, all values. Built with C-level joins, no per-entry struct packing."""
     import numpy as np
     key_lens = np.fromiter(map(len, keys), dtype="<u4", count=len(keys))
-    val_lens = np.fromiter((-1 if v is None else len(v) for v in values), dtype="<i4", count=len(values))
+    if None in values:  # deletes: -1 (rarer than puts, which take the C-level path below)
+        val_lens = np.fromiter((-1 if v is None else len(v) for v in values), dtype="<i4", count=len(values))
+    else:
+        val_lens = np.fromiter(map(len, values), dtype="<i4", count=len(values))
     return b"".join((
         _U32.pack(len(keys)), key_lens.tobytes(), val_lens.tobytes(),
         b"".join(keys), b"".join(v for v in values if v is not None),

@@ -118,3 +118,33 @@ _value = st.one_of(_text, st.lists(_text, max_size=3))
        st.integers(1, 4), st.booleans())
 def test_random_batches_equal_the_per_document_build(docs, shards, typed):
     _assert_same(docs, shards, Analyzer(), TYPES if typed else None)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.fixed_dictionaries({"id": st.sampled_from("abcdef")},
+                                      optional={"title": st.text(max_size=30),
+                                                "body": st.lists(st.text(alphabet="ab \x00é_.Ω-", max_size=12),
+                                                                 max_size=4)}), max_size=8),
+       st.integers(1, 3))
+def test_any_text_equals_the_per_document_build(docs, shards):
+    """The batch is tokenised as one text with NUL between values (Analyzer.batch_token_ids):
+    values holding NUL themselves, empty values and values of only stop words or only
+    separators still give each value the tokens it has alone."""
+    _assert_same(docs, shards, Analyzer())
+
+
+def test_analysis_failing_for_one_document_fails_it_alone():
+    """The batch is analysed in one call; when that fails, each document alone, and only
+    the one it fails for is left out (its neighbours keep their blocks and numbers)."""
+    from tests.faults import _FailingAnalyzer
+
+    docs = _debian(40)
+    bad = dict(docs[7], title=docs[7]["title"] + " qqfailqq")
+    real = Analyzer()
+    got, indexed, failed = split_batch(docs[:7] + [bad] + docs[8:], [], 2, _FailingAnalyzer(real, "qqfailqq"))
+    assert [f["id"] for f in failed] == [bad["id"]] and "injected fault" in failed[0]["reason"]
+    assert indexed == len(docs) - 1
+    want = split_batch(docs[:7] + docs[8:], [], 2, Analyzer())[0]
+    for n, part in want.items():
+        assert got[n].doc_ids == part.doc_ids and got[n].terms == part.terms
+        assert dict(zip(got[n].block_prefixes, got[n].blocks)) == dict(zip(part.block_prefixes, part.blocks))

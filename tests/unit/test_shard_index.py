@@ -1,5 +1,7 @@
 """ShardIndex on the in-memory KV (unit test: no Ray, no RocksDB)."""
 
+import pytest
+
 from raysearch.analysis.analyzer import Analyzer
 from raysearch.index import keys as K
 from raysearch.index.batch import ShardBatch, split_batch
@@ -319,10 +321,12 @@ def test_queries_racing_applies_on_other_threads_never_raise(no_ray, tmp_path):
     assert _search(shard, "ta*")[0] == 400 * 3
 
 
-def test_statistics_kept_per_batch_equal_a_rebuild_from_the_documents(no_ray):
+@pytest.mark.parametrize("worker_terms", [True, False], ids=["terms-sent", "terms-from-prefixes"])
+def test_statistics_kept_per_batch_equal_a_rebuild_from_the_documents(no_ray, worker_terms):
     """apply() counts a batch's document frequencies from its blocks (ShardStats.add_batch)
     and its removals per block (remove_batch); a scan of every T entry (what an open
-    without a snapshot does) must find the same."""
+    without a snapshot does) must find the same. The blocks' (field, term) either come with
+    the batch (as a worker sends them) or are read from the prefixes."""
     import gzip
     import json
 
@@ -334,6 +338,8 @@ def test_statistics_kept_per_batch_equal_a_rebuild_from_the_documents(no_ray):
     analyzer = Analyzer()
     for i in range(0, 600, 200):
         per_shard, _, _ = split_batch(docs[i:i + 200], [], 1, analyzer, TYPES)
+        if not worker_terms:
+            per_shard[0].block_terms = []
         shard.apply(f"add{i}", per_shard[0])
     changed = [{**d, "body": d["title"]} for d in docs[100:300]] + docs[600:900]  # re-index and add
     per_shard, _, _ = split_batch(changed, [d["id"] for d in docs[:50]], 1, analyzer, TYPES)
