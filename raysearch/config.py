@@ -69,6 +69,13 @@ class Settings(BaseModel):
         default=0.05, gt=0, description="a shard's log is also compacted once the values it superseded (updates, "
         "deletes) weigh this fraction of its live bytes: MongoDB then stays near its live size")
     compact_min_garbage_bytes: int = Field(default=1 << 20, ge=1, description="...and at least this many bytes")
+    compact_busy_garbage_ratio: float = Field(
+        default=0.5, gt=0, description="while a shard's log keeps growing (writes within compact_idle_s), its "
+        "history must weigh this fraction of the live bytes before a compaction (each one rewrites the whole live "
+        "state: at compact_garbage_ratio, a stream of updates rewrote it for every twentieth updated)")
+    compact_idle_s: float = Field(
+        default=10.0, ge=0, description="a shard's log with no new chunk for this long is compacted at "
+        "compact_garbage_ratio, so MongoDB settles near its live size once writes stop")
     compact_interval_s: float = Field(default=5.0, description="how often the compactor looks at the shards")
     snapshot_idle_s: float = Field(
         default=2.0, gt=0, description="a shard snapshots its statistics after this long without writes")

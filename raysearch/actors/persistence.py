@@ -11,11 +11,11 @@ goes to the tracker. Cycles visit only the indexes with batches not yet persiste
 
 A second thread compacts each shard's MongoDB chunk log in the background
 (index/compaction.py, storage/mongo.py): once a shard's log holds history (values its
-entries superseded, as the shard counted them) worth `compact_garbage_ratio` of the live
-bytes, or as many new entries as its compacted state holds live ones (and at least
-`compact_min_entries`), its live entries are rewritten as a new generation and what they
-replace is deleted, so
-MongoDB holds live data, not every version ever written. Compaction only touches
+entries superseded, as the shard counted them) worth `compact_busy_garbage_ratio` of the
+live bytes while writes go on, or `compact_garbage_ratio` once its log has been still for
+`compact_idle_s`, or as many new entries as its compacted state holds live ones (and at
+least `compact_min_entries`), its live entries are rewritten as a new generation and what
+they replace is deleted, so MongoDB holds live data, not every version ever written. Compaction only touches
 chunks up to a seq already written, the drain only writes after it: the two never
 write the same documents.
 """
@@ -34,7 +34,7 @@ from raysearch import indexmeta
 from raysearch.actors import names
 from raysearch.actors.shard_store import shard as shard_handle
 from raysearch.config import Settings
-from raysearch.index.compaction import cut_sorted, replay_into
+from raysearch.index.compaction import compaction_due, cut_sorted, replay_into
 from raysearch.errors import StorageFull
 from raysearch.retry import Backoff
 from raysearch.storage.rocks import RocksKV
@@ -65,6 +65,7 @@ class PersistenceActor:
         self._live_entries: dict[tuple[str, int], int] = {}  # entries of the shard's compacted generation
         self._garbage: dict[tuple[str, int], int] = {}  # bytes the log's entries superseded since then
         self._live_bytes: dict[tuple[str, int], int] = {}  # bytes of the compacted generation
+        self._last_written: dict[tuple[str, int], float] = {}  # monotonic time of the log's last new chunk
         self._compact_lock = threading.Lock()
         self.compactions = 0
         self.last_compaction: dict | None = None
@@ -166,6 +167,7 @@ class PersistenceActor:
             self._next_seq[key] += len(blobs)
             self._new_entries[key] = self._new_entries.get(key, 0) + entries
             self._garbage[key] = self._garbage.get(key, 0) + garbage
+            self._last_written[key] = time.monotonic()
             self.entries_written += entries
             self.chunks_written += len(blobs)
         upto = ray.get(shard.ack_changes.remote(log_keys), timeout=120)
@@ -235,15 +237,10 @@ class PersistenceActor:
                 log.warning("compaction failed: %s", self.compact_error)
 
     def _compaction_due(self, key: tuple[str, int]) -> bool:
-        """Whether shard `key`'s log is worth rewriting into a new generation: when it holds
-        history worth `compact_garbage_ratio` of the live bytes (updates and deletes: MongoDB
-        then stays near its live size), or when it has grown as large as the live state
-        (pure growth: a restore replays at most twice the live data)."""
-        s = self.settings
-        new, garbage = self._new_entries.get(key, 0), self._garbage.get(key, 0)
-        if garbage >= max(s.compact_min_garbage_bytes, s.compact_garbage_ratio * self._live_bytes.get(key, 0)):
-            return True
-        return new >= s.compact_min_entries and new >= s.compact_ratio * self._live_entries.get(key, 0)
+        """index/compaction.py's compaction_due for shard `key`'s log."""
+        return compaction_due(self.settings, self._new_entries.get(key, 0), self._garbage.get(key, 0),
+                              self._live_entries.get(key, 0), self._live_bytes.get(key, 0),
+                              time.monotonic() - self._last_written.get(key, 0.0))
 
     def compact(self, index: str, n: int) -> dict:
         """Rewrite shard n's chunks up to the last written seq as one generation of live entries."""
@@ -298,7 +295,8 @@ class PersistenceActor:
     def forget_index(self, index: str) -> None:
         with self._lock:
             for key in [k for k in self._new_entries if k[0] == index]:
-                for counts in (self._new_entries, self._live_entries, self._garbage, self._live_bytes):
+                for counts in (self._new_entries, self._live_entries, self._garbage, self._live_bytes,
+                               self._last_written):
                     counts.pop(key, None)
             for key in [k for k in self._next_seq if k[0] == index]:
                 del self._next_seq[key]

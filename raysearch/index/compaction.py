@@ -15,6 +15,27 @@ from raysearch.index import keys as K
 from raysearch.index.encoding import columnar_weights, decode_entries, encode_columns, split_columnar
 
 
+def compaction_due(settings, new_entries: int, garbage: int, live_entries: int, live_bytes: int,
+                   idle_s: float) -> bool:
+    """Whether a shard's log is worth rewriting into a new generation (`settings`: config.Settings):
+    when it holds history (values its entries superseded: updates and deletes) worth
+    `compact_garbage_ratio` of the live bytes once the log has had no new chunk for
+    `compact_idle_s`, or worth `compact_busy_garbage_ratio` of them while it grows; or when
+    it has grown as large as the live state (pure growth: a restore replays at most twice
+    the live data).
+
+    Why two ratios: a compaction rewrites the shard's whole live state, so under a stream of
+    updates a compaction every 5 % of history rewrote the live state once for every
+    twentieth of it updated (benchmarks/README.md, "Compaction while updates run"); at 50 %
+    it is twice per full turnover, and MongoDB stays within 1.5 times the live size meanwhile."""
+    s = settings
+    idle = idle_s >= s.compact_idle_s
+    ratio = s.compact_garbage_ratio if idle else max(s.compact_garbage_ratio, s.compact_busy_garbage_ratio)
+    if garbage >= max(s.compact_min_garbage_bytes, ratio * live_bytes):
+        return True
+    return new_entries >= s.compact_min_entries and new_entries >= s.compact_ratio * live_entries
+
+
 def live_state(blobs: Iterable[bytes]) -> dict[bytes, bytes]:
     """key -> value after replaying chunk payloads in order (deletions drop keys)."""
     state: dict[bytes, bytes] = {}

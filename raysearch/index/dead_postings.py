@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from raysearch.index import keys as K
-from raysearch.index.encoding import block_keeping, dead_in_blocks
+from raysearch.index.encoding import blocks_keeping, dead_in_blocks
 from raysearch.storage.kv import KV
 
 # Candidates looked at per purge call: most only correct an estimate (see account).
@@ -116,7 +116,9 @@ class DeadPostings:
             found = [(prefix, key, block) for prefix, key, block in zip(prefixes, keys, kv.multi_get(keys))
                      if block is not None]
             sizes, dead = dead_in_blocks([block for _, _, block in found], live_here)
-            for (prefix, key, block), size, gone in zip(found, sizes.tolist(), dead.tolist()):
+            mixed = ((dead > 0) & (dead < sizes)).tolist()
+            rewritten = iter(blocks_keeping([block for (_, _, block), m in zip(found, mixed) if m], live_here))
+            for (prefix, key, block), size, gone, m in zip(found, sizes.tolist(), dead.tolist(), mixed):
                 if not gone:  # no dead document in this block: it stays as it is
                     kept.append(prefix)
                     continue
@@ -124,7 +126,7 @@ class DeadPostings:
                 if gone == size:  # only dead ones: the block goes
                     changes[key] = None
                     continue
-                changes[key] = block_keeping(block, live_here)
+                changes[key] = next(rewritten)  # some dead, some live: rewritten with the live ones
                 kept.append(prefix)
             changes[K.batch_blocks_key(opstamp)] = K.batch_blocks_value(alive, kept) if kept else None
             held_after[opstamp] = alive

@@ -2,7 +2,7 @@ from array import array
 
 from raysearch.index import keys as K
 
-from raysearch.index.encoding import (block_keeping, block_postings, block_size, columnar_weights, dead_in_blocks,
+from raysearch.index.encoding import (block_keeping, blocks_keeping, block_postings, block_size, columnar_weights, dead_in_blocks,
                                       decode_entries, encode_block, encode_columns, encode_entries,
                                       split_columnar)
 
@@ -103,3 +103,24 @@ def test_blocks_columns_reads_many_blocks_as_block_columns_reads_each():
         numbers, tfs, lengths = blocks_columns(blocks, bases)
         assert numbers.dtype == np.int64 and tfs.dtype == lengths.dtype == np.float64
         assert (numbers.tolist(), tfs.tolist(), lengths.tolist()) == expected
+
+
+def test_blocks_keeping_equals_block_keeping_block_by_block():
+    """A purge rewrites a batch's mixed blocks in one pass (blocks_keeping); each result must
+    be the block `block_keeping` makes alone: the same bytes, None when nothing is left, the
+    very block when nothing leaves."""
+    import random
+
+    import numpy as np
+
+    rng = random.Random(11)
+    for _ in range(300):
+        blocks = []
+        for _ in range(rng.randrange(0, 15)):
+            docs = sorted(rng.sample(range(60), rng.randrange(1, 9)))
+            blocks.append(_block([(d, rng.randrange(1, 99), sorted(rng.sample(range(400), rng.randrange(1, 5))))
+                                  for d in docs]))
+        live = np.array([rng.random() < 0.6 for _ in range(60)])
+        got = blocks_keeping(blocks, live)
+        assert got == [block_keeping(b, live) for b in blocks]
+        assert all(g is b for g, b in zip(got, blocks) if g == b)
