@@ -47,10 +47,6 @@ class _FailingAnalyzer:
         self._check(text)
         return self._real.normalized(text)
 
-    def token_ids(self, text: str):
-        self._check(text)
-        return self._real.token_ids(text)
-
     def batch_token_ids(self, texts):  # what the IndexWorkers' batch build calls (index/batch_postings.py)
         for text in texts:
             self._check(text)

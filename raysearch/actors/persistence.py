@@ -15,9 +15,9 @@ entries superseded, as the shard counted them) worth `compact_busy_garbage_ratio
 live bytes while writes go on, or `compact_garbage_ratio` once its log has been still for
 `compact_idle_s`, or as many new entries as its compacted state holds live ones (and at
 least `compact_min_entries`), its live entries are rewritten as a new generation and what
-they replace is deleted, so MongoDB holds live data, not every version ever written. Compaction only touches
-chunks up to a seq already written, the drain only writes after it: the two never
-write the same documents.
+they replace is deleted, so MongoDB holds live data, not every version ever written.
+Compaction only touches chunks up to a seq already written, the drain only writes after
+it: the two never write the same documents.
 """
 
 from __future__ import annotations

@@ -78,10 +78,9 @@ class Analyzer:
         if self.settings.stopwords not in (None, "english"):
             raise ValueError(f"unknown stopwords list {self.settings.stopwords!r}; use 'english' or null")
         self._stop = ENGLISH if self.settings.stopwords == "english" else frozenset()
-        self._stem = _stemmer(self.settings.stemming).stemWord if self.settings.stemming else None
         self._stem_words = _stemmer(self.settings.stemming).stemWords if self.settings.stemming else None
         self._cache: dict[str, str | None] = {}
-        # Term ids for whole-batch indexing (token_ids): raw token -> id (-1: stop word), and
+        # Term ids for whole-batch indexing (batch_token_ids): raw token -> id (-1: stop word), and
         # id -> term. Ids are only meaningful within one batch: start_batch may renumber.
         self._token_ids: dict[str, int] = {}
         self._term_ids: dict[str, int] = {}
@@ -98,16 +97,8 @@ class Analyzer:
         return out
 
     def _term_of(self, token: str) -> str | None:
-        """`_normalize` without its cache (token_ids keeps its own table of ids instead)."""
-        term = token.lower()
-        if self.settings.ascii_folding:
-            term = fold_ascii(term)
-        if term in self._stop:
-            out = None
-        else:
-            out = self._stem(term) if self._stem else term
-            out = out or None
-        return out
+        """`_normalize` without its cache: `_terms_of` of one token."""
+        return self._terms_of([token])[0]
 
     def normalized(self, text: str) -> list[str | None]:
         """The term of every raw token of `text`, None for stop words (index = position)."""
@@ -133,22 +124,8 @@ class Analyzer:
             self.vocabulary.append(term)
         return tid
 
-    def token_ids(self, text: str) -> list[int]:
-        """The term id of every raw token of `text`, -1 for stop words (index = position):
-        `normalized` as ids, with the per-token work a dict lookup in C for known tokens."""
-        tokens = _WORD.findall(text)
-        known = self._token_ids
-        ids = list(map(known.get, tokens))
-        if None in ids:
-            for i, tid in enumerate(ids):
-                if tid is None:
-                    term = self._term_of(tokens[i])
-                    tid = known[tokens[i]] = -1 if term is None else self.term_id(term)
-                    ids[i] = tid
-        return ids
-
     def batch_token_ids(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """`token_ids` of many texts at once -> (ids, starts, stops): the term ids of all their
+        """The term ids of the tokens of many texts at once -> (ids, starts, stops): all their
         tokens as one int32 stream, text after text (-1 for stop words), and where each text's
         ids start and stop in it. One regex pass over the texts joined by NUL (not a word
         character, so it splits words as the end of a text does, and it is matched as a token
@@ -178,10 +155,11 @@ class Analyzer:
         return stream, starts, stops
 
     def _terms_of(self, tokens: list[str]) -> list[str | None]:
-        """`_term_of` of many tokens, with one call of the stemmer for all of them."""
+        """Lowercased/folded/stemmed form of each raw token (None for a stop word), with one
+        call of the stemmer for all of them."""
         terms = [t.lower() for t in tokens]
         if self.settings.ascii_folding:
-            terms = [t if t.isascii() else fold_ascii(t) for t in terms]
+            terms = list(map(fold_ascii, terms))
         out: list[str | None] = [None] * len(terms)
         kept = [i for i, t in enumerate(terms) if t not in self._stop]
         words = [terms[i] for i in kept]

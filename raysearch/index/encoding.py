@@ -103,25 +103,22 @@ def blocks_keeping(blocks: list[bytes], live) -> list[bytes | None]:
     """`block_keeping` of many blocks of one batch at once (what a purge rewrites): a few numpy
     passes over their joined words instead of a dozen numpy calls per block. A purge
     rewrites thousands of blocks, most of them holding a handful of postings, and the calls
-    per block were most of its CPU after the reads (benchmarks/README.md)."""
+    per block were most of its CPU after the reads (benchmarks/README.md, "Ingest and
+    updates, continued")."""
     import numpy as np
     if not blocks:
         return []
-    words = np.frombuffer(b"".join(blocks), dtype="<u4")
-    lengths = np.fromiter(map(len, blocks), dtype=np.int64, count=len(blocks)) >> 2
-    starts = np.zeros(len(blocks), dtype=np.int64)
-    np.cumsum(lengths[:-1], out=starts[1:])
-    n = words[starts].astype(np.int64)  # postings per block
+    words, n, doc_at = _joined_blocks(blocks)  # doc_at: the word of each posting's doc number
     owner = np.repeat(np.arange(len(blocks)), n)  # block of each posting
     first = np.cumsum(n) - n  # index of each block's first posting
-    doc_at = starts[owner] + 1 + np.arange(len(owner)) - first[owner]  # word of each doc number
     docs = words[doc_at]
     tfs = words[doc_at + n[owner]].astype(np.int64)
     lens = words[doc_at + 2 * n[owner]]
     keep = live[docs]
     # positions: a block's follow its three columns; a posting's follow those of the ones before it
     tf_before = np.cumsum(tfs) - tfs
-    pos_start = starts[owner] + 1 + 3 * n[owner] + tf_before - tf_before[first[owner]]
+    rank = np.arange(len(owner)) - first[owner]  # of each posting within its block
+    pos_start = doc_at - rank + 3 * n[owner] + tf_before - tf_before[first[owner]]
     of_posting = np.repeat(np.arange(len(owner)), tfs)  # posting of each position
     pos_words = words[pos_start[of_posting] + np.arange(len(of_posting)) - tf_before[of_posting]]
     pos_keep = keep[of_posting]

@@ -53,10 +53,6 @@ class ShardStats:
         self.doc_ids[docnum] = doc_id
         self.live[docnum] = live
 
-    def revive(self, docnum: int) -> None:
-        """A numbered document's postings are durable: it is live from now on."""
-        self.live[docnum] = 1
-
     def number_batch(self, doc_ids: list[str], base: int) -> None:
         """`number(doc_id, base + i, live=False)` for a batch's documents, numbered from `base`
         on (the next unused number, or numbers not yet used): two C-level slice assignments
@@ -70,7 +66,8 @@ class ShardStats:
         self.live[base:stop] = bytes(len(doc_ids))
 
     def revive_batch(self, base: int, count: int) -> None:
-        """`revive` of the numbers base .. base + count - 1."""
+        """The numbers base .. base + count - 1 hold documents whose postings are durable: they
+        are live from now on."""
         self.live[base:base + count] = b"\x01" * count
 
     def unnumber_batch(self, base: int, count: int) -> None:
