@@ -54,6 +54,9 @@ class RayShard:
     async def knn(self, query: KnnQuery) -> list:
         return await self._read("knn", query)
 
+    async def hybrid(self, plan: QueryPlan, window: int, query: KnnQuery, fetch_top: int = 0) -> dict:
+        return await self._read("hybrid", plan, window, query, fetch_top)
+
     async def dictionary(self, max_terms: int) -> dict:
         return await self._read("dictionary", max_terms)
 

@@ -26,14 +26,14 @@ from raysearch.index.batch import ShardBatch
 from raysearch.index.shard_index import ShardIndex
 from raysearch.search.knn import KnnQuery, shard_knn
 from raysearch.search.plan import QueryPlan
-from raysearch.search.shard_side import shard_dictionary, shard_search, shard_stats
+from raysearch.search.shard_side import shard_dictionary, shard_hybrid, shard_search, shard_stats
 from raysearch.storage.gate import ReadGate
 from raysearch.storage.mongo import ChunksChanged, MongoStore
 from raysearch.storage.rocks import RocksKV
 
 log = logging.getLogger(__name__)
 # The read methods of searches and document GETs, served on the wire as well as through Ray.
-WIRE_METHODS = frozenset({"stats", "search", "dictionary", "knn", "get_documents", "fields", "get_document", "info"})
+WIRE_METHODS = frozenset({"stats", "search", "dictionary", "knn", "hybrid", "get_documents", "fields", "get_document", "info"})
 DISK_ROOM_BYTES = 64 << 20  # free space a store reopened after a full disk wants first (memtables, logs)
 
 
@@ -322,6 +322,13 @@ class ShardStore:
         self._knn_fields.setdefault(query.field, query.similarity)  # worth a graph (_maintain_ann)
         with self._gate.reading():
             return shard_knn(self.index, query, self.settings.ann_min_vectors)
+
+    @ray.method(enable_task_events=False)
+    def hybrid(self, plan: QueryPlan, window: int, query: KnnQuery, fetch_top: int = 0) -> dict:
+        """A hybrid search's kNN and text query phases in one call (search/shard_side.py)."""
+        self._knn_fields.setdefault(query.field, query.similarity)
+        with self._gate.reading():
+            return shard_hybrid(self.index, self.shard, plan, window, query, fetch_top, self.settings.ann_min_vectors)
 
     def get_document(self, doc_id: str) -> bytes | None:
         with self._gate.reading():

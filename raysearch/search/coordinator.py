@@ -34,7 +34,7 @@ from raysearch.search.expansion import expand, parse_expand
 from raysearch.search.highlight import highlight
 from raysearch.search.knn import KnnQuery
 from raysearch.search.hybrid import vector_search
-from raysearch.search.merge import answer, merge_hits
+from raysearch.search.merge import answer, first_page, merge_hits
 from raysearch.search.plan import (AnalyzedClause, GlobalStats, QueryPlan, analyze_clauses, build_plan, prefix_pairs,
                                    stats_request)
 from raysearch.search.query import parse_query
@@ -42,7 +42,6 @@ from raysearch.search.stats_cache import StatsCache
 
 log = logging.getLogger("raysearch.search")
 DICTIONARY_RETRY_S = 60.0  # after shards said their dictionary is over the limit
-FETCH_WITH_QUERY_MAX = 50  # first pages up to this size come back with the query phase
 KNOWN_FIELDS_TTL_S = 2.0  # how long the fields that have documents are taken as known
 
 
@@ -54,6 +53,7 @@ class ShardClient(Protocol):
     async def search(self, plan: QueryPlan, k: int) -> dict: ...
     async def dictionary(self, max_terms: int) -> dict: ...
     async def knn(self, query: KnnQuery) -> list: ...
+    async def hybrid(self, plan: QueryPlan, window: int, query: KnnQuery, fetch_top: int = 0) -> dict: ...
     async def get_documents(self, doc_ids: list[str]) -> list[bytes | None]: ...
     async def fields(self) -> list[str]: ...
 
@@ -142,7 +142,7 @@ class SearchCoordinator:
                      search_after=sorting.parse_after(request.search_after, sort, types),
                      # A first page travels with the query phase (each shard sends its own top
                      # `size`); a deeper page is fetched afterwards from the shards holding it.
-                     fetch=request.from_ == 0 and request.size <= FETCH_WITH_QUERY_MAX,
+                     fetch=first_page(request.from_, request.size),
                      explain=request.explain)
         aclauses: list[AnalyzedClause] = []
         if q.strip() in ("", "*"):

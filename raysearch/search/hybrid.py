@@ -1,10 +1,14 @@
 """kNN and hybrid searches across an index's shards (the coordinator's other path).
 
-    kNN round: every shard's top k (search/knn.py), merged exactly
-    -> for hybrid (q with knn, or q with the index's embedder), or when facets are asked:
-       the text round, with the kNN hits along so that total and facets count the union
+    hybrid (q with knn, or q with the index's embedder), no facets: one round -- each
+       shard's kNN top k and text top `window` in one call; the text totals count each
+       shard's own kNN hits, and those outside the merged global top k are taken back
+    kNN alone: every shard's top k (search/knn.py), merged exactly
+    with facets: the kNN round, then the text round with the merged kNN hits along, so
+       that total and facets count the union (facet partials cannot be taken back)
     -> fusion of the two merged lists (search/fusion.py): RRF or linear
-    -> search_after on [score, id], the page, its documents (fetch phase), highlights
+    -> search_after on [score, id], the page, its documents (those that came with the
+       round, else a fetch phase), highlights
 
 Fusing after both lists are merged across shards is what makes the answer independent of
 the shard count. Results rank by the fused score: a sort by a field is refused.
@@ -13,6 +17,9 @@ the shard count. Results rank by the fused score: a sort by a field is refused.
 from __future__ import annotations
 
 import asyncio
+
+import orjson
+
 from raysearch.analysis import embedding
 from raysearch.errors import InvalidRequest
 from raysearch.ingest.validation import parse_fields
@@ -22,16 +29,14 @@ from raysearch.search.expansion import parse_expand
 from raysearch.search.fusion import Fused, fuse, parse_rank
 from raysearch.search.highlight import highlight
 from raysearch.search.knn import KnnQuery, merge_knn, parse_knn
-from raysearch.search.merge import answer, merge_hits
+from raysearch.search.merge import answer, first_page, merge_hits
 from raysearch.search.plan import AnalyzedClause, QueryPlan, analyze_clauses
 from raysearch.search.query import parse_query
 
 
 async def vector_search(coordinator, index, request: SearchRequest, started: float) -> dict:
-    """kNN alone, or hybrid (q with knn, or q with the index's embedder): the kNN round
-    (every shard's top k, merged), then -- for hybrid, or for facets -- the text round
-    with the kNN hits along (so total and facets count the union), fused
-    (search/fusion.py) after both lists are merged, then the page's documents.
+    """kNN alone, or hybrid (q with knn, or q with the index's embedder): the rounds of the
+    module's docstring, the fusion of the two merged lists, then the page's documents.
     `coordinator` is the SearchCoordinator (its statistics round, fetch phase and caches),
     `index` its IndexTarget (not imported: search/coordinator.py imports this module)."""
     types, q = index.types, (request.q or "").strip()
@@ -49,30 +54,47 @@ async def vector_search(coordinator, index, request: SearchRequest, started: flo
         query = _embedded_query(index, q, fusion, node)
     if request.rank is not None and not text:
         raise InvalidRequest("rank fuses q's matches with knn's: give both q and knn")
-    knn_hits = merge_knn(await asyncio.gather(*[shard.knn(query) for shard in index.shards]), query.k)
     facet_specs = facets.parse_facets(request.facets, types)
     aclauses: list[AnalyzedClause] = []
-    total, partials = len(knn_hits), None
-    if text or facet_specs:
+    raws: dict[str, bytes] = {}  # stored documents that came with the query phase
+    total, partials = 0, None
+    if text:
+        aclauses = await _analyzed_query(coordinator, index, request, q, node)
+    if text and not facet_specs:
+        # one round: each shard's kNN and text query phases in one call (search/shard_side.py)
+        shape = dict(filter=node, sort=[[sorting.SCORE, sorting.DESC]])
+        window = fusion.window
+        fetch_top = request.size if first_page(request.from_, request.size) else 0
+        for cached in (True, False):
+            plan = await _text_plan(coordinator, index, aclauses, shape, cached)
+            results = await asyncio.gather(*[shard.hybrid(plan, window, query, fetch_top) for shard in index.shards])
+            if not any(r.get("stale") for r in results):
+                break
+            coordinator._stats_cache.invalidate(index.name)
+        knn_hits = merge_knn([r["knn"] for r in results], query.k)
+        # each shard counted its own kNN hits into its total: take back those outside the global top k
+        in_top = {doc_id for _, doc_id in knn_hits}
+        total = sum(r["total"] for r in results) - sum(
+            1 for r in results for doc_id in r["also_only"] if doc_id not in in_top)
+        text_hits = [(score, doc_id) for score, doc_id, _ in
+                     merge_hits([r["hits"] for r in results], plan.sort, 0, window)]
+        raws = {doc_id: raw for r in results for doc_id, raw in r.get("documents", {}).items() if raw is not None}
+    else:
+        knn_hits = merge_knn(await asyncio.gather(*[shard.knn(query) for shard in index.shards]), query.k)
+        total = len(knn_hits)
+    if facet_specs:
+        # total and facets count the union (the text matches and the global top k): a second
+        # round, with the merged kNN hits along
         also = tuple(doc_id for _, doc_id in knn_hits)
         shape = dict(filter=node, facets=facet_specs, also=also, match_none=not text,
                      sort=[[sorting.SCORE, sorting.DESC]])
-        if text:
-            fields = parse_fields(request.fields) or index.default_fields()
-            known = await coordinator.known_fields(index)
-            clauses = parse_query(q, lambda f: f in known or f in types, coordinator.limits.max_query_clauses)
-            aclauses = analyze_clauses(clauses, index.analyzer, fields, request.operator, types,
-                                       **index.query_options(request))
-            rm3 = parse_expand(request.expand)
-            if rm3 is not None and aclauses:
-                aclauses = await coordinator._rm3(index, aclauses, fields, node, rm3)
-        plan = (await coordinator._plan(index, aclauses, shape)) if aclauses else QueryPlan(**{**shape, "match_none": True})
         window = fusion.window if text else 0
-        results = await asyncio.gather(*[shard.search(plan, window) for shard in index.shards])
-        if any(r.get("stale") for r in results):
-            coordinator._stats_cache.invalidate(index.name)
-            plan = await coordinator._plan(index, aclauses, shape, cached=False)
+        for cached in (True, False):
+            plan = await _text_plan(coordinator, index, aclauses, shape, cached)
             results = await asyncio.gather(*[shard.search(plan, window) for shard in index.shards])
+            if not any(r.get("stale") for r in results):
+                break
+            coordinator._stats_cache.invalidate(index.name)
         total = sum(r["total"] for r in results)
         partials = [r["facets"] for r in results]
         text_hits = [(score, doc_id) for score, doc_id, _ in
@@ -84,7 +106,10 @@ async def vector_search(coordinator, index, request: SearchRequest, started: flo
     if after is not None:
         ranked = [f for f in ranked if (f.score, after[1]) < (after[0], f.doc_id)]
     page = ranked[request.from_:request.from_ + request.size]
-    documents = await coordinator.fetch(index, [f.doc_id for f in page])
+    documents = {f.doc_id: orjson.loads(raws[f.doc_id]) for f in page if f.doc_id in raws}
+    missing = [f.doc_id for f in page if f.doc_id not in documents]
+    if missing:  # beyond what came with the round (or no documents came): the fetch phase
+        documents.update(await coordinator.fetch(index, missing))
     show_sort = request.sort is not None or request.search_after is not None
     hits = []
     for f in page:
@@ -100,6 +125,28 @@ async def vector_search(coordinator, index, request: SearchRequest, started: flo
         hits.append(hit)
     merged_facets = facets.merge(facet_specs, partials, types) if facet_specs else None
     return answer(started, total, hits, merged_facets)
+
+async def _analyzed_query(coordinator, index, request: SearchRequest, q: str, node) -> list[AnalyzedClause]:
+    """q's clauses analysed for the index's default (or the request's) fields, with RM3's
+    expansion when asked."""
+    fields = parse_fields(request.fields) or index.default_fields()
+    known = await coordinator.known_fields(index)
+    clauses = parse_query(q, lambda f: f in known or f in index.types, coordinator.limits.max_query_clauses)
+    aclauses = analyze_clauses(clauses, index.analyzer, fields, request.operator, index.types,
+                               **index.query_options(request))
+    rm3 = parse_expand(request.expand)
+    if rm3 is not None and aclauses:
+        aclauses = await coordinator._rm3(index, aclauses, fields, node, rm3)
+    return aclauses
+
+
+async def _text_plan(coordinator, index, aclauses: list[AnalyzedClause], shape: dict, cached: bool) -> QueryPlan:
+    """The text query's plan; a plan that matches nothing when q analysed to no clause (only
+    stop words), so that only the kNN hits count."""
+    if not aclauses:
+        return QueryPlan(**{**shape, "match_none": True})
+    return await coordinator._plan(index, aclauses, shape, cached=cached)
+
 
 def _embedded_query(index, q: str, fusion, node) -> KnnQuery:
     """`hybrid: true` without knn: q's own embedding, by the index's embedder."""

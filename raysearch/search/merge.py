@@ -8,6 +8,14 @@ import itertools
 
 from raysearch.search.sorting import merge_key
 
+FETCH_WITH_QUERY_MAX = 50  # first pages up to this size come back with the query phase
+
+
+def first_page(start: int, size: int) -> bool:
+    """Does this page travel with the query phase (each shard sends its own top `size`'s
+    documents) rather than come from a fetch phase afterwards?"""
+    return start == 0 and size <= FETCH_WITH_QUERY_MAX
+
 
 def merge_hits(shard_hits: list[list], keys: list[list[str]], start: int, stop: int) -> list[tuple]:
     """Hits [score, id, sort values] of every shard (each best first) -> the page

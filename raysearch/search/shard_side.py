@@ -51,13 +51,39 @@ def shard_search(index: ShardIndex, shard: int, plan: QueryPlan, k: int) -> dict
     most shards x size documents travel, and a round trip is saved). A plan made from
     statistics this shard no longer has is refused: {"stale": True} (the coordinator plans
     again from fresh statistics)."""
-    expected = plan.versions
-    if expected is not None and (shard >= len(expected) or expected[shard] != index.stats_version()):
+    if _stale(index, shard, plan):
         return dict(STALE)
     result = execute(index, plan, k)
     if plan.fetch and result["hits"]:
         result["documents"] = index.get_documents([h[1] for h in result["hits"]])
     return result
+
+
+def shard_hybrid(index: ShardIndex, shard: int, plan: QueryPlan, window: int, query: KnnQuery,
+                 fetch_top: int = 0, exact_below: int = 10_000) -> dict:
+    """A hybrid search's one round on this shard: its kNN top k ("knn"), then the text
+    query's top `window` with those kNN hits counted into the total (plan.also), and
+    "also_only": the kNN hits no text clause matched, so that the coordinator can take back
+    those that miss the global top k (the union it counts is the text matches and the
+    global top k). With `fetch_top`, the stored documents of the first `fetch_top` of each
+    list come along ("documents": id -> bytes): a first page usually needs no fetch round."""
+    if _stale(index, shard, plan):
+        return dict(STALE)
+    knn_hits = shard_knn(index, query, exact_below)
+    result = execute(index, plan._replace(also=tuple(doc_id for _, doc_id in knn_hits)), window)
+    result.setdefault("also_only", [])
+    result["knn"] = knn_hits
+    if fetch_top:
+        wanted = list(dict.fromkeys([h[1] for h in result["hits"][:fetch_top]]
+                                    + [doc_id for _, doc_id in knn_hits[:fetch_top]]))
+        result["documents"] = dict(zip(wanted, index.get_documents(wanted)))
+    return result
+
+
+def _stale(index: ShardIndex, shard: int, plan: QueryPlan) -> bool:
+    """Was the plan made from statistics this shard no longer has?"""
+    expected = plan.versions
+    return expected is not None and (shard >= len(expected) or expected[shard] != index.stats_version())
 
 
 class LocalShard:
@@ -78,6 +104,9 @@ class LocalShard:
 
     async def knn(self, query: KnnQuery) -> list:
         return shard_knn(self.index, query)
+
+    async def hybrid(self, plan: QueryPlan, window: int, query: KnnQuery, fetch_top: int = 0) -> dict:
+        return shard_hybrid(self.index, self.shard, plan, window, query, fetch_top)
 
     async def get_documents(self, doc_ids: list[str]) -> list[bytes | None]:
         return self.index.get_documents(doc_ids)

@@ -13,7 +13,7 @@ import math
 import pytest
 
 from raysearch.index.routing import shard_for
-from raysearch.search.coordinator import FETCH_WITH_QUERY_MAX
+from raysearch.search.merge import FETCH_WITH_QUERY_MAX
 from raysearch.actors.clients import RayShard
 from tests.conftest import wait_operation
 from tests.integration.helpers import ShardSpy as _Spy

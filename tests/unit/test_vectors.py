@@ -111,9 +111,11 @@ def test_knn_filter_applies_to_candidates_and_k_hits_come_back_when_enough_pass(
     assert inner["hits"] == got["hits"]
 
 
-def test_hybrid_rrf_equals_fusing_the_engines_own_lists_on_1_and_4_shards():
+@pytest.mark.parametrize("with_facets", [True, False])  # two rounds (kNN, then text) / one combined round
+def test_hybrid_rrf_equals_fusing_the_engines_own_lists_on_1_and_4_shards(with_facets):
     docs = _docs(400)
     query = np.random.default_rng(3).normal(size=DIMS).round(3).tolist()
+    asked = {"facets": {"kind": {"terms": {"field": "kind"}}}} if with_facets else {}
     fused_pages = []
     for shards in (1, 4):
         target, _ = _build(docs, shards, batches=2)
@@ -122,23 +124,41 @@ def test_hybrid_rrf_equals_fusing_the_engines_own_lists_on_1_and_4_shards():
         oracle = fuse([(h["score"], h["id"]) for h in text["hits"]], [(h["score"], h["id"]) for h in knn["hits"]],
                       Fusion(window=50))
         got = _search(target, q="apple river", knn={"field": "emb", "vector": query, "k": 50},
-                      rank={"rrf": {"window": 50}}, size=30, facets={"kind": {"terms": {"field": "kind"}}})
+                      rank={"rrf": {"window": 50}}, size=30, **asked)
         assert [(h["id"], h["score"]) for h in got["hits"]] == [(f.doc_id, f.score) for f in oracle[:30]]
         assert got["hits"][0]["ranks"] == {"text": oracle[0].text_rank, "knn": oracle[0].knn_rank}
-        # total and facets count the union: every text match plus the kNN hits that do not match
+        documents = {d["id"]: d for d in docs}
+        assert all(h["document"]["body"] == documents[h["id"]]["body"] for h in got["hits"])
+        # total (and facets) count the union: every text match plus the kNN hits that do not
+        # match; on 4 shards each shard's own top 50 holds hits outside the global top 50
         text_ids = {d["id"] for d in docs if {"apple", "river"} & set(d["body"].split())}
         union = text_ids | {h["id"] for h in knn["hits"]}
         assert got["total"] == len(union)
-        kinds = {d["id"]: d["kind"] for d in docs}
-        facet = {b["key"]: b["count"] for b in got["facets"]["kind"]["buckets"]}
-        assert facet == {kind: sum(1 for i in union if kinds[i] == kind) for kind in "abc"}
+        if with_facets:
+            kinds = {d["id"]: d["kind"] for d in docs}
+            facet = {b["key"]: b["count"] for b in got["facets"]["kind"]["buckets"]}
+            assert facet == {kind: sum(1 for i in union if kinds[i] == kind) for kind in "abc"}
         fused_pages.append(got["hits"])
-        # search_after pages through the fused list
+        # search_after and from page through the fused list (documents from the fetch phase)
         second = _search(target, q="apple river", knn={"field": "emb", "vector": query, "k": 50},
                          rank={"rrf": {"window": 50}}, size=10, search_after=got["hits"][9]["sort"]
-                         if "sort" in got["hits"][9] else [got["hits"][9]["score"], got["hits"][9]["id"]])
+                         if "sort" in got["hits"][9] else [got["hits"][9]["score"], got["hits"][9]["id"]], **asked)
         assert [h["id"] for h in second["hits"]] == [h["id"] for h in got["hits"][10:20]]
+        deep = _search(target, q="apple river", knn={"field": "emb", "vector": query, "k": 50},
+                       rank={"rrf": {"window": 50}}, size=60, **{"from": 5}, **asked)
+        assert [h["id"] for h in deep["hits"]] == [f.doc_id for f in oracle[5:65]]
+        assert all(h["document"]["body"] == documents[h["id"]]["body"] for h in deep["hits"])
     assert fused_pages[0] == fused_pages[1]
+
+
+def test_hybrid_with_only_stop_words_counts_the_knn_hits():
+    docs = _docs(200)
+    target, _ = _build(docs, 3)
+    query = [0.25] * DIMS
+    got = _search(target, q="the of", knn={"field": "emb", "vector": query, "k": 12}, size=12)
+    expected = _brute(docs, query, "cosine", 12)
+    assert [h["id"] for h in got["hits"]] == [d for d, _ in expected]
+    assert got["total"] == 12
 
 
 def test_linear_fusion_normalises_bm25_over_the_window():
