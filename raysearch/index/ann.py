@@ -24,6 +24,14 @@ import threading
 import numpy as np
 
 METRICS = {"cosine": "cos", "dot_product": "ip", "l2": "l2sq"}
+# What the graph stores of each vector. Its candidates are scored again exactly from the
+# float32 column, so the graph only has to rank them roughly: cosine graphs keep int8
+# (usearch normalises, then scales to [-127, 127]), as Elasticsearch's default int8_hnsw
+# does. Measured (32,000 clustered 256-d vectors, 100 candidates rescored, one thread):
+# f32 1.16 ms a search and 25 s to build, int8 0.29 ms and 7.9 s, recall@10 1.000 both;
+# a quarter of the memory. dot_product and l2 keep float32: their vectors are not
+# normalised, and int8 (and float16) would clip large values.
+GRAPH_DTYPES = {"cosine": "i8", "dot_product": "f32", "l2": "f32"}
 # vectors added per lock hold: a search waits at most for one chunk (~0.5 ms a 256-d vector;
 # 2,048 held searches for a second, and a search's p99 reached 5 s while a graph was built)
 ADD_CHUNK = 128
@@ -34,7 +42,8 @@ class AnnIndex:
         from usearch.index import Index  # compiled; imported by the processes that search vectors
 
         self.dims, self.similarity = dims, similarity
-        self.index = index if index is not None else Index(ndim=dims, metric=METRICS[similarity], dtype="f32")
+        self.index = index if index is not None else Index(ndim=dims, metric=METRICS[similarity],
+                                                           dtype=GRAPH_DTYPES[similarity])
         self.covered = covered  # document numbers below this were considered for the graph
         self.keys = keys  # keys added (live or not)
         self._lock = threading.Lock()

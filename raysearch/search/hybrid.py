@@ -1,9 +1,9 @@
 """kNN and hybrid searches across an index's shards (the coordinator's other path).
 
-    hybrid (q with knn, or q with the index's embedder), no facets: one round -- each
-       shard's kNN top k and text top `window` in one call; the text totals count each
-       shard's own kNN hits, and those outside the merged global top k are taken back
-    kNN alone: every shard's top k (search/knn.py), merged exactly
+    no facets: one round -- each shard's kNN top k (search/knn.py) and, for hybrid (q
+       with knn, or q with the index's embedder), its text top `window`, in one call; a
+       shard's text total counts its own kNN hits, and those outside the merged global
+       top k are taken back; the first page's documents come along
     with facets: the kNN round, then the text round with the merged kNN hits along, so
        that total and facets count the union (facet partials cannot be taken back)
     -> fusion of the two merged lists (search/fusion.py): RRF or linear
@@ -29,7 +29,7 @@ from raysearch.search.expansion import parse_expand
 from raysearch.search.fusion import Fused, fuse, parse_rank
 from raysearch.search.highlight import highlight
 from raysearch.search.knn import KnnQuery, merge_knn, parse_knn
-from raysearch.search.merge import answer, first_page, merge_hits
+from raysearch.search.merge import answer, first_page
 from raysearch.search.plan import AnalyzedClause, QueryPlan, analyze_clauses
 from raysearch.search.query import parse_query
 
@@ -57,13 +57,13 @@ async def vector_search(coordinator, index, request: SearchRequest, started: flo
     facet_specs = facets.parse_facets(request.facets, types)
     aclauses: list[AnalyzedClause] = []
     raws: dict[str, bytes] = {}  # stored documents that came with the query phase
-    total, partials = 0, None
+    partials = None
     if text:
         aclauses = await _analyzed_query(coordinator, index, request, q, node)
-    if text and not facet_specs:
+    if not facet_specs:
         # one round: each shard's kNN and text query phases in one call (search/shard_side.py)
         shape = dict(filter=node, sort=[[sorting.SCORE, sorting.DESC]])
-        window = fusion.window
+        window = fusion.window if text else 0
         fetch_top = request.size if first_page(request.from_, request.size) else 0
         for cached in (True, False):
             plan = await _text_plan(coordinator, index, aclauses, shape, cached)
@@ -76,15 +76,12 @@ async def vector_search(coordinator, index, request: SearchRequest, started: flo
         in_top = {doc_id for _, doc_id in knn_hits}
         total = sum(r["total"] for r in results) - sum(
             1 for r in results for doc_id in r["also_only"] if doc_id not in in_top)
-        text_hits = [(score, doc_id) for score, doc_id, _ in
-                     merge_hits([r["hits"] for r in results], plan.sort, 0, window)]
+        text_hits = _by_score(results, window)
         raws = {doc_id: raw for r in results for doc_id, raw in r.get("documents", {}).items() if raw is not None}
     else:
+        # total and facets count the union (the text matches and the global top k): the kNN
+        # round, then the text round with the merged kNN hits along
         knn_hits = merge_knn(await asyncio.gather(*[shard.knn(query) for shard in index.shards]), query.k)
-        total = len(knn_hits)
-    if facet_specs:
-        # total and facets count the union (the text matches and the global top k): a second
-        # round, with the merged kNN hits along
         also = tuple(doc_id for _, doc_id in knn_hits)
         shape = dict(filter=node, facets=facet_specs, also=also, match_none=not text,
                      sort=[[sorting.SCORE, sorting.DESC]])
@@ -97,8 +94,7 @@ async def vector_search(coordinator, index, request: SearchRequest, started: flo
             coordinator._stats_cache.invalidate(index.name)
         total = sum(r["total"] for r in results)
         partials = [r["facets"] for r in results]
-        text_hits = [(score, doc_id) for score, doc_id, _ in
-                     merge_hits([r["hits"] for r in results], plan.sort, 0, window)]
+        text_hits = _by_score(results, window)
     if text:
         ranked = fuse(text_hits, knn_hits, fusion)
     else:
@@ -125,6 +121,12 @@ async def vector_search(coordinator, index, request: SearchRequest, started: flo
         hits.append(hit)
     merged_facets = facets.merge(facet_specs, partials, types) if facet_specs else None
     return answer(started, total, hits, merged_facets)
+
+def _by_score(results: list[dict], window: int) -> list[tuple[float, str]]:
+    """The shards' text hits merged: the top `window` as (score, id), by score then id."""
+    merged = sorted(((hit[0], hit[1]) for r in results for hit in r["hits"]), key=lambda h: (-h[0], h[1]))
+    return merged[:window]
+
 
 async def _analyzed_query(coordinator, index, request: SearchRequest, q: str, node) -> list[AnalyzedClause]:
     """q's clauses analysed for the index's default (or the request's) fields, with RM3's

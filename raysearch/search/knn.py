@@ -79,7 +79,12 @@ def _count(value: Any, name: str, limit: int) -> int:
 
 
 def shard_knn(shard, query: KnnQuery, exact_below: int = 10_000) -> list[list]:
-    """One shard's top k as [[score, id], ...], best first (ties: smaller id first).
+    """One shard's top k as [[score, id], ...], best first (ties: smaller id first)."""
+    return [[score, doc_id] for score, doc_id, _ in ranked_knn(shard, query, exact_below)]
+
+
+def ranked_knn(shard, query: KnnQuery, exact_below: int = 10_000) -> list[tuple[float, str, int]]:
+    """One shard's top k as (score, id, document number), best first (ties: smaller id first).
 
     Exact over the eligible rows when they are fewer than `exact_below` or the column has
     no ANN graph of this similarity; else the graph proposes candidates (at least
@@ -115,8 +120,9 @@ def shard_knn(shard, query: KnnQuery, exact_below: int = 10_000) -> list[list]:
         kth = np.partition(scores, len(scores) - k)[len(scores) - k]
         keep = scores >= kth
         rows, scores = rows[keep], scores[keep]
-    ranked = sorted(zip((-scores).tolist(), (doc_ids[r] for r in rows.tolist())), key=lambda p: (p[0], p[1] or ""))
-    return [[-neg, doc_id] for neg, doc_id in ranked if doc_id is not None][:k]
+    numbers = rows.tolist()
+    ranked = sorted(zip((-scores).tolist(), (doc_ids[r] for r in numbers), numbers), key=lambda p: (p[0], p[1] or ""))
+    return [(-neg, doc_id, number) for neg, doc_id, number in ranked if doc_id is not None][:k]
 
 
 def _ann_candidates(ann, vector: np.ndarray, eligible: np.ndarray, rows: np.ndarray, query: KnnQuery) -> np.ndarray:

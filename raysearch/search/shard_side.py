@@ -4,9 +4,11 @@ LocalShard serves them in process, for the coordinator's unit tests and notebook
 
 from __future__ import annotations
 
+import numpy as np
+
 from raysearch.index.shard_index import ShardIndex
 from raysearch.search.executor import execute
-from raysearch.search.knn import KnnQuery, shard_knn
+from raysearch.search.knn import KnnQuery, ranked_knn, shard_knn
 from raysearch.search.plan import QueryPlan
 
 STALE = {"stale": True, "total": 0, "hits": [], "facets": {}}
@@ -61,17 +63,21 @@ def shard_search(index: ShardIndex, shard: int, plan: QueryPlan, k: int) -> dict
 
 def shard_hybrid(index: ShardIndex, shard: int, plan: QueryPlan, window: int, query: KnnQuery,
                  fetch_top: int = 0, exact_below: int = 10_000) -> dict:
-    """A hybrid search's one round on this shard: its kNN top k ("knn"), then the text
-    query's top `window` with those kNN hits counted into the total (plan.also), and
+    """A kNN or hybrid search's one round on this shard: its kNN top k ("knn"), then the text
+    query's top `window` (none for kNN alone: plan.match_none) with those kNN hits counted into the total (plan.also), and
     "also_only": the kNN hits no text clause matched, so that the coordinator can take back
     those that miss the global top k (the union it counts is the text matches and the
     global top k). With `fetch_top`, the stored documents of the first `fetch_top` of each
     list come along ("documents": id -> bytes): a first page usually needs no fetch round."""
     if _stale(index, shard, plan):
         return dict(STALE)
-    knn_hits = shard_knn(index, query, exact_below)
-    result = execute(index, plan._replace(also=tuple(doc_id for _, doc_id in knn_hits)), window)
-    result.setdefault("also_only", [])
+    ranked = ranked_knn(index, query, exact_below)
+    knn_hits = [[score, doc_id] for score, doc_id, _ in ranked]
+    if plan.match_none and not plan.facets:  # kNN alone: its hits (live, filtered) are the matches
+        result = {"total": len(knn_hits), "hits": [], "facets": {}, "also_only": [doc_id for _, doc_id in knn_hits]}
+    else:
+        numbers = np.fromiter((number for _, _, number in ranked), dtype=np.int64, count=len(ranked))
+        result = execute(index, plan, window, also_numbers=numbers)
     result["knn"] = knn_hits
     if fetch_top:
         wanted = list(dict.fromkeys([h[1] for h in result["hits"][:fetch_top]]

@@ -151,6 +151,16 @@ def test_hybrid_rrf_equals_fusing_the_engines_own_lists_on_1_and_4_shards(with_f
     assert fused_pages[0] == fused_pages[1]
 
 
+def test_hybrid_with_one_term_counts_the_union_on_any_shard_count():
+    docs = _docs(300)
+    query = [0.3, -0.2, 0.1, 0.5, -0.4, 0.2, 0.0, 0.1]
+    for shards in (1, 3):
+        target, _ = _build(docs, shards)
+        got = _search(target, q="cherry", knn={"field": "emb", "vector": query, "k": 20}, size=5)
+        knn = {d for d, _ in _brute(docs, query, "cosine", 20)}
+        assert got["total"] == len({d["id"] for d in docs if "cherry" in d["body"].split()} | knn)
+
+
 def test_hybrid_with_only_stop_words_counts_the_knn_hits():
     docs = _docs(200)
     target, _ = _build(docs, 3)
