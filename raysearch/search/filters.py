@@ -139,6 +139,11 @@ def evaluate(node: list, shard, n: int) -> np.ndarray:
     mask = _eval(node, shard, n) & shard.stats.live_mask(n)
     mask.flags.writeable = False
     if shard.stats_version() == version:  # read whole: no apply ran meanwhile
+        # Masks of an older version can never be hit again (every apply moves it): dropped
+        # now, not when the bound pushes them out, so a shard that takes writes between
+        # searches does not hold MASK_CACHE_BYTES of dead masks (issue 24's soak).
+        for stale in [k for k, entry in list(cache.items()) if entry[0] != version]:
+            cache.pop(stale, None)
         cache[key] = (version, n, mask)
         held = sum(entry[2].nbytes for entry in list(cache.values()))
         while held > MASK_CACHE_BYTES and len(cache) > 1:

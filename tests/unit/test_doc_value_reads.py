@@ -145,6 +145,19 @@ def test_the_mask_cache_holds_at_most_its_bytes(no_ray, monkeypatch):
     assert repr(_parsed({"range": {"size": {"gte": 39}}})) in cached  # the latest kept
 
 
+def test_masks_of_an_older_version_are_dropped_when_a_new_one_is_cached(no_ray):
+    shard = ShardIndex(MemoryKV())
+    shard.apply("first", _batch([{"id": f"d{i}", "title": "apple", "size": i} for i in range(100)]))
+    n = len(shard.stats.doc_ids)
+    for low in range(10):
+        filters.evaluate(_parsed({"range": {"size": {"gte": low}}}), shard, n)
+    assert len(filters._masks[shard]) == 10
+    shard.apply("delete", ShardBatch(deletes=["d5"]))  # every cached mask is of the old version now
+    filters.evaluate(_parsed({"range": {"size": {"gte": 50}}}), shard, len(shard.stats.doc_ids))
+    cached = filters._masks[shard]
+    assert list(cached) == [repr(_parsed({"range": {"size": {"gte": 50}}}))]
+
+
 def test_an_earlier_readers_per_document_values_never_change(no_ray):
     shard = ShardIndex(MemoryKV())
     shard.apply("first", _batch([{"id": f"d{i}", "title": "apple", "size": i} for i in range(10)]))
