@@ -99,14 +99,18 @@ def ranked_knn(shard, query: KnnQuery, exact_below: int = 10_000) -> list[tuple[
     eligible = present & shard.stats.live_mask(n)
     if query.filter:
         eligible &= filters.evaluate(query.filter, shard, n)
-    rows = np.flatnonzero(eligible)
-    if len(rows) == 0:
+    # Counted, not listed: at 500,000 documents a shard listing every eligible row spent
+    # more than its graph search (the graph's path lists only the rows it does not cover).
+    eligible_count = int(np.count_nonzero(eligible))
+    if eligible_count == 0:
         return []
     vector = np.frombuffer(query.vector, dtype="<f4")
     ann = column.ann
-    if (ann is not None and ann.similarity == query.similarity and len(rows) >= exact_below
-            and query.num_candidates < len(rows)):  # as many candidates as rows: the exact answer, exactly
-        rows = _ann_candidates(ann, vector, eligible, rows, query)
+    if (ann is not None and ann.similarity == query.similarity and eligible_count >= exact_below
+            and query.num_candidates < eligible_count):  # as many candidates as rows: the exact answer, exactly
+        rows = _ann_candidates(ann, vector, eligible, query)
+    else:
+        rows = np.flatnonzero(eligible)
     raw = similarities(matrix, norms, row_of[rows], vector, query.similarity)
     if query.threshold is not None:
         near = raw <= query.threshold ** 2 if query.similarity == L2 else raw >= query.threshold
@@ -125,9 +129,10 @@ def ranked_knn(shard, query: KnnQuery, exact_below: int = 10_000) -> list[tuple[
     return [(-neg, doc_id, number) for neg, doc_id, number in ranked if doc_id is not None][:k]
 
 
-def _ann_candidates(ann, vector: np.ndarray, eligible: np.ndarray, rows: np.ndarray, query: KnnQuery) -> np.ndarray:
+def _ann_candidates(ann, vector: np.ndarray, eligible: np.ndarray, query: KnnQuery) -> np.ndarray:
     """The rows worth scoring: the graph's eligible candidates and the rows it does not cover."""
-    tail = rows[rows >= ann.covered]
+    covered = min(ann.covered, len(eligible))
+    tail = np.flatnonzero(eligible[covered:]) + covered
     count = query.num_candidates
     while True:
         keys = ann.search(vector, count)
@@ -136,7 +141,7 @@ def _ann_candidates(ann, vector: np.ndarray, eligible: np.ndarray, rows: np.ndar
         if len(found) >= query.k or count >= len(ann):
             break
         if count >= 16 * query.num_candidates:  # a selective filter: scoring the eligible rows is cheaper
-            return rows
+            return np.flatnonzero(eligible)
         count *= 4
     return np.union1d(found, tail)
 
