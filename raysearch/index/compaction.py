@@ -26,9 +26,8 @@ def compaction_due(settings, new_entries: int, garbage: int, live_entries: int, 
 
     Why two ratios: a compaction rewrites the shard's whole live state, so under a stream of
     updates a compaction every 5 % of history rewrote the live state once for every
-    twentieth of it updated (benchmarks/README.md, "Ingest and updates,
-    continued"); at 50 %
-    it is twice per full turnover, and MongoDB stays within 1.5 times the live size meanwhile."""
+    twentieth of it updated (benchmarks/README.md, "Ingest and updates, continued"); at
+    50 % it is twice per full turnover, and MongoDB stays within 1.5 times the live size meanwhile."""
     s = settings
     idle = idle_s >= s.compact_idle_s
     ratio = s.compact_garbage_ratio if idle else max(s.compact_garbage_ratio, s.compact_busy_garbage_ratio)

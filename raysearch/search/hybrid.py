@@ -29,7 +29,7 @@ from raysearch.search.expansion import parse_expand
 from raysearch.search.fusion import Fused, fuse, parse_rank
 from raysearch.search.highlight import highlight
 from raysearch.search.knn import KnnQuery, merge_knn, parse_knn
-from raysearch.search.merge import answer, first_page
+from raysearch.search.merge import answer, first_page, merge_hits
 from raysearch.search.plan import AnalyzedClause, QueryPlan, analyze_clauses
 from raysearch.search.query import parse_query
 
@@ -76,7 +76,8 @@ async def vector_search(coordinator, index, request: SearchRequest, started: flo
         in_top = {doc_id for _, doc_id in knn_hits}
         total = sum(r["total"] for r in results) - sum(
             1 for r in results for doc_id in r["also_only"] if doc_id not in in_top)
-        text_hits = _by_score(results, window)
+        text_hits = [(score, doc_id) for score, doc_id, _ in
+                     merge_hits([r["hits"] for r in results], plan.sort, 0, window)]
         raws = {doc_id: raw for r in results for doc_id, raw in r.get("documents", {}).items() if raw is not None}
     else:
         # total and facets count the union (the text matches and the global top k): the kNN
@@ -94,7 +95,8 @@ async def vector_search(coordinator, index, request: SearchRequest, started: flo
             coordinator._stats_cache.invalidate(index.name)
         total = sum(r["total"] for r in results)
         partials = [r["facets"] for r in results]
-        text_hits = _by_score(results, window)
+        text_hits = [(score, doc_id) for score, doc_id, _ in
+                     merge_hits([r["hits"] for r in results], plan.sort, 0, window)]
     if text:
         ranked = fuse(text_hits, knn_hits, fusion)
     else:
@@ -121,12 +123,6 @@ async def vector_search(coordinator, index, request: SearchRequest, started: flo
         hits.append(hit)
     merged_facets = facets.merge(facet_specs, partials, types) if facet_specs else None
     return answer(started, total, hits, merged_facets)
-
-def _by_score(results: list[dict], window: int) -> list[tuple[float, str]]:
-    """The shards' text hits merged: the top `window` as (score, id), by score then id."""
-    merged = sorted(((hit[0], hit[1]) for r in results for hit in r["hits"]), key=lambda h: (-h[0], h[1]))
-    return merged[:window]
-
 
 async def _analyzed_query(coordinator, index, request: SearchRequest, q: str, node) -> list[AnalyzedClause]:
     """q's clauses analysed for the index's default (or the request's) fields, with RM3's

@@ -6,9 +6,10 @@ import heapq
 import time
 import itertools
 
-from raysearch.search.sorting import merge_key
+from raysearch.search.sorting import DESC, SCORE, merge_key
 
 FETCH_WITH_QUERY_MAX = 50  # first pages up to this size come back with the query phase
+SCORE_ONLY = [[SCORE, DESC]]
 
 
 def first_page(start: int, size: int) -> bool:
@@ -20,6 +21,9 @@ def first_page(start: int, size: int) -> bool:
 def merge_hits(shard_hits: list[list], keys: list[list[str]], start: int, stop: int) -> list[tuple]:
     """Hits [score, id, sort values] of every shard (each best first) -> the page
     [start:stop] as (score, id, sort values), in the total order of `keys` then id."""
+    if keys == SCORE_ONLY:  # scores are never missing: (-score, id) is the order, no key tuple per hit
+        page = itertools.islice(heapq.merge(*shard_hits, key=lambda h: (-h[0], h[1])), start, stop)
+        return [(score, doc_id, values) for score, doc_id, values in page]
     ranked = [[(merge_key(keys, values, doc_id), score, doc_id, values) for score, doc_id, values in hits]
               for hits in shard_hits]
     page = itertools.islice(heapq.merge(*ranked), start, stop)

@@ -64,11 +64,12 @@ def shard_search(index: ShardIndex, shard: int, plan: QueryPlan, k: int) -> dict
 def shard_hybrid(index: ShardIndex, shard: int, plan: QueryPlan, window: int, query: KnnQuery,
                  fetch_top: int = 0, exact_below: int = 10_000) -> dict:
     """A kNN or hybrid search's one round on this shard: its kNN top k ("knn"), then the text
-    query's top `window` (none for kNN alone: plan.match_none) with those kNN hits counted into the total (plan.also), and
-    "also_only": the kNN hits no text clause matched, so that the coordinator can take back
-    those that miss the global top k (the union it counts is the text matches and the
-    global top k). With `fetch_top`, the stored documents of the first `fetch_top` of each
-    list come along ("documents": id -> bytes): a first page usually needs no fetch round."""
+    query's top `window` (none for kNN alone: plan.match_none) with those kNN hits counted
+    into the total (by document number), and "also_only": the kNN hits no text clause
+    matched, so that the coordinator can take back those that miss the global top k (the
+    union it counts is the text matches and the global top k). With `fetch_top`, the stored
+    documents of the first `fetch_top` of each list come along ("documents": id -> bytes):
+    a first page usually needs no fetch round."""
     if _stale(index, shard, plan):
         return dict(STALE)
     ranked = ranked_knn(index, query, exact_below)
