@@ -30,7 +30,7 @@ def parse(meta: dict) -> tuple[IndexSettings, Analyzer, int]:
         raw = meta["settings"]
         if not isinstance(raw, dict):
             raise TypeError(f"'settings' is {type(raw).__name__}, not an object")
-        settings = IndexSettings(**raw)
+        settings = IndexSettings.from_record(raw)
         shards = meta["shards"]
         if isinstance(shards, bool) or not isinstance(shards, int) or not 1 <= shards <= 256:
             raise ValueError(f"'shards' is {str(shards)[:40]!r}, not a number 1-256")

@@ -22,6 +22,12 @@ class FieldSettings(BaseModel):
     similarity: Literal["cosine", "dot_product", "l2"] | None = Field(
         default=None, description="vector fields: what kNN ranks by (default cosine)")
 
+    @classmethod
+    def from_record(cls, raw: dict) -> "IndexSettings":
+        """Settings as an index record keeps them. A record written before `all_field`
+        existed describes an index whose `_all` postings are stored."""
+        return cls(**{"all_field": "indexed", **raw})
+
     def stored(self) -> dict:
         """As the index record keeps it: the vector options only on vector fields."""
         return self.model_dump(exclude={"dims", "similarity"} if self.type != "vector" else None)
@@ -58,6 +64,10 @@ class IndexSettings(BaseModel):
     embedder: EmbedderSettings | None = Field(default=None, description="fills a vector field from text fields")
     typo_tolerance: bool = Field(default=False, description="every plain query word also matches terms within "
                                  "Elasticsearch's AUTO edits of it (word~); exact matches rank first")
+    all_field: Literal["derived", "indexed"] = Field(
+        default="derived", description="how `_all`, the default search field, is kept: 'derived' (new indexes) "
+        "merges the text fields' own postings when read; 'indexed' (indexes made before it existed) stores a "
+        "second copy of every text posting. Scores are the same (raysearch/index/all_field.py)")
 
     @field_validator("fields")
     @classmethod
@@ -65,6 +75,12 @@ class IndexSettings(BaseModel):
         for name in fields:
             check_field_name(name)
         return fields
+
+    @classmethod
+    def from_record(cls, raw: dict) -> "IndexSettings":
+        """Settings as an index record keeps them. A record written before `all_field`
+        existed describes an index whose `_all` postings are stored."""
+        return cls(**{"all_field": "indexed", **raw})
 
     def stored(self) -> dict:
         """As the index record keeps it (records written before vectors existed read the same)."""

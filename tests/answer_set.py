@@ -79,32 +79,34 @@ def searches(docs: list[dict], count: int = 25, seed: int = 3) -> list[dict]:
     return out
 
 
-def load(http) -> None:
-    """The index INDEX, fresh, holding documents(), all searchable and persisted."""
+def load(http, index: str = INDEX, settings: dict | None = None) -> None:
+    """The index `index`, fresh, holding documents(), all searchable and persisted; `settings`
+    adds to its settings."""
     docs = documents()
-    http.delete(f"/indexes/{INDEX}")
-    r = http.put(f"/indexes/{INDEX}", json={"shards": SHARDS, "fields": {f: {"type": t} for f, t in TYPES.items()}})
+    http.delete(f"/indexes/{index}")
+    r = http.put(f"/indexes/{index}", json={"shards": SHARDS, "fields": {f: {"type": t} for f, t in TYPES.items()},
+                                            **(settings or {})})
     r.raise_for_status()
-    _bulk(http, docs)
-    _check_count(http, len({d["id"] for d in docs}))
+    _bulk(http, docs, index)
+    _check_count(http, len({d["id"] for d in docs}), index)
 
 
-def update(http) -> None:
+def update(http, index: str = INDEX) -> None:
     """Re-index every 7th document with a changed title and a changed size, in a shuffled
     order, and delete every 97th: what a later version must answer the same after."""
     docs = documents()
     changed = [{**d, "title": f"{d.get('title', '')} revised edition", "installed_size": 7 + i}
                for i, d in enumerate(docs[::7])]
     random.Random(5).shuffle(changed)
-    _bulk(http, changed)
+    _bulk(http, changed, index)
     deleted = {d["id"] for d in docs[5::97]}
     for doc_id in sorted(deleted):
-        http.delete(f"/indexes/{INDEX}/documents/{doc_id}").raise_for_status()
-    _check_count(http, len({d["id"] for d in docs} - deleted))
+        http.delete(f"/indexes/{index}/documents/{doc_id}").raise_for_status()
+    _check_count(http, len({d["id"] for d in docs} - deleted), index)
 
 
-def _bulk(http, docs: list[dict]) -> None:
-    r = http.post(f"/bulk-indexing/{INDEX}", json=docs)
+def _bulk(http, docs: list[dict], index: str = INDEX) -> None:
+    r = http.post(f"/bulk-indexing/{index}", json=docs)
     r.raise_for_status()
     op = r.json()["operation_id"]
     deadline = time.time() + 600
@@ -117,9 +119,9 @@ def _bulk(http, docs: list[dict]) -> None:
         raise RuntimeError(f"the bulk ended {view['status']}: {view}")
 
 
-def _check_count(http, expected: int) -> None:
+def _check_count(http, expected: int, index: str = INDEX) -> None:
     deadline = time.time() + 60
-    while (counted := http.get(f"/indexes/{INDEX}").json()["documents"]) != expected:
+    while (counted := http.get(f"/indexes/{index}").json()["documents"]) != expected:
         if time.time() > deadline:
             raise RuntimeError(f"the index counts {counted} documents, not {expected}")
         time.sleep(0.2)

@@ -21,7 +21,8 @@ class IndexWorker:
     def __init__(self, settings: Settings):
         self.settings = settings
         self.mongo = MongoStore(settings.mongo_uri, settings.mongo_db)
-        self._indexes: dict[str, tuple[Analyzer, list, object]] = {}  # index -> (analyzer, shard handles, embedder)
+        # index -> (analyzer, shard handles, embedder, whether `_all` is derived)
+        self._indexes: dict[str, tuple[Analyzer, list, object, bool]] = {}
         gc_tuning.collect_rarely()
 
     def _index(self, index: str):
@@ -33,7 +34,8 @@ class IndexWorker:
             if meta.get("deleting"):
                 raise RuntimeError(f"index {index!r} is being deleted")
             settings, analyzer, shards = indexmeta.parse(meta)  # CorruptIndex naming it: this batch fails, not others
-            cached = self._indexes[index] = (analyzer, shard_handles(self.settings, index, shards), settings.embedder)
+            cached = self._indexes[index] = (analyzer, shard_handles(self.settings, index, shards), settings.embedder,
+                                             settings.all_field == "derived")
         return cached
 
     def index_batch(self, index: str, op_id: str, batch: int) -> dict:
@@ -46,10 +48,10 @@ class IndexWorker:
         if raw is None:
             raise RuntimeError(f"batch {op_id}:{batch} is not in the intake log")
         docs, deletes, types, vectors = decode_payload(raw)
-        analyzer, shards, embedder = self._index(index)
+        analyzer, shards, embedder, derived_all = self._index(index)
         if embedder is not None and embedder.target in vectors:  # the whole batch in one call
             embedding.fill_vectors(docs, embedder.fields, embedder.target)
-        per_shard, indexed, failed = split_batch(docs, deletes, len(shards), analyzer, types, vectors)
+        per_shard, indexed, failed = split_batch(docs, deletes, len(shards), analyzer, types, vectors, derived_all)
         batch_key = f"{op_id}:{batch}"
         refs = {n: shards[n].apply.remote(batch_key, part) for n, part in per_shard.items()}
         try:

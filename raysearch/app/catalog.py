@@ -130,7 +130,7 @@ class IndexCatalog:
                                          f"similarity {old.get('similarity')!r}; they never change")
                 fields[field] = declared.stored()
             try:
-                new = IndexSettings(**{**current, "fields": fields}).stored()
+                new = IndexSettings.from_record({**current, "fields": fields}).stored()
             except Exception as exc:
                 raise InvalidRequest(f"invalid fields: {validation.pydantic_reason(exc)}") from None
             if new == meta["settings"] or await asyncio.to_thread(

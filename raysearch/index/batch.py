@@ -10,7 +10,7 @@ import numpy as np
 import orjson  # 5-10x json's speed per stored document and T entry; the ingress decodes with it too
 
 from raysearch import schema
-from raysearch.analysis.analyzer import Analyzer
+from raysearch.analysis.analyzer import ALL_FIELD, Analyzer
 from raysearch.index.batch_postings import analyze_batch, build_blocks, indexed_values
 from raysearch.index.routing import shard_for
 from raysearch.index.vectors import encode_vectors
@@ -116,29 +116,36 @@ class ShardBatch:
     field_totals: dict[str, list[int]] = field(default_factory=dict)  # field -> [documents, total length]
     typed: list[dict] = field(default_factory=list)  # per document its typed values ({} when none)
     vectors: list[bytes] = field(default_factory=list)  # per document its V payload (b"" when none; vectors.py)
+    # A derived `_all` (index/all_field.py: no postings of its own): the fields it is made of,
+    # each document's `_all` length, and per term of it how many of the documents hold it
+    text_fields: list[str] = field(default_factory=list)
+    all_lengths: list[int] = field(default_factory=list)
+    all_terms: list[str] = field(default_factory=list)
+    all_counts: list[int] = field(default_factory=list)
 
 
-def _analyze(rows: list[tuple], values_of: list, analyzer: Analyzer, failed: list[dict]):
+def _analyze(rows: list[tuple], values_of: list, analyzer: Analyzer, failed: list[dict], derived_all: bool):
     """-> (BatchTokens of the rows' values, the rows analysed). The whole batch is analysed at
     once; if that fails, each document alone, and those it fails for are left out (into
     `failed`): their neighbours proceed."""
     try:
-        return analyze_batch(values_of, analyzer), rows
+        return analyze_batch(values_of, analyzer, derived_all), rows
     except Exception:
         kept_rows, kept_values = [], []
         for row, values in zip(rows, values_of):
             try:
-                analyze_batch([values], analyzer)
+                analyze_batch([values], analyzer, derived_all)
             except Exception as exc:
                 failed.append({"id": row[0], "reason": f"analysis failed: {exc}"})
                 continue
             kept_rows.append(row)
             kept_values.append(values)
-        return analyze_batch(kept_values, analyzer), kept_rows
+        return analyze_batch(kept_values, analyzer, derived_all), kept_rows
 
 
 def split_batch(docs: list[dict], deletes: list[str], shards: int, analyzer: Analyzer,
-                types: dict[str, str] | None = None, vectors: dict[str, schema.VectorSpec] | None = None):
+                types: dict[str, str] | None = None, vectors: dict[str, schema.VectorSpec] | None = None,
+                derived_all: bool = True):
     """-> ({shard: ShardBatch}, indexed records, failed [{id, reason}]).
 
     A document that cannot be analysed fails alone; its neighbours proceed.
@@ -148,6 +155,8 @@ def split_batch(docs: list[dict], deletes: list[str], shards: int, analyzer: Ana
     Postings are grouped for the whole batch at once (batch_postings.py).
     Vector fields leave the stored JSON for the document's V entry (float32, not JSON
     numbers); GET of a document puts them back.
+    `derived_all` (an index's `all_field: "derived"`): no `_all` postings; the shard merges
+    the text fields' own when `_all` is read (index/all_field.py).
     """
     per_shard: dict[int, ShardBatch] = {}
     failed = []
@@ -172,7 +181,7 @@ def split_batch(docs: list[dict], deletes: list[str], shards: int, analyzer: Ana
             continue
         rows.append((doc_id, stored, payload, typed, shard_for(doc_id, shards)))
         values_of.append(values)
-    tokens, rows = _analyze(rows, values_of, analyzer, failed)
+    tokens, rows = _analyze(rows, values_of, analyzer, failed, derived_all)
     shard_of, typed_of = [], []
     for doc_id, stored, payload, typed, n in rows:
         part = per_shard.get(n)
@@ -184,11 +193,17 @@ def split_batch(docs: list[dict], deletes: list[str], shards: int, analyzer: Ana
         shard_of.append(n)
         typed_of.append(typed)
     built = build_blocks(tokens, shard_of, analyzer)
+    text_fields = sorted(tokens.text_fields)
     for n, indexed, typed in zip(shard_of, built.indexed, typed_of):
         part = per_shard[n]
         part.terms.append(encode_indexed(indexed, typed))
         part.typed.append(typed)
         add_field_totals(part.field_totals, indexed)
+        if text_fields:
+            part.text_fields = text_fields
+            part.all_lengths.append(next((length for name, length, _ in indexed if name == ALL_FIELD), 0))
+    for n, terms in built.all_terms.items():
+        per_shard[n].all_terms, per_shard[n].all_counts = terms, built.all_counts[n]
     for n, prefixes in built.prefixes.items():
         per_shard[n].block_prefixes = prefixes
         per_shard[n].blocks = built.blocks[n]

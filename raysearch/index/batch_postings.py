@@ -38,7 +38,8 @@ def indexed_values(doc: dict, types: dict[str, str] | None) -> list[tuple[str, s
 @dataclass
 class BatchTokens:
     """A batch's analysed values: segments of one token-id stream, each placed in a field at a
-    starting position, and each document's indexed-token count per field."""
+    starting position, and each document's indexed-token count per field. With a derived
+    `_all` (no postings of its own: index/all_field.py), `_all` has lengths and no segments."""
 
     stream: np.ndarray  # int32 term ids: every text value's tokens (-1: stop words), then keyword terms
     field_ids: dict[str, int]  # field -> id, in order of first segment
@@ -48,12 +49,16 @@ class BatchTokens:
     seg_offset: list[int]
     seg_len: list[int]
     lengths: list[dict[str, int]]  # per document: field -> length, in creation order
+    text_fields: set[str] = field(default_factory=set)  # fields of text values (what `_all` is made of)
 
 
-def analyze_batch(values: list[list[tuple[str, str, bool]]], analyzer: Analyzer) -> BatchTokens:
+def analyze_batch(values: list[list[tuple[str, str, bool]]], analyzer: Analyzer,
+                  derived_all: bool = True) -> BatchTokens:
     """`analyze_document`'s placement of values into fields and `_all`, for a whole batch:
     every text value tokenised by one call (Analyzer.batch_token_ids), then per value only
-    its placement (positions relative to each segment's start; stop words take a position)."""
+    its placement (positions relative to each segment's start; stop words take a position).
+    `derived_all`: `_all` gets its length but no segments (its postings are the text
+    fields' own, merged when read: index/all_field.py)."""
     texts = [text for doc in values for _, text, keyword in doc if not keyword]
     keywords = [text for doc in values for _, text, keyword in doc if keyword]
     ids, starts, stops = analyzer.batch_token_ids(texts)
@@ -73,6 +78,8 @@ def analyze_batch(values: list[list[tuple[str, str, bool]]], analyzer: Analyzer)
     field_ids: dict[str, int] = {}
     seg_row, seg_field, seg_start, seg_offset, seg_len = [], [], [], [], []
     doc_lengths = []
+    text_fields: set[str] = set()
+    text_targets = (ALL_FIELD,) if derived_all else ()  # fields counted without segments
     t = k = 0
     for row, doc in enumerate(values):
         next_pos: dict[str, int] = {}
@@ -83,8 +90,12 @@ def analyze_batch(values: list[list[tuple[str, str, bool]]], analyzer: Analyzer)
                 k += 1
             else:
                 length, last, offset, size, targets = lengths_of[t], lasts[t], starts_of[t], sizes[t], (name, ALL_FIELD)
+                text_fields.add(name)
                 t += 1
             for fname in targets:
+                if fname in text_targets:
+                    lengths[fname] = lengths.get(fname, 0) + length
+                    continue
                 start = next_pos.get(fname, 0)
                 lengths[fname] = lengths.get(fname, 0) + length
                 if length:
@@ -99,7 +110,8 @@ def analyze_batch(values: list[list[tuple[str, str, bool]]], analyzer: Analyzer)
                 next_pos[fname] = max(start, start + last + 1) + POSITION_GAP
         doc_lengths.append(lengths)
     stream = np.concatenate((ids, np.asarray(keyword_ids, dtype=np.int32)))
-    return BatchTokens(stream, field_ids, seg_row, seg_field, seg_start, seg_offset, seg_len, doc_lengths)
+    return BatchTokens(stream, field_ids, seg_row, seg_field, seg_start, seg_offset, seg_len, doc_lengths,
+                       text_fields if derived_all else set())
 
 
 @dataclass
@@ -111,6 +123,10 @@ class BatchBlocks:
     blocks: dict[int, list[bytes]]
     terms: dict[int, list[tuple[str, str]]]  # (field, term) of each prefix
     indexed: list[list]  # per document, in the order given
+    # With a derived `_all`, per shard: its terms and how many of the shard's documents hold
+    # each (what `_all` blocks' sizes were: the document-frequency increments)
+    all_terms: dict[int, list[str]] = field(default_factory=dict)
+    all_counts: dict[int, list[int]] = field(default_factory=dict)
 
 
 def build_blocks(tokens: BatchTokens, shard_of: list[int], analyzer: Analyzer) -> BatchBlocks:
@@ -124,7 +140,7 @@ def build_blocks(tokens: BatchTokens, shard_of: list[int], analyzer: Analyzer) -
     indexed: list[list] = [[] for _ in doc_lengths]
     if not tokens.seg_len:
         for row, lengths in enumerate(doc_lengths):
-            indexed[row] = [[f, n, []] for f, n in lengths.items() if n > 0]
+            indexed[row] = [[f, n, _derived_terms(f, tokens, [])] for f, n in lengths.items() if n > 0]
         return BatchBlocks(prefixes, blocks, block_terms, indexed)
 
     # Expand segments into one entry per token: row, field, term, position.
@@ -152,7 +168,7 @@ def build_blocks(tokens: BatchTokens, shard_of: list[int], analyzer: Analyzer) -
     length_keys, length_vals = [], []
     for r, lengths in enumerate(doc_lengths):
         for fname, n in lengths.items():
-            if n > 0:
+            if n > 0 and fname in field_ids:  # (a derived `_all` has a length, no postings)
                 length_keys.append(r * len(field_names) + field_ids[fname])
                 length_vals.append(n)
     length_keys_arr = np.asarray(length_keys, dtype=np.int64)
@@ -230,5 +246,30 @@ def build_blocks(tokens: BatchTokens, shard_of: list[int], analyzer: Analyzer) -
     stops = [*cut.tolist(), len(flat)]
     terms_of = {(r, f): flat[a:b] for r, f, a, b in zip(d_row[starts].tolist(), d_fid[starts].tolist(), starts, stops)}
     for r, lengths in enumerate(doc_lengths):
-        indexed[r] = [[f, n, terms_of.get((r, field_ids[f]), [])] for f, n in lengths.items() if n > 0]
-    return BatchBlocks(prefixes, blocks, block_terms, indexed)
+        indexed[r] = [[f, n, _derived_terms(f, tokens, terms_of.get((r, field_ids.get(f)), []))]
+                      for f, n in lengths.items() if n > 0]
+    all_terms, all_counts = {}, {}
+    if tokens.text_fields:
+        # `_all`'s document frequencies per shard: distinct (shard, term, document) among the
+        # text fields' postings, counted per (shard, term). Packed into one int64 key:
+        # shard (< 2**10), term id (< 2**31), row (< 2**21: a batch holds at most 5,000).
+        text_fid = np.zeros(len(field_names), dtype=bool)
+        text_fid[[field_ids[f] for f in tokens.text_fields if f in field_ids]] = True
+        sel = text_fid[p_fid]
+        keys = ((shard[p_start][sel].astype(np.int64) << 52) | (p_term[sel].astype(np.int64) << 21)
+                | p_row[sel].astype(np.int64))
+        pairs, counts = np.unique(np.unique(keys) >> 21, return_counts=True)  # sorted by shard, then term
+        pair_shard, pair_term = pairs >> 31, (pairs & ((1 << 31) - 1)).tolist()
+        counts = counts.tolist()
+        cuts = np.flatnonzero(np.diff(pair_shard)) + 1
+        for lo, hi in zip([0, *cuts.tolist()], [*cuts.tolist(), len(pairs)]):
+            n = int(pair_shard[lo])
+            all_terms[n] = [vocab[t] for t in pair_term[lo:hi]]
+            all_counts[n] = counts[lo:hi]
+    return BatchBlocks(prefixes, blocks, block_terms, indexed, all_terms, all_counts)
+
+
+def _derived_terms(field_name: str, tokens: BatchTokens, terms: list):
+    """A T entry's terms of one field: None for a derived `_all` (the union of the text
+    fields' terms, index/all_field.py), else `terms`."""
+    return None if tokens.text_fields and field_name == ALL_FIELD else terms

@@ -18,7 +18,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from raysearch.analysis.analyzer import ALL_FIELD
 from raysearch.index import keys as K
+from raysearch.index.all_field import expand_terms
 from raysearch.index.batch import parse_indexed
 from raysearch.index.doc_values import DocValues
 from raysearch.index.shard_stats import ShardStats
@@ -36,13 +38,22 @@ class DerivedState:
     next_docnum: int
 
 
+def text_fields(kv: KV) -> set[str]:
+    """The text fields a derived `_all` is made of (F keys; none where `_all` is stored)."""
+    return {key[1:].decode() for key, _ in kv.scan(K.TEXT_FIELD, K.upper_bound(K.TEXT_FIELD))}
+
+
 def scan(kv: KV) -> DerivedState:
     """The state derived from every stored T entry and batch base."""
     stats, values = ShardStats(), DocValues()
+    sources = text_fields(kv)
     for key, raw in kv.scan(K.DOC_TERMS, K.upper_bound(K.DOC_TERMS)):
         docnum, _, terms = K.split_doc_terms_value(raw)
         stats.number(key[1:].decode(), docnum)
         indexed, typed = parse_indexed(terms)
+        if sources:
+            indexed = expand_terms(indexed, sources)
+            stats.set_all_lengths(docnum, [next((n for f, n, _ in indexed if f == ALL_FIELD), 0)])
         stats.add(indexed, 1)
         if typed:
             values.add(docnum, typed)
@@ -65,6 +76,7 @@ def encode_snapshot(state: DerivedState, opstamp: int) -> bytes:
         "docs": stats.docs, "doc_ids": stats.doc_ids, "live": bytes(stats.live),
         "bases": state.bases, "next_docnum": state.next_docnum,
         "values": state.values.export(live),
+        "all_lengths": stats.all_lengths[:len(stats.doc_ids)].tobytes(),
     }, protocol=pickle.HIGHEST_PROTOCOL)
 
 
@@ -79,6 +91,8 @@ def decode_snapshot(raw: bytes | None, opstamp: int) -> DerivedState | None:
         stats = ShardStats()
         stats.df, stats.fields, stats.term_counts = snap["df"], snap["fields"], snap["term_counts"]
         stats.docs, stats.doc_ids, stats.live = snap["docs"], snap["doc_ids"], bytearray(snap["live"])
+        # (snapshots of shards whose `_all` is stored hold no lengths: they need none)
+        stats.all_lengths = np.frombuffer(snap.get("all_lengths", b""), dtype=np.int32).copy()
         return DerivedState(stats, DocValues.from_export(snap["values"]), snap["bases"], snap["next_docnum"])
     except Exception as exc:  # noqa: BLE001 - unreadable: the scan rebuilds everything (a new snapshot follows)
         log.warning("shard snapshot unreadable (%s): rebuilding the statistics by a scan", exc)

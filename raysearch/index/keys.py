@@ -3,7 +3,8 @@
 Data keys (mirrored to MongoDB, so a shard can be rebuilt from it):
   D<id>                          stored document (JSON)
   T<id>                          doc number, opstamp of its batch (8 + 8 bytes BE), then what
-                                 the document indexed: field lengths and terms (JSON)
+                                 the document indexed: field lengths and terms (JSON; a
+                                 derived `_all` has null terms: index/all_field.py)
   P<field>\0<term>\0<opstamp:8>  posting block: the term's postings in the documents one batch
                                  added (numbers relative to that batch's base; encoding.py)
   V<id>                          the document's vectors: its doc number (8 bytes BE), then per
@@ -13,6 +14,8 @@ Data keys (mirrored to MongoDB, so a shard can be rebuilt from it):
                                  blocks held when last written (u32), then its blocks' term
                                  prefixes (zlib); what a purge of its dead postings reads
   A<batch key>                   opstamp at which a batch was applied (idempotent replays)
+  F<field>                       a text field of an index whose `_all` is derived from its
+                                 text fields' postings (index/all_field.py); empty value
 Postings are grouped per (term, batch) like a tiny Lucene segment, so a batch
 writes one key per distinct term instead of one per (term, document). Removing
 a document (delete or re-index) deletes its T, D and V entries and leaves its
@@ -50,6 +53,7 @@ VECTORS = b"V"
 BATCH_BASE = b"B"
 BATCH_BLOCKS = b"L"
 APPLIED = b"A"
+TEXT_FIELD = b"F"
 INTERNAL = b"~"
 CHANGE_LOG = b"~O"
 LAST_OPSTAMP = b"~M"
@@ -71,6 +75,10 @@ def doc_terms_key(doc_id: str) -> bytes:
 
 def vectors_key(doc_id: str) -> bytes:
     return VECTORS + doc_id.encode()
+
+
+def text_field_key(field: str) -> bytes:
+    return TEXT_FIELD + field.encode()
 
 
 def doc_id_of(key: bytes) -> str:

@@ -31,6 +31,9 @@ from raysearch.index.change_log import ChangeLog
 from raysearch.index.dead_postings import DeadPostings
 from raysearch.index.derived import DerivedState, decode_snapshot, encode_snapshot
 from raysearch.index.derived import scan as scan_derived
+from raysearch.index.derived import text_fields
+from raysearch.index.all_field import expand_terms, merge_arrays, merge_postings
+from raysearch.analysis.analyzer import ALL_FIELD
 from raysearch.index.posting_cache import PostingArrays, PostingCache
 from raysearch.index.ann import AnnIndex
 from raysearch.index import fuzzy_terms
@@ -118,6 +121,9 @@ class ShardIndex:
     # ---------------------------------------------------- derived state
     def _adopt(self, state: DerivedState) -> None:
         self.stats, self.values, self.bases, self.next_docnum = state.stats, state.values, state.bases, state.next_docnum
+        # The text fields `_all` is derived from (index/all_field.py); none where it is stored.
+        # Replaced, never changed in place: a query iterates the set it read.
+        self.all_sources: frozenset[str] = frozenset(text_fields(self.kv))
         self.dead = DeadPostings(self.bases, self.next_docnum, self.stats.live)  # index/dead_postings.py
 
     def _scan_vectors(self) -> VectorStore:
@@ -196,6 +202,11 @@ class ShardIndex:
         for i, (doc_id, payload) in enumerate(zip(batch.doc_ids, vectors)):
             if payload:
                 changes[K.vectors_key(doc_id)] = vector_entry(base + i, payload)
+        new_sources = set(batch.text_fields) - self.all_sources
+        for name in new_sources:  # (a field with no postings yet adds nothing to `_all`)
+            changes[K.text_field_key(name)] = b""
+        if new_sources:
+            self.all_sources = self.all_sources | new_sources
         changes.update(zip([prefix + stamp for prefix in batch.block_prefixes], batch.blocks))  # keys.block_key
         if batch.doc_ids:
             changes[K.batch_base_key(opstamp)] = K.batch_base_value(base, len(batch.doc_ids))
@@ -207,6 +218,7 @@ class ShardIndex:
         # query ignores numbers beyond those it saw when it started, and skips dead ones.
         self.bases[opstamp] = base
         self.stats.number_batch(batch.doc_ids, base)
+        self.stats.set_all_lengths(base, batch.all_lengths)
         try:
             self.kv.write(changes)
         except BaseException:
@@ -235,8 +247,9 @@ class ShardIndex:
                 self.dead.account(purged, alive, alive)
             self.dead.removed(removed.batches, len(removed.docnums))
             self.stats.revive_batch(base, len(batch.doc_ids))
+            all_keys = [(ALL_FIELD, term) for term in batch.all_terms]
             self.stats.add_batch(batch.field_totals, len(batch.doc_ids), batch.block_prefixes, batch.blocks,
-                                 batch.block_terms)
+                                 batch.block_terms, (all_keys, batch.all_counts))
             for i, typed in enumerate(batch.typed):
                 if typed:
                     self.values.add(base + i, typed)
@@ -250,6 +263,8 @@ class ShardIndex:
         # Lists that gain this batch's documents go stale; removed documents need nothing:
         # their numbers are dead, and every query skips dead numbers.
         self.cache.invalidate(batch.block_prefixes)
+        if batch.all_terms:  # derived `_all` lists are cached like stored ones
+            self.cache.invalidate([K.term_prefix(ALL_FIELD, term) for term in batch.all_terms])
         if not self._cache_fixed:
             self.cache.resize(self._cache_bound())
         return opstamp
@@ -277,6 +292,8 @@ class ShardIndex:
                 continue
             docnum, opstamp, terms_json = K.split_doc_terms_value(raw)
             indexed, _ = parse_indexed(terms_json)
+            if self.all_sources:
+                indexed = expand_terms(indexed, self.all_sources)
             out.docnums.append(docnum)
             out.batches.add(opstamp)
             # Bytes of stored values this removal supersedes (what MongoDB's log then holds
@@ -484,6 +501,12 @@ class ShardIndex:
 
     def postings(self, field: str, term: str) -> dict[int, tuple[int, int, list[int]]]:
         """doc number -> (tf, field length, positions) for one term (phrase matching)."""
+        sources = self.all_sources
+        if field == ALL_FIELD and sources:
+            holding = set(self._fields_holding(sources, term))
+            # every source in sorted order (a field's place sets its range of positions)
+            return merge_postings([self.postings(name, term) if name in holding else {} for name in sorted(sources)],
+                                  self.stats.all_lengths)
         out = {}
         for base, block in self._blocks(K.term_prefix(field, term)):
             for docnum, tf, length, positions in block_postings(block, base):
@@ -498,13 +521,31 @@ class ShardIndex:
         if hit is not None:
             return hit
         generation = self.cache.generation
+        sources = self.all_sources
+        if field == ALL_FIELD and sources:
+            # the text fields' lists, read (not cached apart: the merged list is what queries reuse)
+            lengths = self.stats.all_lengths
+            arrays = PostingArrays(*merge_arrays([self._columns(K.term_prefix(name, term))[:2]
+                                                  for name in self._fields_holding(sources, term)], lengths))
+        else:
+            arrays = PostingArrays(*self._columns(prefix))
+        self.cache.put(prefix, arrays, generation)  # unless a write happened meanwhile
+        return arrays
+
+    def _fields_holding(self, sources: frozenset[str], term: str) -> list[str]:
+        """The text fields (sorted) where some live document holds `term`: a derived `_all`
+        reads only their lists (a term is in one or two of a document's fields, and a scan
+        of a list that is not there still costs a seek)."""
+        df = self.stats.df
+        return [name for name in sorted(sources) if df.get((name, term))]
+
+    def _columns(self, prefix: bytes) -> tuple:
+        """(doc numbers, tfs, field lengths) of one stored list, read from RocksDB."""
         bases, blocks = [], []
         for base, block in self._blocks(prefix):
             bases.append(base)
             blocks.append(block)
-        arrays = PostingArrays(*blocks_columns(blocks, bases))
-        self.cache.put(prefix, arrays, generation)  # unless a write happened meanwhile
-        return arrays
+        return blocks_columns(blocks, bases)
 
     def fields(self) -> list[str]:
         return sorted(self.stats.fields)

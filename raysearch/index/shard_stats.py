@@ -42,6 +42,22 @@ class ShardStats:
         # no postings left; doc_ids[number] is None for numbers not (or no longer) held.
         self.doc_ids: list[str | None] = []
         self.live = bytearray()  # 1 at the numbers of live documents (match-all, doc values)
+        # Each document number's `_all` length, where `_all` is derived (index/all_field.py).
+        # Grown by replacing the array (a query holding the old one reads numbers it knows).
+        self.all_lengths = np.zeros(0, dtype=np.int32)
+
+    def set_all_lengths(self, base: int, lengths: list[int]) -> None:
+        """The `_all` lengths of the numbers base, base + 1, ..."""
+        if not lengths:
+            return
+        stop = base + len(lengths)
+        if stop > len(self.all_lengths):
+            grown = np.zeros(max(stop, 2 * len(self.all_lengths), 1024), dtype=np.int32)
+            grown[:len(self.all_lengths)] = self.all_lengths
+            grown[base:stop] = lengths
+            self.all_lengths = grown
+        else:
+            self.all_lengths[base:stop] = lengths
 
     def number(self, doc_id: str, docnum: int, live: bool = True) -> None:
         if docnum >= len(self.doc_ids):
@@ -118,16 +134,21 @@ class ShardStats:
         self.docs += sign
 
     def add_batch(self, field_totals: dict[str, list[int]], documents: int, prefixes: list[bytes],
-                  blocks: list[bytes], block_terms: list[tuple[str, str]] | None = None) -> None:
+                  blocks: list[bytes], block_terms: list[tuple[str, str]] | None = None,
+                  more: tuple[list[tuple[str, str]], list[int]] = ((), ())) -> None:
         """Count a batch's `documents` new documents in: per field [documents, total length]
         as the worker summed them from their term lists, document frequencies from the
         batch's blocks (one per (field, term), holding each document at most once, so a
         block's size is its df increment). The same result as `add(indexed, 1)` per document
         (a unit test compares them), with Python work per block instead of per (document,
         term): a document has ~100 such pairs, a batch ~16 blocks per document.
-        `block_terms` are the prefixes' (field, term), when the worker sent them."""
+        `block_terms` are the prefixes' (field, term), when the worker sent them. `more`:
+        ((field, term), documents) counted without blocks (a derived `_all`'s terms)."""
         keys = block_terms if block_terms else list(map(term_key, prefixes))
-        self._count(field_totals, documents, (keys, list(map(block_size, blocks))), 1)
+        counts = list(map(block_size, blocks))
+        if more[0]:
+            keys, counts = [*keys, *more[0]], [*counts, *more[1]]
+        self._count(field_totals, documents, (keys, counts), 1)
 
     def remove_batch(self, field_totals: dict[str, list[int]], documents: int,
                      term_counts: dict[tuple[str, str], int]) -> None:

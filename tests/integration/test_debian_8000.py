@@ -52,7 +52,10 @@ def test_every_posting_list_in_mongodb_equals_the_shards(bulk, service):
     shards = 4
     rocks = rocks_posting_lists(INDEX, shards)
     mongo = mongo_posting_lists(service.settings.mongo_uri, INDEX, shards)
-    assert len(rocks) > 50_000  # (shard, field, term) lists: title, body and _all
+    # (shard, field, term) lists: title, body and the other text fields (`_all` is derived
+    # from them: index/all_field.py)
+    assert len(rocks) > 40_000
+    assert not any(field == "_all" for _, field, _ in rocks)
     missing = rocks.keys() - mongo.keys()
     extra = mongo.keys() - rocks.keys()
     assert not missing and not extra, (list(missing)[:5], list(extra)[:5])
@@ -63,7 +66,7 @@ def test_every_posting_list_in_mongodb_equals_the_shards(bulk, service):
 def test_verify_endpoint_agrees(bulk, http):
     report = http.post(f"/indexes/{INDEX}/verify").json()
     assert report["ok"], report["mismatches"][:5]
-    assert report["terms_checked"] > 50_000
+    assert report["terms_checked"] > 40_000
     # each shard compared itself with MongoDB key by key: every mirrored entry was seen
     assert [s["shard"] for s in report["shards"]] == [0, 1, 2, 3] and all(s["ok"] for s in report["shards"])
     assert report["entries_checked"] == sum(s["entries"] for s in report["shards"]) > 2 * N_DOCS

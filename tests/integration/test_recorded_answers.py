@@ -7,7 +7,11 @@ one BM25), which also removed a re-indexed document's postings at once where the
 marks it dead (issue 25), served over HTTP (scripts/record_search_answers.py; its
 "recorded" field names the commit). So this test shows that those changes changed no
 answer, and catches any later change that does. A deliberate change of ranking records
-the file again and says so in its commit."""
+the file again and says so in its commit.
+
+The recording was made with `_all` stored (a copy of every text posting); indexes now derive
+it from the text fields' postings (index/all_field.py) by default, and an index that keeps
+it stored (`"all_field": "indexed"`, what every index made before reads as) answers the same."""
 
 from __future__ import annotations
 
@@ -30,3 +34,15 @@ def test_searches_answer_as_recorded_fresh_and_after_updates(http):
     assert answer_set.differences(recorded["fresh"], fresh, bodies) == []
     assert answer_set.differences(recorded["updated"], updated, bodies) == []
     http.delete(f"/indexes/{answer_set.INDEX}")
+
+
+def test_an_index_with_stored_all_answers_as_recorded(http):
+    recorded = json.loads(answer_set.ANSWERS.read_text())
+    bodies = answer_set.searches(answer_set.documents())
+    index = "recorded-answers-stored-all"
+    answer_set.load(http, index, {"all_field": "indexed"})
+    assert http.get(f"/indexes/{index}").json()["settings"]["all_field"] == "indexed"
+    assert answer_set.differences(recorded["fresh"], answer_set.ask(http, index), bodies) == []
+    answer_set.update(http, index)
+    assert answer_set.differences(recorded["updated"], answer_set.ask(http, index), bodies) == []
+    http.delete(f"/indexes/{index}")

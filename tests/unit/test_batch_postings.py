@@ -14,10 +14,10 @@ import orjson
 from hypothesis import given, settings, strategies as st
 
 from raysearch import schema
-from raysearch.analysis.analyzer import Analyzer, AnalyzerSettings, analyze_document
+from raysearch.analysis.analyzer import ALL_FIELD, Analyzer, AnalyzerSettings, analyze_document, iter_text_fields
 from raysearch.index import keys as K
-from raysearch.index.batch import encode_indexed, split_batch
-from raysearch.index.encoding import encode_block
+from raysearch.index.batch import encode_indexed, parse_indexed, split_batch
+from raysearch.index.encoding import block_size, encode_block
 from raysearch.index.routing import shard_for
 from tests.conftest import CORPORA
 
@@ -54,19 +54,43 @@ def reference_split(docs, shards, analyzer, types=None):
 
 
 def _assert_same(docs, shards, analyzer, types=None):
-    got, _, failed = split_batch(docs, [], shards, analyzer, types)
+    for derived_all in (False, True):
+        _assert_same_mode(docs, shards, analyzer, types, derived_all)
+
+
+def _assert_same_mode(docs, shards, analyzer, types, derived_all):
+    """As the reference; with a derived `_all` (index/all_field.py), without `_all`'s blocks,
+    with None for its terms in the T entries, and with its document frequencies and lengths
+    equal to what the reference's `_all` blocks and lengths say."""
+    got, _, failed = split_batch(docs, [], shards, analyzer, types, derived_all=derived_all)
     assert not failed
     want = reference_split(docs, shards, Analyzer(analyzer.settings), types)
     assert set(got) == set(want)
+    text_fields = sorted({name for d in {d["id"]: d for d in docs}.values() for name, _ in iter_text_fields(d)
+                          if (types or {}).get(name) is None})
     for n, (ids, stored, terms, blocks, typed, totals) in want.items():
         part = got[n]
         assert part.doc_ids == ids
         assert part.stored == stored
-        assert part.terms == terms
         assert len(part.block_prefixes) == len(set(part.block_prefixes))
-        assert dict(zip(part.block_prefixes, part.blocks)) == blocks
         assert part.typed == typed
         assert part.field_totals == totals
+        if not derived_all:
+            assert part.terms == terms
+            assert dict(zip(part.block_prefixes, part.blocks)) == blocks
+            assert not part.all_terms and not part.text_fields
+            continue
+        all_prefix = K.POSTING + ALL_FIELD.encode() + K.SEP
+        assert dict(zip(part.block_prefixes, part.blocks)) == {p: b for p, b in blocks.items()
+                                                               if not p.startswith(all_prefix)}
+        all_blocks = {p[len(all_prefix):-1].decode(): b for p, b in blocks.items() if p.startswith(all_prefix)}
+        assert dict(zip(part.all_terms, part.all_counts)) == {t: block_size(b) for t, b in all_blocks.items()}
+        entries = [parse_indexed(t)[0] for t in terms]
+        assert [parse_indexed(t)[0] for t in part.terms] == [
+            [[f, length, None if f == ALL_FIELD else ts] for f, length, ts in e] for e in entries]
+        assert part.text_fields == (text_fields if part.all_lengths else [])
+        assert part.all_lengths == ([next((length for f, length, _ in e if f == ALL_FIELD), 0) for e in entries]
+                                    if text_fields else [])
 
 
 def _debian(limit: int) -> list[dict]:

@@ -54,11 +54,13 @@ def test_apply_is_idempotent_and_reindex_replaces(no_ray):
     shard.apply("b3", ShardBatch(deletes=["a", "b", "missing"]))
     assert shard.doc_count() == 0 and _search(shard, "apple")[0] == 0
     # the dead postings wait for a purge, one batch per later apply
-    assert {k[:1] for k, _ in shard.data_items()} == {b"A", b"B", b"L", b"P"}
+    # (F: the text fields a derived `_all` is made of)
+    assert {k[:1] for k, _ in shard.data_items()} == {b"A", b"B", b"F", b"L", b"P"}
     shard.apply("b4", ShardBatch(deletes=["missing"]))
     shard.apply("b5", ShardBatch(deletes=["missing"]))
-    # only the applied-batch markers and the batch bases are left: no posting, no document
-    assert {k[:1] for k, _ in shard.data_items()} == {b"A", b"B"}
+    # only the applied-batch markers, the batch bases and the text fields are left: no
+    # posting, no document
+    assert {k[:1] for k, _ in shard.data_items()} == {b"A", b"B", b"F"}
 
 
 def test_change_log_drain_and_watermark(no_ray):
