@@ -183,8 +183,11 @@ def typed_values(doc: dict, types: dict[str, str]) -> dict[str, list]:
     naming the field for a value of the wrong type."""
     out: dict[str, list] = {}
     for field, ftype in types.items():
-        raw = lookup(doc, field)
+        raw = doc.get(field) if "." not in field else lookup(doc, field)
         if raw is None:
+            continue
+        if not isinstance(raw, (list, dict)):  # the usual case: one value (a set and a sort cost more)
+            out[field] = [normalize(field, ftype, raw)]
             continue
         items: Iterable = raw if isinstance(raw, list) else (raw,)
         values = set()
