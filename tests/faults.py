@@ -64,11 +64,11 @@ class FaultyIndexWorker(IndexWorker.__ray_actor_class__):
         self.batch_fails_until = batch_fails_until
 
     def _index(self, index: str):
-        analyzer, shards, embedder = super()._index(index)
+        analyzer, *rest = super()._index(index)
         if self.analysis_fails_on and not isinstance(analyzer, _FailingAnalyzer):
             analyzer = _FailingAnalyzer(analyzer, self.analysis_fails_on)
-            self._indexes[index] = (analyzer, shards, embedder)
-        return analyzer, shards, embedder
+            self._indexes[index] = (analyzer, *rest)
+        return (analyzer, *rest)
 
     def index_batch(self, index: str, op_id: str, batch: int) -> dict:
         if self.batch_fails_until:

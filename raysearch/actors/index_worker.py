@@ -1,33 +1,48 @@
-"""IndexWorker: stateless; analyses one batch and writes each shard its part."""
+"""IndexWorker: stateless; analyses one batch and writes each shard its part.
+
+Twelve of them are started with the service (the design's pool), and on a small machine
+most stay idle (ops/worker_pool.py hands batches to the last worker freed). So a worker
+loads what indexing needs -- numpy, pymongo, the analyzer, the shard client -- at its
+first batch, not when it starts: an idle worker then holds little more than Ray's own
+(python -X importtime: the eager imports were 365 modules, ~41 MB of RSS per process).
+"""
 
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 import ray
 
-from raysearch import indexmeta
 from raysearch.actors import gc_tuning, names
-from raysearch.actors.shard_store import shards as shard_handles
-from raysearch.analysis import embedding
-from raysearch.analysis.analyzer import Analyzer
-from raysearch.config import Settings
-from raysearch.index.batch import decode_payload, split_batch
-from raysearch.storage.mongo import MongoStore
+
+if TYPE_CHECKING:
+    from raysearch.config import Settings
 
 
 @ray.remote(concurrency_groups=names.CONTROL_GROUPS)  # ping, pid: see names.SERIAL
 class IndexWorker:
     def __init__(self, settings: Settings):
         self.settings = settings
-        self.mongo = MongoStore(settings.mongo_uri, settings.mongo_db)
+        self._mongo = None  # made at the first batch (see the module's docstring)
         # index -> (analyzer, shard handles, embedder, whether `_all` is derived)
-        self._indexes: dict[str, tuple[Analyzer, list, object, bool]] = {}
+        self._indexes: dict[str, tuple] = {}
         gc_tuning.collect_rarely()
+
+    @property
+    def mongo(self):
+        if self._mongo is None:
+            from raysearch.storage.mongo import MongoStore
+
+            self._mongo = MongoStore(self.settings.mongo_uri, self.settings.mongo_db)
+        return self._mongo
 
     def _index(self, index: str):
         cached = self._indexes.get(index)
         if cached is None:
+            from raysearch import indexmeta
+            from raysearch.actors.shard_store import shards as shard_handles
+
             meta = self.mongo.get_index_meta(index)
             if meta is None:
                 raise RuntimeError(f"index {index!r} has no settings in MongoDB")
@@ -43,6 +58,9 @@ class IndexWorker:
 
         Idempotent: shards skip a batch key they already applied and return its opstamp.
         """
+        from raysearch.analysis import embedding
+        from raysearch.index.batch import decode_payload, split_batch
+
         raw = self.mongo.get_batch(op_id, batch)  # MongoUnavailable: the tracker waits, no attempt used
         self._index(index)
         if raw is None:
