@@ -51,7 +51,8 @@ def _shards(history, shards: int, derived_all: bool) -> list[ShardIndex]:
 
 QUERIES = [{"q": "game"}, {"q": "python library"}, {"q": "python library", "operator": "and"},
            {"q": "\"command line\""}, {"q": "\"revised 1 package\""}, {"q": "lib*"}, {"q": "revised"},
-           {"q": "utils", "size": 30}, {"q": "free software", "size": 50, "from": 5}]
+           {"q": "utils", "size": 30}, {"q": "free software", "size": 50, "from": 5},
+           {"q": "\"command line\" tool", "explain": True}]
 
 
 def _answers(indexes: list[ShardIndex]) -> list:
@@ -61,7 +62,7 @@ def _answers(indexes: list[ShardIndex]) -> list:
     out = []
     for params in QUERIES:
         got = asyncio.run(coordinator.search(target, SearchRequest(**params)))
-        out.append((got["total"], [(h["id"], round(h["score"], 9)) for h in got["hits"]]))
+        out.append((got["total"], [(h["id"], round(h["score"], 9), h.get("explanation")) for h in got["hits"]]))
     return out
 
 
@@ -84,6 +85,7 @@ def test_derived_all_answers_and_statistics_equal_the_stored(history, shards):
         assert b.all_sources == {"title", "body", "version", "maintainer", "architecture"} and not a.all_sources
     want = _answers(stored)
     assert all(total for total, _ in want)  # every query matches something: the comparison means something
+    assert any(hit[2] for _, hits in want for hit in hits)  # explanations (tf, dl, phrase frequency) compared too
     assert _answers(derived) == want
 
 
