@@ -258,14 +258,17 @@ def build_blocks(tokens: BatchTokens, shard_of: list[int], analyzer: Analyzer) -
         sel = text_fid[p_fid]
         keys = ((shard[p_start][sel].astype(np.int64) << 52) | (p_term[sel].astype(np.int64) << 21)
                 | p_row[sel].astype(np.int64))
-        pairs, counts = np.unique(np.unique(keys) >> 21, return_counts=True)  # sorted by shard, then term
-        pair_shard, pair_term = pairs >> 31, (pairs & ((1 << 31) - 1)).tolist()
-        counts = counts.tolist()
-        cuts = np.flatnonzero(np.diff(pair_shard)) + 1
-        for lo, hi in zip([0, *cuts.tolist()], [*cuts.tolist(), len(pairs)]):
-            n = int(pair_shard[lo])
-            all_terms[n] = [vocab[t] for t in pair_term[lo:hi]]
-            all_counts[n] = counts[lo:hi]
+        held = np.unique(keys) >> 21  # sorted: by shard, then term (one entry per document holding it)
+        if len(held):
+            starts = np.flatnonzero(np.concatenate(([True], held[1:] != held[:-1])))
+            pairs = held[starts]
+            counts = np.diff(np.append(starts, len(held))).tolist()
+            pair_shard, pair_term = pairs >> 31, (pairs & ((1 << 31) - 1)).tolist()
+            cuts = np.flatnonzero(np.diff(pair_shard)) + 1
+            for lo, hi in zip([0, *cuts.tolist()], [*cuts.tolist(), len(pairs)]):
+                n = int(pair_shard[lo])
+                all_terms[n] = [vocab[t] for t in pair_term[lo:hi]]
+                all_counts[n] = counts[lo:hi]
     return BatchBlocks(prefixes, blocks, block_terms, indexed, all_terms, all_counts)
 
 

@@ -135,3 +135,14 @@ def test_merges():
     assert merged[4][1] == 9
     indexed = [["title", 2, ["a", "b"]], [ALL_FIELD, 5, None], ["body", 3, ["b", "c"]], ["section", 1, ["x"]]]
     assert expand_terms(indexed, {"title", "body"})[1] == [ALL_FIELD, 5, ["a", "b", "c"]]
+
+
+def test_a_batch_of_stop_words_only():
+    """Text fields without one indexed token: `_all` has no terms to count (a crash here
+    failed the whole batch, at every attempt)."""
+    part = split_batch([{"id": "a", "title": "the of", "body": "and"}, {"id": "b", "section": "x"}], [], 1,
+                       Analyzer(), TYPES)[0][0]
+    assert part.text_fields == ["body", "title"] and part.all_terms == [] and part.all_lengths == [0, 0]
+    shard = ShardIndex(MemoryKV())
+    shard.apply("b1", part)
+    assert shard.doc_count() == 2 and shard.all_sources == {"body", "title"}
