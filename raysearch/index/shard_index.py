@@ -540,12 +540,14 @@ class ShardIndex:
         return [name for name in sorted(sources) if df.get((name, term))]
 
     def _columns(self, prefix: bytes) -> tuple:
-        """(doc numbers, tfs, field lengths) of one stored list, read from RocksDB."""
-        bases, blocks = [], []
-        for base, block in self._blocks(prefix):
-            bases.append(base)
-            blocks.append(block)
-        return blocks_columns(blocks, bases)
+        """(doc numbers, tfs, field lengths) of one stored list, read from RocksDB: `_blocks`
+        without a generator's step and a struct call per block (a common term has a block
+        in nearly every batch, and a derived `_all` reads two or three such lists)."""
+        items = list(self.kv.scan(prefix, K.upper_bound(prefix)))
+        bases = self.bases
+        at = len(prefix)  # then the batch's opstamp, 8 bytes big-endian (keys.block_key)
+        return blocks_columns([block for _, block in items],
+                              [bases[int.from_bytes(key[at:], "big")] for key, _ in items])
 
     def fields(self) -> list[str]:
         return sorted(self.stats.fields)
