@@ -100,3 +100,19 @@ def test_the_search_flow_lives_in_the_coordinator(no_ray):
     assert "raysearch.search.coordinator" in MODULES
     for module in ("raysearch.serve.app", "raysearch.elastic.routes", "raysearch.incluster"):
         assert "raysearch.search.executor" not in GRAPH[module] and "raysearch.search.plan" not in GRAPH[module]
+
+
+def test_an_idle_index_worker_loads_no_indexing_libraries():
+    """An IndexWorker's module imports what its class needs and no more: numpy, pymongo and
+    the rest load at a worker's first batch (most of the twelve never get one on a small
+    machine, and each eager import cost ~41 MB of RSS per process). Read from the source:
+    module-level imports only."""
+    path = MODULES["raysearch.actors.index_worker"]
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    top = set()
+    for node in tree.body:  # module level, outside `if TYPE_CHECKING:`
+        if isinstance(node, ast.Import):
+            top |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            top.add(node.module or "")
+    assert top <= {"__future__", "os", "typing", "ray", "raysearch.actors"}, top
