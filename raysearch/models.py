@@ -22,12 +22,6 @@ class FieldSettings(BaseModel):
     similarity: Literal["cosine", "dot_product", "l2"] | None = Field(
         default=None, description="vector fields: what kNN ranks by (default cosine)")
 
-    @classmethod
-    def from_record(cls, raw: dict) -> "IndexSettings":
-        """Settings as an index record keeps them. A record written before `all_field`
-        existed describes an index whose `_all` postings are stored."""
-        return cls(**{"all_field": "indexed", **raw})
-
     def stored(self) -> dict:
         """As the index record keeps it: the vector options only on vector fields."""
         return self.model_dump(exclude={"dims", "similarity"} if self.type != "vector" else None)

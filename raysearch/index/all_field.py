@@ -1,7 +1,7 @@
 """`_all`, the default search field, derived from the text fields' own postings.
 
 `_all` holds every text value of a document (`analyze_document`). Stored, it was a second
-copy of every text posting: 45 % of a Debian document's posting blocks and 37 % of the
+copy of every text posting: 45 % of a Debian document's posting blocks and 36 % of the
 bytes a shard writes, logs and mirrors (benchmarks/README.md, "A derived _all"). An index
 with `all_field: "derived"` (every index created since) writes none of it:
 
@@ -69,6 +69,11 @@ def lengths_of(all_lengths: np.ndarray, docs: np.ndarray) -> np.ndarray:
     return all_lengths[docs].astype(np.float64)
 
 
+def length_of(all_lengths: np.ndarray, docnum: int) -> int:
+    """One document number's `_all` length (0 past the array: a number being added)."""
+    return int(all_lengths[docnum]) if docnum < len(all_lengths) else 0
+
+
 def merge_postings(parts: list[dict], all_lengths: np.ndarray) -> dict:
     """doc number -> (tf, `_all` length, positions) from the text fields' postings dicts
     (in the sources' sorted order), each field's positions in a range of their own."""
@@ -79,8 +84,7 @@ def merge_postings(parts: list[dict], all_lengths: np.ndarray) -> dict:
             moved = [p + shift for p in positions] if shift else list(positions)
             held = out.get(docnum)
             if held is None:
-                length = int(all_lengths[docnum]) if docnum < len(all_lengths) else 0
-                out[docnum] = (tf, length, moved)
+                out[docnum] = (tf, length_of(all_lengths, docnum), moved)
             else:
                 out[docnum] = (held[0] + tf, held[1], held[2] + moved)
     return out

@@ -32,7 +32,7 @@ from raysearch.index.dead_postings import DeadPostings
 from raysearch.index.derived import DerivedState, decode_snapshot, encode_snapshot
 from raysearch.index.derived import scan as scan_derived
 from raysearch.index.derived import text_fields
-from raysearch.index.all_field import expand_terms, merge_arrays, merge_postings
+from raysearch.index.all_field import expand_terms, length_of, merge_arrays, merge_postings
 from raysearch.analysis.analyzer import ALL_FIELD
 from raysearch.index.posting_cache import PostingArrays, PostingCache
 from raysearch.index.ann import AnnIndex
@@ -501,12 +501,11 @@ class ShardIndex:
 
     def postings(self, field: str, term: str) -> dict[int, tuple[int, int, list[int]]]:
         """doc number -> (tf, field length, positions) for one term (phrase matching)."""
-        sources = self.all_sources
-        if field == ALL_FIELD and sources:
-            holding = set(self._fields_holding(sources, term))
+        holding = self.derived_all_fields([term]) if field == ALL_FIELD else None
+        if holding is not None:
             # every source in sorted order (a field's place sets its range of positions)
-            return merge_postings([self.postings(name, term) if name in holding else {} for name in sorted(sources)],
-                                  self.stats.all_lengths)
+            return merge_postings([self.postings(name, term) if name in holding else {}
+                                   for name in sorted(self.all_sources)], self.stats.all_lengths)
         out = {}
         for base, block in self._blocks(K.term_prefix(field, term)):
             for docnum, tf, length, positions in block_postings(block, base):
@@ -521,33 +520,38 @@ class ShardIndex:
         if hit is not None:
             return hit
         generation = self.cache.generation
-        sources = self.all_sources
-        if field == ALL_FIELD and sources:
+        holding = self.derived_all_fields([term]) if field == ALL_FIELD else None
+        if holding is not None:
             # the text fields' lists, read (not cached apart: the merged list is what queries reuse)
-            lengths = self.stats.all_lengths
-            arrays = PostingArrays(*merge_arrays([self._columns(K.term_prefix(name, term))[:2]
-                                                  for name in self._fields_holding(sources, term)], lengths))
+            arrays = PostingArrays(*merge_arrays([self._columns(K.term_prefix(name, term))[:2] for name in holding],
+                                                 self.stats.all_lengths))
         else:
             arrays = PostingArrays(*self._columns(prefix))
         self.cache.put(prefix, arrays, generation)  # unless a write happened meanwhile
         return arrays
 
-    def _fields_holding(self, sources: frozenset[str], term: str) -> list[str]:
-        """The text fields (sorted) where some live document holds `term`: a derived `_all`
-        reads only their lists (a term is in one or two of a document's fields, and a scan
-        of a list that is not there still costs a seek)."""
+    def derived_all_fields(self, terms: list[str]) -> list[str] | None:
+        """Where `_all` is derived (index/all_field.py): the text fields, sorted, in which some
+        live document holds every one of `terms` -- the only lists a derived `_all` reads (a
+        term is in one or two of a document's fields, and a scan of a list that is not there
+        still costs a seek). None where `_all` is stored."""
+        sources = self.all_sources
+        if not sources:
+            return None
         df = self.stats.df
-        return [name for name in sorted(sources) if df.get((name, term))]
+        return [name for name in sorted(sources) if all(df.get((name, term)) for term in terms)]
+
+    def all_length(self, docnum: int) -> int:
+        """A document number's `_all` length, where `_all` is derived."""
+        return length_of(self.stats.all_lengths, docnum)
 
     def _columns(self, prefix: bytes) -> tuple:
-        """(doc numbers, tfs, field lengths) of one stored list, read from RocksDB: `_blocks`
-        without a generator's step and a struct call per block (a common term has a block
-        in nearly every batch, and a derived `_all` reads two or three such lists)."""
-        items = list(self.kv.scan(prefix, K.upper_bound(prefix)))
-        bases = self.bases
-        at = len(prefix)  # then the batch's opstamp, 8 bytes big-endian (keys.block_key)
-        return blocks_columns([block for _, block in items],
-                              [bases[int.from_bytes(key[at:], "big")] for key, _ in items])
+        """(doc numbers, tfs, field lengths) of one stored list, read from RocksDB."""
+        bases, blocks = [], []
+        for base, block in self._blocks(prefix):
+            bases.append(base)
+            blocks.append(block)
+        return blocks_columns(blocks, bases)
 
     def fields(self) -> list[str]:
         return sorted(self.stats.fields)

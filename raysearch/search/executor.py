@@ -460,20 +460,18 @@ def _clause_scores(shard: ShardIndex, clause: PlanClause, avgdl: dict[str, float
 
 def _phrase_matches(shard: ShardIndex, field: str, terms: list[str], offsets: list[int]):
     """(doc number, phrase frequency, field length) for docs where the terms occur at the offsets."""
-    sources = shard.all_sources
-    if field == ALL_FIELD and sources:
+    holding = shard.derived_all_fields(terms) if field == ALL_FIELD else None
+    if holding is not None:
         # A derived `_all` (index/all_field.py): a phrase matches within one field, as in a
         # stored `_all` (its values were POSITION_GAP apart), so its frequency is the sum of
         # the fields' own. Matching field by field skips merging the fields' position lists
         # (twice the time of a stored `_all`'s phrase at 64k documents when merged).
         freq: dict[int, int] = {}
-        held = [name for name in sorted(sources) if all(shard.stats.df.get((name, t)) for t in terms)]
-        for name in held:
+        for name in holding:
             for docnum, count, _ in _phrase_matches(shard, name, terms, offsets):
                 freq[docnum] = freq.get(docnum, 0) + count
-        lengths = shard.stats.all_lengths
         for docnum, count in freq.items():
-            yield docnum, count, int(lengths[docnum]) if docnum < len(lengths) else 0
+            yield docnum, count, shard.all_length(docnum)
         return
     # Start from the rarest term to keep the candidate set small.
     lists = sorted(((shard.postings(field, term), offset) for term, offset in zip(terms, offsets)),
