@@ -49,23 +49,46 @@ def bindable(port: int, host: str = "127.0.0.1") -> bool:
     return True
 
 
+# Ports this process has chosen or was told are spoken for: a port chosen is free only
+# until its process binds it, so without this a second choice made before that bind (the
+# MongoDB server's, HAProxy's) could return the same port. CI saw it once: HAProxy could
+# not bind the service's own port, which something chosen after it had taken.
+_spoken_for: set[int] = set()
+
+
+def reserve(port: int) -> None:
+    """Never hand out `port` from `free_port` in this process (a port a server of ours is
+    about to bind, e.g. the service's own, chosen by its operator)."""
+    _spoken_for.add(port)
+
+
+def spoken_for() -> frozenset[int]:
+    """The ports this process chose or reserved."""
+    return frozenset(_spoken_for)
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    """A free port outside the ephemeral range (see the module's doc); an ephemeral one if
-    that range leaves no room."""
+    """A free port outside the ephemeral range (see the module's doc), never one this
+    process chose or reserved before; an ephemeral one if that range leaves no room."""
     low, high = ephemeral_range()
     pools = [range(FIRST_CHOSEN, low), range(high + 1, 65536)]
     pool = max(pools, key=len)
     if len(pool) >= 1000:
         for _ in range(200):
             port = random.choice(pool)
+            if port in _spoken_for:
+                continue
             try:
                 if bindable(port, host):
+                    _spoken_for.add(port)
                     return port
             except OSError:  # e.g. a port the system reserves: try another
                 continue
     with socket.socket() as s:
         s.bind((host, 0))
-        return s.getsockname()[1]
+        port = s.getsockname()[1]
+    _spoken_for.add(port)
+    return port
 
 
 def wait_bindable(port: int, host: str, timeout_s: float) -> bool:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 
+from raysearch import ports
 from raysearch.retry import Backoff
 from raysearch.serve import haproxy
 from raysearch.status import Readiness
@@ -72,6 +73,7 @@ class LocalService:
         Path(self.settings.data_dir).mkdir(parents=True, exist_ok=True)
         if self.ray_address is None:  # a Ray of our own: nothing of ours holds the port yet
             self._claimable_port()
+        ports.reserve(self.settings.port)  # HAProxy or Serve binds it last: no port chosen before may be it
         if not self.settings.mongo_uri:
             from raysearch.storage.local_mongo import LocalMongo
 
@@ -99,8 +101,6 @@ class LocalService:
         running, any server): otherwise Ray and MongoDB start first and the failure comes
         a minute later as HAProxy's or Serve's traceback. A port held a moment longer by a
         process still exiting is waited for, briefly."""
-        from raysearch import ports
-
         host, port = self.settings.host, self.settings.port
         try:
             claimable = ports.wait_bindable(port, host, PORT_WAIT_S)
@@ -246,12 +246,11 @@ def local_ray_environment(settings: Settings):
     (serve/haproxy.py), or Serve's default proxy. The caller's environment is given back
     afterwards, so that nothing leaks into processes it starts later (another service,
     `ray start`)."""
-    from raysearch.ports import free_port
-
     env = {name: value for name, value in PROCESS_ENV.items() if name not in os.environ}
     if settings.ingress == "haproxy":
         if haproxy.available():
-            env.update(haproxy.haproxy_env(settings.data_dir, free_port))
+            avoid = ports.spoken_for() | {settings.port}  # the service's port, the MongoDB server's
+            env.update(haproxy.haproxy_env(settings.data_dir, ports.free_port, avoid))
             folder = haproxy.state_dir(settings.data_dir)
             shutil.rmtree(folder, ignore_errors=True)  # left by a crash: a new start writes it afresh
             Path(folder).mkdir(parents=True)

@@ -26,7 +26,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 # How long a stopping replica keeps serving requests already sent to it (Serve's default
@@ -48,14 +48,22 @@ def state_dir(data_dir: str) -> str:
     return f"/tmp/rshap-{digest}"
 
 
-def haproxy_env(data_dir: str, free_port: Callable[[], int]) -> dict[str, str]:
-    """The environment for Serve's HAProxy ingress of one service (see the module's doc)."""
+def haproxy_env(data_dir: str, free_port: Callable[[], int], avoid: Iterable[int] = ()) -> dict[str, str]:
+    """The environment for Serve's HAProxy ingress of one service (see the module's doc).
+    No port chosen, and no port of the replicas' ranges, is in `avoid` (the service's own
+    port, which HAProxy binds later, and the MongoDB server's)."""
     files = state_dir(data_dir)
+    taken = set(avoid)
     ports: list[int] = []
     while len(ports) < 6:  # six distinct free ports (one may come back twice)
         port = free_port()
-        if port not in ports:
-            ports.append(port)
+        if port in taken:
+            continue
+        span = range(port, port + DIRECT_INGRESS_PORTS + 1) if len(ports) >= 4 else range(port, port + 1)
+        if taken.intersection(span):
+            continue  # the replicas' ranges (the last two) hold no port something else binds
+        ports.append(port)
+        taken.update(span)
     stats, metrics, fallback_http, fallback_grpc, http_first, grpc_first = ports
     return {
         "RAY_SERVE_ENABLE_HA_PROXY": "1",

@@ -24,6 +24,22 @@ def test_ports_are_distinct_even_when_a_free_port_comes_back_twice():
     assert env["SERVE_SOCKET_REUSE_PORT_ENABLED"] == "0"  # two services never share a port silently
 
 
+def test_no_port_chosen_nor_any_replica_range_holds_a_port_to_avoid():
+    """The service's own port (HAProxy binds it last) and the MongoDB server's were free
+    when HAProxy's were chosen; one of them taken by a replica made the start fail."""
+    avoid = {41000, 41010, 41100}
+    ports = itertools.count(40990)
+    env = haproxy.haproxy_env("/data/a", lambda: next(ports), avoid)
+    singles = [int(env[name]) for name in ("RAY_SERVE_HAPROXY_STATS_PORT", "RAY_SERVE_HAPROXY_METRICS_PORT",
+                                           "RAY_SERVE_FALLBACK_PROXY_HTTP_PORT", "RAY_SERVE_FALLBACK_PROXY_GRPC_PORT")]
+    spans = [range(int(env[f"RAY_SERVE_DIRECT_INGRESS_MIN_{kind}_PORT"]),
+                   int(env[f"RAY_SERVE_DIRECT_INGRESS_MAX_{kind}_PORT"]) + 1) for kind in ("HTTP", "GRPC")]
+    assert not avoid & set(singles)
+    for span in spans:
+        assert not (avoid | set(singles)) & set(span), span
+    assert not set(spans[0]) & set(spans[1])
+
+
 def test_each_data_directory_has_its_own_folder_with_socket_paths_haproxy_accepts():
     one, two = haproxy.state_dir("/data/one"), haproxy.state_dir("/data/two")
     assert one != two and haproxy.state_dir("/data/one/") == one

@@ -65,3 +65,17 @@ def test_chosen_ports_stay_clear_of_rays_worker_ports():
     """Ray's workers bind ports in 10002-19999 by default, and `ray start` refuses any other
     component's port inside that range (test_serve_deploy hit it)."""
     assert all(not 10002 <= ports.free_port() <= 19999 for _ in range(200))
+
+
+def test_a_port_chosen_or_reserved_before_is_never_chosen_again(monkeypatch):
+    """What happened on CI: a port chosen later in the start (the MongoDB server's, one of
+    HAProxy's) was the service's own, free until HAProxy bound it; HAProxy then failed."""
+    service_port = ports.free_port()
+    ports.reserve(service_port)
+    first = ports.free_port()
+    draws = iter([service_port, first, service_port, first])
+    real_choice = ports.random.choice
+    monkeypatch.setattr(ports.random, "choice", lambda pool: next(draws, None) or real_choice(pool))
+    again = ports.free_port()
+    assert again not in (service_port, first) and ports.bindable(again)
+    assert {service_port, first, again} <= ports.spoken_for()
