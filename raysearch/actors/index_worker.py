@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import ray
 
 from raysearch.actors import gc_tuning, names
+from raysearch.actors.traffic import Traffic
 
 if TYPE_CHECKING:
     from raysearch.config import Settings
@@ -27,6 +28,7 @@ class IndexWorker:
         self._mongo = None  # made at the first batch (see the module's docstring)
         # index -> (analyzer, shard handles, embedder, whether `_all` is derived)
         self._indexes: dict[str, tuple] = {}
+        self._traffic = Traffic()  # calls, and bytes sent to each shard (actors/traffic.py)
         gc_tuning.collect_rarely()
 
     @property
@@ -61,6 +63,7 @@ class IndexWorker:
         from raysearch.analysis import embedding
         from raysearch.index.batch import decode_payload, split_batch
 
+        self._traffic.call("index_batch")
         raw = self.mongo.get_batch(op_id, batch)  # MongoUnavailable: the tracker waits, no attempt used
         self._index(index)
         if raw is None:
@@ -72,6 +75,8 @@ class IndexWorker:
         per_shard, indexed, failed = split_batch(docs, deletes, len(shards), analyzer, types, vectors, derived_all)
         batch_key = f"{op_id}:{batch}"
         refs = {n: shards[n].apply.remote(batch_key, part) for n, part in per_shard.items()}
+        for n, part in per_shard.items():
+            self._traffic.send(names.shard_name(index, n), part.payload_bytes())
         try:
             opstamps = dict(zip(refs, ray.get(list(refs.values()), timeout=300)))
         except Exception:
@@ -83,6 +88,10 @@ class IndexWorker:
 
     def forget_index(self, index: str) -> None:
         self._indexes.pop(index, None)
+
+    @ray.method(concurrency_group="control")
+    def traffic(self) -> dict:
+        return self._traffic.snapshot()
 
     @ray.method(concurrency_group="control")
     def pid(self) -> int:

@@ -4,7 +4,9 @@ A drain cycle, per shard: read the oldest change-log entries FROM ROCKSDB (via
 the shard, the DB's only owner; each entry holds one batch's keys and values,
 written in the same WriteBatch as the data), write them as chunk documents
 (<= chunk_postings postings each, keyed by _id so a replay is idempotent), and
-only then clear exactly those log entries. Then the shard's persisted watermark
+only then clear exactly those log entries. Up to DRAIN_WINDOW shards are asked at
+once: each cuts and compresses its chunks in its own process while the others do,
+and this actor only writes them. Then the shard's persisted watermark
 goes to the tracker. Cycles visit only the indexes with batches not yet persisted
 (the tracker names them); a full cycle over every index runs every
 `full_drain_interval_s` as a safety net (drain_once).
@@ -33,6 +35,7 @@ import ray
 from raysearch import indexmeta
 from raysearch.actors import names
 from raysearch.actors.shard_store import shard as shard_handle
+from raysearch.actors.traffic import Traffic
 from raysearch.config import Settings
 from raysearch.index.compaction import compaction_due, cut_sorted, replay_into
 from raysearch.errors import StorageFull
@@ -42,6 +45,9 @@ from raysearch.storage.mongo import MongoStore
 
 log = logging.getLogger("raysearch.persistence")
 REPORT_EVERY_S = 2.0
+# Shards asked for their changes at once: each answers with up to `drain_limit` entries
+# (tens of MB at most), so this bounds what one cycle holds in memory.
+DRAIN_WINDOW = 8
 
 
 @ray.remote(concurrency_groups=names.CONTROL_GROUPS)  # ping, status: see names.SERIAL
@@ -71,6 +77,7 @@ class PersistenceActor:
         self.last_compaction: dict | None = None
         self.compact_error: str | None = None
         self.visits: dict[tuple[str, int], int] = {}  # drain visits per shard: an idle index is not polled
+        self._traffic = Traffic()  # chunk bytes in from each shard and out to MongoDB (actors/traffic.py)
         threading.Thread(target=self._loop, daemon=True, name="drain").start()
         threading.Thread(target=self._compact_loop, daemon=True, name="compact").start()
 
@@ -122,56 +129,68 @@ class PersistenceActor:
             return moved
 
     def _drain_indexes(self, metas: list[dict], tracker, errors: dict) -> int:
-        moved = 0
+        visit = []  # (index, shard) of every shard to drain this cycle
         for meta in metas:
-                if meta.get("deleting"):  # its shards are being dropped; nothing of it is kept
-                    continue
-                try:
-                    _, _, shards = indexmeta.parse(meta)
-                except indexmeta.CorruptIndex as exc:  # one unreadable record must not stop the others
-                    errors[str(meta.get("_id"))] = exc.reason
-                    continue
-                for n in range(shards):
-                    try:
-                        moved += self._drain_shard(meta["_id"], n, tracker)
-                    except StorageFull as exc:  # that shard waits for disk space; the others drain on
-                        errors[str(meta["_id"])] = exc.reason
+            if meta.get("deleting"):  # its shards are being dropped; nothing of it is kept
+                continue
+            try:
+                _, _, shards = indexmeta.parse(meta)
+            except indexmeta.CorruptIndex as exc:  # one unreadable record must not stop the others
+                errors[str(meta.get("_id"))] = exc.reason
+                continue
+            visit.extend((meta["_id"], n) for n in range(shards))
+        moved = 0
+        for start in range(0, len(visit), DRAIN_WINDOW):
+            moved += self._drain_shards(visit[start:start + DRAIN_WINDOW], tracker, errors)
         return moved
 
-    @staticmethod
-    def _indexes_to_drain(tracker) -> list[str] | None:
-        """The tracker's indexes with unpersisted batches; None (drain everything) without it."""
-        if tracker is None:
-            return None
+    def _drain_shards(self, group: list[tuple[str, int]], tracker, errors: dict) -> int:
+        """Drain a group of shards: every shard is asked for its changes at once, and cuts
+        and compresses its chunks in its own process, on its own node, meanwhile (it was one
+        shard after another: the cycle's wall time grew with the shards); this actor then
+        only writes them, shard by shard in order, and acknowledges them all at once."""
+        handles = [shard_handle(self.settings, index, n) for index, n in group]
+        collected = [h.collect_changes.remote(self.settings.drain_limit) for h in handles]
+        acks, moved = [], 0
         try:
-            return ray.get(tracker.indexes_to_drain.remote(), timeout=30)
-        except Exception as exc:  # restarting tracker: a full cycle is always correct
-            log.info("tracker unavailable for the drain's index list (%s): full cycle", exc)
-            return None
+            for (index, n), handle, ref in zip(group, handles, collected):
+                self.visits[(index, n)] = self.visits.get((index, n), 0) + 1
+                blobs, log_keys, garbage = ray.get(ref, timeout=120)
+                moved += self._write_collected(index, n, blobs, garbage)
+                acks.append(((index, n), handle.ack_changes.remote(log_keys)))
+        finally:  # what was written is acknowledged and reported, even if a later shard failed
+            for (index, n), ref in acks:
+                try:
+                    upto = ray.get(ref, timeout=120)
+                except StorageFull as exc:  # that shard waits for disk space; the others drain on
+                    errors[str(index)] = exc.reason
+                    continue
+                self._report(tracker, index, n, upto)
+        return moved
 
-    def _drain_shard(self, index: str, n: int, tracker) -> int:
-        self.visits[(index, n)] = self.visits.get((index, n), 0) + 1
-        shard = shard_handle(self.settings, index, n)
-        blobs, log_keys, garbage = ray.get(shard.collect_changes.remote(self.settings.drain_limit), timeout=120)
+    def _write_collected(self, index: str, n: int, blobs: list, garbage: int) -> int:
+        """Write one shard's collected chunk payloads to MongoDB; returns the entries they hold."""
         entries = sum(count for count, _, _ in blobs)
-        if blobs:
-            key = (index, n)
-            if key not in self._next_seq:
-                self._next_seq[key] = self.mongo.next_chunk_seq(index, n)
-                # a backlog from before a restart
-                self._new_entries[key], self._garbage[key] = self.mongo.log_stats(index, n)
-                head = self.mongo.head(index, n)
-                self._live_entries[key] = head.get("live_entries", 0)
-                self._live_bytes[key] = head.get("live_bytes", 0)
-            self._write_with_retries(index, n, self._next_seq[key], blobs, garbage)
-            self._next_seq[key] += len(blobs)
-            self._new_entries[key] = self._new_entries.get(key, 0) + entries
-            self._garbage[key] = self._garbage.get(key, 0) + garbage
-            self._last_written[key] = time.monotonic()
-            self.entries_written += entries
-            self.chunks_written += len(blobs)
-        upto = ray.get(shard.ack_changes.remote(log_keys), timeout=120)
-        self._report(tracker, index, n, upto)
+        if not blobs:
+            return 0
+        key = (index, n)
+        if key not in self._next_seq:
+            self._next_seq[key] = self.mongo.next_chunk_seq(index, n)
+            # a backlog from before a restart
+            self._new_entries[key], self._garbage[key] = self.mongo.log_stats(index, n)
+            head = self.mongo.head(index, n)
+            self._live_entries[key] = head.get("live_entries", 0)
+            self._live_bytes[key] = head.get("live_bytes", 0)
+        self._write_with_retries(index, n, self._next_seq[key], blobs, garbage)
+        self._next_seq[key] += len(blobs)
+        self._new_entries[key] = self._new_entries.get(key, 0) + entries
+        self._garbage[key] = self._garbage.get(key, 0) + garbage
+        self._last_written[key] = time.monotonic()
+        self.entries_written += entries
+        self.chunks_written += len(blobs)
+        nbytes = sum(len(payload) for _, _, payload in blobs)
+        self._traffic.receive(names.shard_name(index, n), nbytes)
+        self._traffic.send("mongodb", nbytes)
         return entries
 
     def _write_with_retries(self, index: str, n: int, seq: int, blobs, garbage: int = 0) -> None:
@@ -326,6 +345,10 @@ class PersistenceActor:
                                   "compaction_due": self._compaction_due((i, n))}
                      for (i, n), new in list(self._new_entries.items())},
         }
+
+    @ray.method(concurrency_group="control")
+    def traffic(self) -> dict:
+        return self._traffic.snapshot()
 
     @ray.method(concurrency_group="control")
     def pid(self) -> int:

@@ -12,6 +12,7 @@ import ray
 
 from raysearch import metrics
 from raysearch.actors import gc_tuning, names
+from raysearch.actors.traffic import Traffic
 from raysearch.actors.wire import WireServer
 from raysearch.analysis.analyzer import ALL_FIELD
 from raysearch.config import Settings
@@ -66,6 +67,7 @@ class ShardStore:
         self._last_write = time.monotonic()
         self._closed = False
         self._disk_full: str | None = None  # the write error while the disk under the store is full
+        self._traffic = Traffic()  # calls, bytes of batches in and of chunk payloads out (actors/traffic.py)
         if self.index.is_empty():
             self._restore_from_mongo()
             # Whatever this shard had applied but not persisted is gone: the tracker re-runs it.
@@ -83,6 +85,7 @@ class ShardStore:
         self._wire = WireServer(self._wire_call, WIRE_METHODS, ray.util.get_node_ip_address())
 
     def _wire_call(self, method: str, args: tuple):
+        self._traffic.call(method)
         return getattr(self, method)(*args)
 
     def wire_address(self) -> tuple[str, int, bytes]:
@@ -199,6 +202,8 @@ class ShardStore:
 
     # ------------------------------------------------------------ writes
     def apply(self, batch_key: str, batch: ShardBatch) -> int:
+        self._traffic.call("apply")
+        self._traffic.receive("index workers", batch.payload_bytes())
         with self._write_lock:
             if self._closed:
                 raise ShardUnavailable(f"shard {self.index_name}:{self.shard} was dropped (its index was deleted)")
@@ -242,12 +247,15 @@ class ShardStore:
     def collect_changes(self, limit: int):
         """(encoded chunk payloads, log keys, bytes of earlier values they supersede) of the
         oldest changes, read from RocksDB."""
+        self._traffic.call("collect_changes")
         with self._gate.reading():
             chunks, log_keys = self.index.collect_chunks(limit, self.settings.chunk_postings)
+            self._traffic.send(names.PERSISTENCE, sum(len(payload) for _, _, payload in chunks))
             return chunks, log_keys, self.index.garbage_of(log_keys)
 
     def ack_changes(self, log_keys: list[bytes]) -> int:
         """Clear drained change-log entries; returns the persisted watermark (opstamp)."""
+        self._traffic.call("ack_changes")
         if self._disk_full is not None:
             with self._write_lock:
                 if self._disk_full is not None:
@@ -422,6 +430,10 @@ class ShardStore:
         stop = K.upper_bound(prefix) if prefix else K.INTERNAL
         with self._gate.reading():
             return list(self.kv.scan(prefix, stop))
+
+    @ray.method(enable_task_events=False)
+    def traffic(self) -> dict:
+        return self._traffic.snapshot()
 
     def node_id(self) -> str:
         return ray.get_runtime_context().get_node_id()

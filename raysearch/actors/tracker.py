@@ -15,6 +15,7 @@ import ray
 from raysearch import metrics
 from raysearch.actors import names
 from raysearch.actors.index_worker import workers as worker_handles
+from raysearch.actors.traffic import Traffic
 from raysearch.config import Settings
 from raysearch.ops.tracker import OperationTracker
 from raysearch.ops.worker_pool import WorkerPool
@@ -50,28 +51,36 @@ class TrackerActor:
         mongo = MongoStore(settings.mongo_uri, settings.mongo_db)
         mongo.ensure_schema()
         mongo.ensure_operations_schema(settings.operation_retention_s)
+        self._traffic = Traffic()  # the calls it receives (actors/traffic.py)
         self.core = OperationTracker(settings, mongo, worker_pool(settings).run, webhook_sender(settings), metrics)
 
     async def create(self, op_id: str, index: str, batch_docs: list[int], errors: list[dict],
                      webhook: str | None = None, kind: str = "bulk", may_exist: bool = True) -> dict:
+        self._traffic.call("create")
         return await self.core.create(op_id, index, batch_docs, errors, webhook, kind, may_exist)
 
     async def wait_indexed(self, op_id: str, timeout_s: float = 60) -> dict | None:
+        self._traffic.call("wait_indexed")
         return await self.core.wait_indexed(op_id, timeout_s)
 
     async def shards_persisted(self, reports: dict[str, dict[int, int]]) -> None:
+        self._traffic.call("shards_persisted")
         await self.core.shards_persisted(reports)
 
     async def shard_started_empty(self, index: str, shard: int) -> None:
+        self._traffic.call("shard_started_empty")
         await self.core.shard_started_empty(index, shard)
 
     async def get(self, op_id: str) -> dict | None:
+        self._traffic.call("get")
         return await self.core.get(op_id)
 
     async def list(self, index: str | None = None, limit: int = 100, after: str | None = None) -> dict:
+        self._traffic.call("list")
         return await self.core.list(index, limit, after)
 
     async def retry(self, op_id: str) -> dict | None:
+        self._traffic.call("retry")
         return await self.core.retry(op_id)
 
     async def sweep(self, retention_s: float | None = None) -> int:
@@ -81,15 +90,19 @@ class TrackerActor:
         self.core.forget_index(index)
 
     async def in_flight(self) -> dict:
+        self._traffic.call("in_flight")
         return self.core.in_flight()
 
     async def indexes_to_drain(self) -> list[str]:
+        self._traffic.call("indexes_to_drain")
         return self.core.indexes_to_drain()
 
     async def pending_batches(self) -> int:
+        self._traffic.call("pending_batches")
         return self.core.pending_batches()
 
     async def admission(self, index: str) -> tuple[int, str | None]:
+        self._traffic.call("admission")
         return self.core.admission(index)
 
     async def freeze(self, index: str, token: str) -> float:
@@ -110,6 +123,9 @@ class TrackerActor:
     async def service_settings(self) -> dict:
         """The service's settings, for in-cluster clients (raysearch.connect)."""
         return self.settings.model_dump()
+
+    async def traffic(self) -> dict:
+        return self._traffic.snapshot()
 
     async def pid(self) -> int:
         return os.getpid()

@@ -123,6 +123,12 @@ class ShardBatch:
     all_terms: list[str] = field(default_factory=list)
     all_counts: list[int] = field(default_factory=list)
 
+    def payload_bytes(self) -> int:
+        """The bytes this part carries (its byte strings; ids, terms and numbers are small
+        beside them): what travels to the shard, for actors/traffic.py."""
+        return (sum(map(len, self.stored)) + sum(map(len, self.terms)) + sum(map(len, self.block_prefixes))
+                + sum(map(len, self.blocks)) + sum(map(len, self.vectors)))
+
 
 def _analyze(rows: list[tuple], values_of: list, analyzer: Analyzer, failed: list[dict], derived_all: bool):
     """-> (BatchTokens of the rows' values, the rows analysed). The whole batch is analysed at

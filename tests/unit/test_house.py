@@ -115,4 +115,5 @@ def test_an_idle_index_worker_loads_no_indexing_libraries():
             top |= {a.name for a in node.names}
         elif isinstance(node, ast.ImportFrom):
             top.add(node.module or "")
-    assert top <= {"__future__", "os", "typing", "ray", "raysearch.actors"}, top
+    # raysearch.actors.traffic imports only `collections` (a counter of calls and bytes)
+    assert top <= {"__future__", "os", "typing", "ray", "raysearch.actors", "raysearch.actors.traffic"}, top
