@@ -144,6 +144,17 @@ class PersistenceActor:
             moved += self._drain_shards(visit[start:start + DRAIN_WINDOW], tracker, errors)
         return moved
 
+    @staticmethod
+    def _indexes_to_drain(tracker) -> list[str] | None:
+        """The tracker's indexes with unpersisted batches; None (drain everything) without it."""
+        if tracker is None:
+            return None
+        try:
+            return ray.get(tracker.indexes_to_drain.remote(), timeout=30)
+        except Exception as exc:  # restarting tracker: a full cycle is always correct
+            log.info("tracker unavailable for the drain's index list (%s): full cycle", exc)
+            return None
+
     def _drain_shards(self, group: list[tuple[str, int]], tracker, errors: dict) -> int:
         """Drain a group of shards: every shard is asked for its changes at once, and cuts
         and compresses its chunks in its own process, on its own node, meanwhile (it was one

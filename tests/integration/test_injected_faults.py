@@ -25,7 +25,8 @@ def test_document_failing_analysis_fails_alone(http, service):
     assert [e["id"] for e in op["errors"]] == ["p4"]
     assert "analysis failed" in op["errors"][0]["reason"] and "injected fault" in op["errors"][0]["reason"]
     assert http.get(f"/indexes/{index}").json()["documents"] == 9
-    assert http.get("/readyz").status_code == 200  # the real workers are back
+    ready = http.get("/readyz")
+    assert ready.status_code == 200, ready.text  # the real workers are back
 
 
 class _Receiver:
