@@ -43,6 +43,8 @@ def test_idle_index_is_not_polled_and_untracked_changes_still_drain(http, servic
     time.sleep(4)  # ...but ~20 idle cycles later, at most one full cycle has visited it
     after = _visits()
     assert all(a - v <= 2 for a, v in zip(after, visits)), (visits, after)
+    persistence = ray.get_actor(registry.PERSISTENCE, namespace=NAMESPACE)
+    assert ray.get(persistence.status.remote(), timeout=60)["last_error"] is None  # idle cycles, not failed ones
 
     # A batch written to the shards behind the tracker's back (as an operation that failed
     # after applying would leave): the periodic full cycle persists it without any flush.
