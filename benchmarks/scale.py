@@ -30,8 +30,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import run as bench  # noqa: E402  (benchmarks/run.py: corpus, sampler, latency helpers)
 
 INDEX = "scale"
-QUIET_CPU_PERCENT = 10.0  # settled: the machine's CPU below this share ...
-QUIET_SECONDS = 3  # ... for this many seconds in a row
 
 
 def copy_of(corpus: list[dict], k: int, tag: str = "") -> list[dict]:
@@ -100,33 +98,8 @@ def settle_background_compaction(timeout_s: float = 900) -> dict:
 
 
 def settle(idle_s: float = 5.0, timeout_s: float = 600) -> None:
-    """Background work done: every change persisted (the persistence actor's flush), every
-    shard's snapshot of its statistics written (at 511k documents a snapshot is ~0.4 s of a
-    shard's GIL, taken 2 s after its last write), then the machine quiet (the MongoDB server
-    and the shards go on working for a while after a large bulk: at 511k documents a first
-    round of searches timed 3 s after the flush and the snapshots took 74 ms at p50, the same
-    queries right after it 9 ms), then `idle_s` more."""
-    import psutil
-    import ray
-
-    from raysearch.actors import names, registry
-    from raysearch.config import NAMESPACE
-
-    persistence = ray.get_actor(registry.PERSISTENCE, namespace=NAMESPACE)
-    ray.get(persistence.flush.remote(), timeout=3600)
-    shards = [ray.get_actor(name, namespace=NAMESPACE) for name in names.shard_names_of(INDEX)]
-    deadline = time.time() + timeout_s
-    while time.time() < deadline:
-        infos = ray.get([shard.info.remote() for shard in shards], timeout=60)
-        if all(info["snapshot_opstamp"] == info["last_opstamp"] for info in infos):
-            break
-        time.sleep(0.5)
-    quiet = 0
-    psutil.cpu_percent(interval=None)
-    while time.time() < deadline and quiet < QUIET_SECONDS:
-        busy = psutil.cpu_percent(interval=1.0)  # of all cores, over the last second
-        quiet = quiet + 1 if busy < QUIET_CPU_PERCENT else 0
-    time.sleep(idle_s)
+    """Background work done on the benchmark's index (run.py's settle)."""
+    bench.settle(INDEX, idle_s, timeout_s)
 
 
 def random_updates(corpus: list[dict], copies: int, count: int, seed: int = 11) -> list[dict]:

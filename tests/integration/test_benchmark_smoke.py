@@ -60,7 +60,7 @@ def test_benchmark_smoke_measures_everything(tmp_path, corpora):
 
     # Search: every path measured on the 50 queries.
     assert r["queries"]["count"] == 50
-    for path in ("http", "api"):
+    for path in ("http_after_bulk", "http", "api"):  # right after the bulk, then settled
         assert r["search"][path]["queries"] == 50
     assert r["search"]["http_concurrent"]["queries"] == 50 and r["search"]["http_concurrent"]["threads"] == 8
     assert set(r["search"]["structured"]) >= {"unfiltered", "filtered", "sorted_by_field", "faceted"}

@@ -181,6 +181,34 @@ def test_a_one_term_search_over_its_postings_equals_the_general_path(no_ray, mon
     assert taken >= 6 * 5 * 4  # every plan but the absent word's took the one-term path
 
 
+@pytest.mark.parametrize("seed", [5, 6])
+def test_an_and_of_terms_over_the_intersection_equals_the_general_path(no_ray, monkeypatch, seed):
+    """executor._execute_conjunction (the shortest list looked up in the others) against the
+    general path: the same hits, float scores, order, totals, facets and explanations, with
+    ties, re-indexed and deleted documents, a repeated word, filters and k from 0 past the
+    matches."""
+    shard = _shard(seed, 500)
+    taken = 0
+    for q in ("common often", "common w0", "w0 w1 w2", "usual common often", "w3 w3", "common absent", "w39 w0"):
+        for k in (0, 1, 3, 10, 2000):
+            for extra in ({}, {"filter": ["term", "tag", ["a", "b"]]}, {"facets": {"tags": ["terms", "tag", 3],
+                                                                                 "n": ["stats", "n"]}},
+                          {"explain": True}):
+                plan = _one_term_plan(shard, q, extra, operator="and")
+                taken += executor._conjunctive_terms(plan) is not None
+                own = executor.execute(shard, plan, k)
+                with monkeypatch.context() as m:
+                    m.setattr(executor, "_conjunctive_terms", lambda plan: None)
+                    general = executor.execute(shard, plan, k)
+                assert own == general, (q, k, extra)
+                if q == "common often" and k == 10 and not extra:
+                    assert own["total"] > 10 and own["hits"]  # the intersection is not empty
+    assert taken >= 6 * 5 * 4
+    assert executor._conjunctive_terms(_one_term_plan(shard, "common often", {})) is None  # OR
+    assert executor._conjunctive_terms(_one_term_plan(shard, "common often", {"sort": [["n", "asc"]]},
+                                                      operator="and")) is None
+
+
 def test_only_one_term_ranked_by_score_takes_the_one_term_path(no_ray):
     shard = _shard(7, 50)
     assert executor._single_term(_one_term_plan(shard, "common", {})) is not None
