@@ -3,6 +3,7 @@ scoring every match, on the same queries, and the results compared.
 
     python benchmarks/query_phase.py --copies 4           # 4 x the Debian corpus in one shard
     python benchmarks/query_phase.py --reuse --structured # and run.py's filtered, sorted, faceted searches
+    python benchmarks/query_phase.py --reuse --all-words  # and the queries as ANDs: intersection vs general path
 
 Builds (or reuses, with --reuse) one RocksDB shard holding the Debian corpus `--copies`
 times under new ids (typed fields as run.py), drains its change log as persistence would,
@@ -86,8 +87,8 @@ def queries_from(docs: list[dict], count: int, seed: int = 7) -> list[str]:
     return out
 
 
-def plan_for(shard: ShardIndex, analyzer: Analyzer, q: str, **options) -> QueryPlan:
-    clauses = analyze_clauses(parse_query(q, lambda f: False), analyzer, [("_all", 1.0)])
+def plan_for(shard: ShardIndex, analyzer: Analyzer, q: str, operator: str = "or", **options) -> QueryPlan:
+    clauses = analyze_clauses(parse_query(q, lambda f: False), analyzer, [("_all", 1.0)], operator)
     req = stats_request(clauses)
     part = {"fields": shard.field_stats(req.fields), "pairs": req.pairs, "doc_freqs": shard.doc_freqs(req.pairs),
             "prefixes": [], "expansions": []}
@@ -127,6 +128,9 @@ def main() -> None:
                     help="time only the drawn queries that analyse to a single term (a search box's most common)")
     ap.add_argument("--structured", action="store_true",
                     help="also time run.py's filtered, sorted and faceted searches on the same queries")
+    ap.add_argument("--all-words", action="store_true",
+                    help="also time the queries as ANDs (operator and): over the intersection of their "
+                         "lists (executor._execute_conjunction) against the general path")
     ap.add_argument("--slowest", type=int, default=0,
                     help="also list the N prunable queries slowest when pruned, with both times")
     args = ap.parse_args()
@@ -166,6 +170,20 @@ def main() -> None:
                 t, _ = timed(shard, kind_plans, args.k)
                 print(f"round {round_no + 1} {kind:20s} {_percentiles(t)}  "
                       f"mean {sum(t) / len(t):6.2f} ms")
+    if args.all_words:
+        and_plans = [plan_for(shard, analyzer, q, operator="and") for q in queries]
+        taken = sum(executor._conjunctive_terms(p) is not None for p in and_plans)
+        print(f"as ANDs: {taken} of {len(and_plans)} over the intersection (two or more terms)")
+        intersect = executor._conjunctive_terms
+        for round_no in range(3):
+            executor._conjunctive_terms = lambda plan: None
+            off, off_results = timed(shard, and_plans, args.k)
+            executor._conjunctive_terms = intersect
+            on, on_results = timed(shard, and_plans, args.k)
+            assert on_results == off_results, "the intersection's results differ from the general path's"
+            for name, t in (("AND, general path", off), ("AND, intersection", on)):
+                print(f"round {round_no + 1} {name:20s} {_percentiles(t)}  mean {sum(t) / len(t):6.2f} ms")
+        print("identical hits, scores and totals either way")
     if args.slowest:
         rows = []
         for q, plan in zip(queries, plans):

@@ -422,6 +422,7 @@ def structured_latency(url: str, index: str, queries: list[str], warm: list[str]
 
     kinds = {
         "unfiltered": lambda q: {"q": q, "size": 10},
+        "all_words": lambda q: {"q": q, "size": 10, "operator": "and"},
         "filtered": lambda q: {"q": q, "size": 10, "filter": {"and": [
             {"terms": {"priority": ["optional", "standard"]}}, {"range": {"installed_size": {"gte": 100}}}]}},
         "filter_only_sorted": lambda q: {"size": 10, "filter": {"term": {"section": "libs"}},
