@@ -47,7 +47,12 @@ PRUNE_MIN_POSTINGS = 50_000
 # Relative slack on the pruning bounds: partial and final scores are float sums taken in
 # different orders, a few ulps apart; a document within the slack is kept, never dropped.
 _SLACK = 1e-9
-_FLOOR_SAMPLE = 4096  # at most this many partial scores per list are partitioned for the floor
+_FLOOR_SAMPLE = 4096
+# An AND over the intersection of its lists only while its shortest list holds at most this
+# share of the shard's documents: a binary search per document of a list that long costs
+# about what the general path's passes do (query_phase.py --all-words, 511k documents, 300
+# corpus queries: p90 1.9 / 1.5 / 1.5 / 1.7 ms at 0.05 / 0.2 / 0.5 / 1.0, the general path 3.5-5.8)
+CONJUNCTION_MAX_SHARE = 0.2  # at most this many partial scores per list are partitioned for the floor
 
 
 def execute(shard: ShardIndex, plan: QueryPlan, k: int, also_numbers: np.ndarray | None = None) -> dict:
@@ -60,8 +65,8 @@ def execute(shard: ShardIndex, plan: QueryPlan, k: int, also_numbers: np.ndarray
     if single is not None:
         return _execute_single_term(shard, plan, single, n, k)
     conjunction = _conjunctive_terms(plan) if also_numbers is None else None
-    if conjunction is not None:
-        return _execute_conjunction(shard, plan, conjunction, n, k)
+    if conjunction is not None and (out := _execute_conjunction(shard, plan, conjunction, n, k)) is not None:
+        return out
     if plan.match_none:  # a kNN search's counting round: only plan.also counts
         candidates, scores = np.zeros(n, dtype=bool), np.zeros(n)
     elif plan.match_all:
@@ -212,22 +217,33 @@ def _conjunctive_terms(plan: QueryPlan) -> list[tuple[str, str, float]] | None:
     return terms
 
 
-def _execute_conjunction(shard: ShardIndex, plan: QueryPlan, terms: list, n: int, k: int) -> dict:
+def _execute_conjunction(shard: ShardIndex, plan: QueryPlan, terms: list, n: int, k: int) -> dict | None:
     """An AND of terms over the intersection of their lists: the shortest list's documents,
     looked up in each other list by binary search (numbers ascend), so the work follows the
     shortest list, not the sum of them, and no array of the shard's size is made (the general
     path scores every list whole and counts clauses in arrays of the shard's size). Same
-    matches, and the same floats summed in the same clause order, as the general path."""
+    matches, and the same floats summed in the same clause order, as the general path.
+    None when even the shortest list holds a large share of the shard: then a binary search
+    per document costs more than the general path's passes (`CONJUNCTION_MAX_SHARE`)."""
     lists = [_postings_below(shard, field, term, n) for field, term, _ in terms]
-    numbers = min(lists, key=lambda held: len(held[0]))[0]
-    for held, _, _ in lists:
-        if not len(numbers):
-            break
-        if len(held) == 0:
+    shortest = min(range(len(lists)), key=lambda i: len(lists[i][0]))
+    numbers = lists[shortest][0]
+    if len(numbers) > CONJUNCTION_MAX_SHARE * n:
+        return None
+    # where each list holds each remaining document, kept as the documents are narrowed
+    at: list = [None] * len(lists)
+    at[shortest] = np.arange(len(numbers))
+    for i, (held, _, _) in enumerate(lists):
+        if i == shortest:
+            continue
+        if not len(numbers) or not len(held):
             numbers = numbers[:0]
+            at = [np.zeros(0, dtype=np.int64)] * len(lists)
             break
-        at = np.minimum(np.searchsorted(held, numbers), len(held) - 1)
-        numbers = numbers[held[at] == numbers]
+        found = np.minimum(np.searchsorted(held, numbers), len(held) - 1)
+        keep = held[found] == numbers
+        numbers, at[i] = numbers[keep], found[keep]
+        at = [a if a is None or j == i else a[keep] for j, a in enumerate(at)]
     keep = shard.stats.live_mask(n)[numbers]
     if plan.filter:
         keep &= filters.evaluate(plan.filter, shard, n)[numbers]
@@ -235,9 +251,9 @@ def _execute_conjunction(shard: ShardIndex, plan: QueryPlan, terms: list, n: int
     if k <= 0 or not len(numbers):
         return _ranked_by_score(shard, plan, numbers, None, n, k)
     scores = np.zeros(len(numbers))
-    for (field, _, weight), (held, tf, dl) in zip(terms, lists):
-        at = np.searchsorted(held, numbers)  # every one is there
-        scores += Bm25Weight(weight, plan.avgdl[field]).score(tf[at], dl[at])
+    for (field, _, weight), (_, tf, dl), where in zip(terms, lists, at):
+        where = where[keep]
+        scores += Bm25Weight(weight, plan.avgdl[field]).score(tf[where], dl[where])
     return _ranked_by_score(shard, plan, numbers, scores, n, k)
 
 

@@ -186,7 +186,8 @@ def test_an_and_of_terms_over_the_intersection_equals_the_general_path(no_ray, m
     """executor._execute_conjunction (the shortest list looked up in the others) against the
     general path: the same hits, float scores, order, totals, facets and explanations, with
     ties, re-indexed and deleted documents, a repeated word, filters and k from 0 past the
-    matches."""
+    matches. (Taken however large the shortest list, for this small shard.)"""
+    monkeypatch.setattr(executor, "CONJUNCTION_MAX_SHARE", 1.0)
     shard = _shard(seed, 500)
     taken = 0
     for q in ("common often", "common w0", "w0 w1 w2", "usual common often", "w3 w3", "common absent", "w39 w0"):
@@ -204,9 +205,19 @@ def test_an_and_of_terms_over_the_intersection_equals_the_general_path(no_ray, m
                 if q == "common often" and k == 10 and not extra:
                     assert own["total"] > 10 and own["hits"]  # the intersection is not empty
     assert taken >= 6 * 5 * 4
+    monkeypatch.setattr(executor, "CONJUNCTION_MAX_SHARE", 0.0)  # declined: the general path answers
+    plan = _one_term_plan(shard, "common often", {}, operator="and")
+    assert executor._execute_conjunction(shard, plan, executor._conjunctive_terms(plan), 10**6, 10) is None
+    assert executor.execute(shard, plan, 10) == general_of(shard, plan, monkeypatch)
     assert executor._conjunctive_terms(_one_term_plan(shard, "common often", {})) is None  # OR
     assert executor._conjunctive_terms(_one_term_plan(shard, "common often", {"sort": [["n", "asc"]]},
                                                       operator="and")) is None
+
+
+def general_of(shard, plan, monkeypatch) -> dict:
+    with monkeypatch.context() as m:
+        m.setattr(executor, "_conjunctive_terms", lambda plan: None)
+        return executor.execute(shard, plan, 10)
 
 
 def test_only_one_term_ranked_by_score_takes_the_one_term_path(no_ray):
