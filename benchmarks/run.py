@@ -415,6 +415,17 @@ def http_latency(url: str, index: str, queries: list[str], warm: list[str]) -> t
     return seconds, ids
 
 
+def sequential_http(url: str, index: str, queries: list[str], warm: list[str],
+                    sampler: ProcessSampler | None) -> tuple[dict, list[list[str]]]:
+    """(latency summary with the CPU per query of the service's processes, each query's
+    ids) of one sequential HTTP client."""
+    _cpu_start(sampler)
+    seconds, ids = http_latency(url, index, queries, warm)
+    summary = latency_summary(seconds)
+    summary["cpu"] = cpu_per_query(sampler, len(queries) + len(warm))
+    return summary, ids
+
+
 def structured_latency(url: str, index: str, queries: list[str], warm: list[str]) -> dict:
     """Filtered, sorted and faceted searches over HTTP, sequential, beside the same queries
     unfiltered: (name -> latency summary). The filter keeps the most common section."""
@@ -748,18 +759,12 @@ def run_benchmarks(service_url: str, *, settings=None, sizes: list[int], n_queri
         # First as a search box sees the index right after a large bulk: its persistence,
         # MongoDB's work, the shards' snapshots and compactions still running beside it.
         log(f"search: {len(queries)} queries over HTTP, sequential, right after the bulk ...")
-        _cpu_start(sampler)
-        seconds, _ = http_latency(service_url, index, queries, warm)
-        result["search"]["http_after_bulk"] = latency_summary(seconds)
-        result["search"]["http_after_bulk"]["cpu"] = cpu_per_query(sampler, len(queries) + len(warm))
+        result["search"]["http_after_bulk"], _ = sequential_http(service_url, index, queries, warm, sampler)
         log(f"  {result['search']['http_after_bulk']}")
         # Then settled, as it is most of the time (every figure below is taken settled).
         result["search"]["settle_s"] = round(settle(index, timeout_s=settle_timeout_s), 1)
         log(f"search: {len(queries)} queries over HTTP, sequential, settled ({result['search']['settle_s']} s) ...")
-        _cpu_start(sampler)
-        seconds, http_ids = http_latency(service_url, index, queries, warm)
-        result["search"]["http"] = latency_summary(seconds)
-        result["search"]["http"]["cpu"] = cpu_per_query(sampler, len(queries) + len(warm))
+        result["search"]["http"], http_ids = sequential_http(service_url, index, queries, warm, sampler)
         log(f"  {result['search']['http']}")
         log("search: the same queries through the in-cluster Python API (SearchService) ...")
         result["search"]["api"] = latency_summary(api_latency(settings, index, queries, warm))
