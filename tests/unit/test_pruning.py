@@ -127,6 +127,26 @@ def test_pruning_is_exact_on_random_corpora(no_ray, docs, words, k):
     assert pruned == exhaustive
 
 
+def test_the_kth_smallest_from_a_sample_equals_a_whole_partition():
+    """executor._kth_smallest (a sample bounds the k-th, then only the values below the bound
+    are partitioned) against np.partition of every value: continuous values, heavy ties,
+    infinities (missing sort values), values sorted either way (the worst samples)."""
+    import numpy as np
+
+    from raysearch.search.executor import _kth_smallest
+
+    rng = np.random.default_rng(3)
+    size = 100_000  # above the sampled path's threshold
+    cases = [rng.random(size), rng.integers(0, 3, size).astype(float), np.sort(rng.random(size)),
+             np.sort(rng.random(size))[::-1].copy(), np.where(rng.random(size) < 0.9, np.inf, rng.random(size)),
+             np.full(size, 2.5)]
+    for values in cases:
+        for k in (1, 10, 100, 1000):
+            assert _kth_smallest(values, k) == np.partition(values, k - 1)[k - 1], k
+    small = rng.random(50)
+    assert _kth_smallest(small, 7) == np.sort(small)[6]
+
+
 def test_top_k_with_heavy_ties_equals_a_full_sort():
     """executor._top against sorting every row by (keys, id): few distinct key values, so
     that the k-th ties with thousands of rows (a match-all ranked by its constant score, a
@@ -138,11 +158,12 @@ def test_top_k_with_heavy_ties_equals_a_full_sort():
     from raysearch.search.executor import _top
 
     rng = random.Random(4)
-    doc_ids = [f"d{rng.randrange(10**6):06}-{i}" for i in range(20000)]
+    doc_ids = [f"d{rng.randrange(10**6):06}-{i}" for i in range(60000)]
     for distinct in (1, 2, 5, 1000):
         for key_count in (1, 2):
             for k in (1, 10, 100):
-                numbers = np.asarray(sorted(rng.sample(range(20000), 5000)), dtype=np.int64)
+                rows = 5000 if k != 10 else 40_000  # and past _kth_smallest's sampled threshold
+                numbers = np.asarray(sorted(rng.sample(range(60000), rows)), dtype=np.int64)
                 keys = [np.asarray([float(rng.randrange(distinct)) for _ in numbers]) for _ in range(key_count)]
                 if distinct == 5:
                     keys[0][::3] = np.inf  # missing values sort last
