@@ -35,6 +35,9 @@ from raysearch.storage.rocks import RocksKV
 log = logging.getLogger(__name__)
 # The read methods of searches and document GETs, served on the wire as well as through Ray.
 WIRE_METHODS = frozenset({"stats", "search", "dictionary", "knn", "hybrid", "get_documents", "fields", "get_document", "info"})
+# Once idle, at most this long a round (one a second) reading again the lists queries had
+# cached and writes made stale (ShardIndex.rewarm): short, as searches share the GIL with it
+REWARM_BUDGET_S = 0.1
 DISK_ROOM_BYTES = 64 << 20  # free space a store reopened after a full disk wants first (memtables, logs)
 
 
@@ -68,6 +71,7 @@ class ShardStore:
         self._closed = False
         self._disk_full: str | None = None  # the write error while the disk under the store is full
         self._traffic = Traffic()  # calls, bytes of batches in and of chunk payloads out (actors/traffic.py)
+        self._rewarmed = 0  # lists read again into the posting cache once idle (ShardIndex.rewarm)
         if self.index.is_empty():
             self._restore_from_mongo()
             # Whatever this shard had applied but not persisted is gone: the tracker re-runs it.
@@ -113,6 +117,15 @@ class ShardStore:
             except Exception as exc:  # the next round tries again; a restart without one only scans
                 if not self._closed:
                     log.warning("shard %s/%s: snapshot failed: %s", self.index_name, self.shard, exc)
+            try:
+                if time.monotonic() - self._last_write >= idle:
+                    with self._gate.reading():
+                        self._rewarmed += self.index.rewarm(REWARM_BUDGET_S)
+            except ShardUnavailable:
+                pass  # rebuilt or dropped meanwhile
+            except Exception as exc:  # a cold list is only slower to read
+                if not self._closed:
+                    log.warning("shard %s/%s: rewarming the posting cache failed: %s", self.index_name, self.shard, exc)
             try:
                 self._maintain_ann()
             except ShardUnavailable:
@@ -364,6 +377,8 @@ class ShardStore:
             "snapshot_opstamp": self.index.snapshot_opstamp,
             "opened_from": self.index.opened_from,
             "restored": self.restored,
+            "posting_cache": {"lists": len(self.index.cache), "postings": self.index.cache.size,
+                              "stale_to_rewarm": self.index.cache.dropped_count(), "rewarmed": self._rewarmed},
         }
 
     def documents_page(self, after: str | None, limit: int) -> list[tuple[str, bytes]]:

@@ -90,6 +90,12 @@ def term_prefix(field: str, term: str) -> bytes:
     return POSTING + field.encode() + SEP + term.encode() + SEP
 
 
+def split_term_prefix(prefix: bytes) -> tuple[str, str]:
+    """-> (field, term) of a term_prefix."""
+    field, term = prefix[1:-1].split(SEP, 1)
+    return field.decode(), term.decode()
+
+
 def opstamp_bytes(opstamp: int) -> bytes:
     """An opstamp as it appears in keys and values (8 bytes, big-endian: sorts by number)."""
     return _U64.pack(opstamp)

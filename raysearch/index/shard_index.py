@@ -16,6 +16,7 @@ import bisect
 import functools
 import logging
 import os
+import time
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from itertools import repeat
@@ -529,6 +530,22 @@ class ShardIndex:
             arrays = PostingArrays(*self._columns(prefix))
         self.cache.put(prefix, arrays, generation)  # unless a write happened meanwhile
         return arrays
+
+    def rewarm(self, budget_s: float, batch: int = 16) -> int:
+        """Read again, into the cache, lists that queries had cached and writes made stale
+        (posting_cache.PostingCache.take_dropped), for about `budget_s` seconds; returns how
+        many. Called while the shard is idle, so that the first searches after a bulk find
+        their hot lists decoded. A write during the read leaves the list uncached, as any read."""
+        deadline, read = time.monotonic() + budget_s, 0
+        while time.monotonic() < deadline:
+            prefixes = self.cache.take_dropped(batch)
+            if not prefixes:
+                break
+            for prefix in prefixes:
+                if self.cache.get(prefix) is None:  # a query may have read it meanwhile
+                    self.posting_arrays(*K.split_term_prefix(prefix))
+                    read += 1
+        return read
 
     def derived_all_fields(self, terms: list[str]) -> list[str] | None:
         """Where `_all` is derived (index/all_field.py): the text fields, sorted, in which some

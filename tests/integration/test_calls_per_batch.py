@@ -72,3 +72,32 @@ def test_each_batch_costs_one_worker_call_and_one_apply_per_shard(http, service)
     assert abs(shards["calls"]["collect_changes"] - shards["calls"]["ack_changes"]) <= SHARDS  # a cycle in flight
     # one tracker report per cycle for every shard's watermark, never one per shard
     assert tracker["calls"].get("shards_persisted", 0) <= shards["calls"]["collect_changes"] / SHARDS + 1
+
+
+def test_lists_queries_cached_are_read_again_once_a_bulk_has_made_them_stale(http, service):
+    """After a bulk, each shard reads again (once idle) the lists searches had cached and the
+    bulk's writes made stale (ShardIndex.rewarm, as Lucene warms a new reader), so the first
+    searches after it do not decode them; what the searches see is the new documents."""
+    from tests.integration.helpers import wait_until
+
+    index = "rewarm"
+    http.delete(f"/indexes/{index}")
+    assert http.put(f"/indexes/{index}", json={"shards": 2}).status_code == 201
+    docs = debian_docs(0, 1200)
+    op = http.post(f"/bulk-indexing/{index}", json=docs[:1000]).json()["operation_id"]
+    assert wait_operation(http, op)["status"] == "completed"
+    before = http.post(f"/indexes/{index}/search", json={"q": "library data", "size": 3}).json()["total"]
+    shards = [ray.get_actor(registry.shard_name(index, n), namespace=NAMESPACE) for n in range(2)]
+    warmed = [ray.get(s.info.remote(), timeout=60)["posting_cache"]["rewarmed"] for s in shards]
+    op = http.post(f"/bulk-indexing/{index}", json=docs[1000:]).json()["operation_id"]
+    assert wait_operation(http, op)["status"] == "completed"
+
+    def rewarmed():
+        infos = [ray.get(s.info.remote(), timeout=60)["posting_cache"] for s in shards]
+        done = all(i["stale_to_rewarm"] == 0 for i in infos)
+        return done and sum(i["rewarmed"] for i in infos) > sum(warmed) and infos
+
+    wait_until(rewarmed, service.settings.snapshot_idle_s + 60, "the stale lists read again")
+    after = http.post(f"/indexes/{index}/search", json={"q": "library data", "size": 3}).json()["total"]
+    assert after > before  # the rewarmed lists hold the second bulk's documents
+    http.delete(f"/indexes/{index}")
