@@ -181,7 +181,7 @@ class PersistenceActor:
 
     def _write_collected(self, index: str, n: int, blobs: list, garbage: int) -> int:
         """Write one shard's collected chunk payloads to MongoDB; returns the entries they hold."""
-        entries = sum(count for count, _, _ in blobs)
+        entries = sum(blob[0] for blob in blobs)
         if not blobs:
             return 0
         key = (index, n)
@@ -199,7 +199,7 @@ class PersistenceActor:
         self._last_written[key] = time.monotonic()
         self.entries_written += entries
         self.chunks_written += len(blobs)
-        nbytes = sum(len(payload) for _, _, payload in blobs)
+        nbytes = sum(len(blob[2]) for blob in blobs)
         self._traffic.receive(names.shard_name(index, n), nbytes)
         self._traffic.send("mongodb", nbytes)
         return entries

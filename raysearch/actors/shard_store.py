@@ -28,6 +28,7 @@ from raysearch.index.shard_index import ShardIndex
 from raysearch.search.knn import KnnQuery, shard_knn
 from raysearch.search.plan import QueryPlan
 from raysearch.search.shard_side import shard_dictionary, shard_hybrid, shard_search, shard_stats
+from raysearch.storage.chunk_store import compress_chunks
 from raysearch.storage.gate import ReadGate
 from raysearch.storage.mongo import ChunksChanged, MongoStore
 from raysearch.storage.rocks import RocksKV
@@ -258,12 +259,13 @@ class ShardStore:
     # Draining does not take the write lock: batches are atomic in RocksDB, log entries
     # are read before the values they name, and the drain deletes only its own entries.
     def collect_changes(self, limit: int):
-        """(encoded chunk payloads, log keys, bytes of earlier values they supersede) of the
-        oldest changes, read from RocksDB."""
+        """(chunk payloads, compressed, log keys, bytes of earlier values they supersede) of
+        the oldest changes, read from RocksDB."""
         self._traffic.call("collect_changes")
         with self._gate.reading():
             chunks, log_keys = self.index.collect_chunks(limit, self.settings.chunk_postings)
-            self._traffic.send(names.PERSISTENCE, sum(len(payload) for _, _, payload in chunks))
+            chunks = compress_chunks(chunks)  # here, in the shard's process: the writer only moves bytes
+            self._traffic.send(names.PERSISTENCE, sum(len(chunk[2]) for chunk in chunks))
             return chunks, log_keys, self.index.garbage_of(log_keys)
 
     def ack_changes(self, log_keys: list[bytes]) -> int:

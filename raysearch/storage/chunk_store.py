@@ -58,19 +58,21 @@ class ChunkStore:
                 high = mid
         return high
 
-    def write_chunks(self, index: str, shard: int, first_seq: int, blobs: list[tuple[int, int, bytes]],
+    def write_chunks(self, index: str, shard: int, first_seq: int, blobs: list[tuple],
                      garbage: int = 0) -> None:
         """Idempotent: chunks are keyed by _id, so a replay after a crash rewrites the same documents.
+        `blobs`: (entries, postings, payload) raw, or (entries, postings, payload, codec) as
+        `compress_chunks` made them (a shard compresses its own: the writer only moves bytes).
         `garbage`: bytes of earlier values these entries supersede (on the first chunk), the
         compaction trigger's measure of history."""
         ops = [
             ReplaceOne(
                 {"_id": _log_id(index, shard, first_seq + i)},
-                {"index": index, "shard": shard, "seq": first_seq + i, "entries": n, "postings": postings,
-                 "garbage": garbage if i == 0 else 0, "codec": CODEC, "data": Binary(_compress(blob))},
+                {"index": index, "shard": shard, "seq": first_seq + i, "entries": blob[0], "postings": blob[1],
+                 "garbage": garbage if i == 0 else 0, "codec": CODEC, "data": Binary(_compressed(blob))},
                 upsert=True,
             )
-            for i, (n, postings, blob) in enumerate(blobs)
+            for i, blob in enumerate(blobs)
         ]
         if ops:
             self.chunks.bulk_write(ops, ordered=True)
@@ -257,6 +259,24 @@ def _compress(blob: bytes) -> bytes:
     if not hasattr(_codecs, "compressor"):
         _codecs.compressor = zstandard.ZstdCompressor(level=1)
     return _codecs.compressor.compress(blob)
+
+
+def compress_chunks(blobs: list[tuple[int, int, bytes]]) -> list[tuple[int, int, bytes, str]]:
+    """Chunk payloads as write_chunks stores them, compressed where they are cut (in the
+    shard's process), so that the one writer to MongoDB only moves bytes: compressing was
+    44 % of the persistence actor's busy samples (benchmarks/profile_indexing.py). The codec
+    travels with each payload: a payload without one (from a shard of an older version) is
+    compressed by the writer, never stored as if it were."""
+    return [(n, postings, _compress(blob), CODEC) for n, postings, blob in blobs]
+
+
+def _compressed(blob: tuple) -> bytes:
+    """The stored bytes of a (entries, postings, payload[, codec]) chunk."""
+    if len(blob) == 4:
+        if blob[3] != CODEC:
+            raise ValueError(f"a chunk payload in codec {blob[3]!r}; this writer stores {CODEC!r}")
+        return blob[2]
+    return _compress(blob[2])
 
 
 def _payload(doc: dict) -> bytes:
