@@ -39,7 +39,8 @@ class Settings(BaseModel):
     shards: int = Field(default=2, ge=1, description="default shards per new index")
     batch_size: int = Field(
         default=500, ge=1, le=5000,
-        description="documents per indexing batch (<= 5,000: one posting block then fits a MongoDB chunk)",
+        description="documents per indexing batch (<= 5,000: one posting block then fits a MongoDB chunk); "
+        "an index of many shards takes at least 100 a shard (ingest/intake.batch_docs)",
     )
     index_concurrency: int | None = Field(
         default=None, ge=1,
