@@ -46,12 +46,11 @@ TERMINAL = ("completed", "partially_completed", "failed")
 POLLS = {"get", "list"}  # this benchmark asking for its operations' status: not the path's own calls
 
 
-def _placement() -> dict[str, tuple[str, int]]:
-    """actor name -> (node id, pid) of every live named actor."""
+def _placement() -> dict[str, str]:
+    """actor name -> node id of every live named actor."""
     from ray.util.state import list_actors
 
-    return {a.name: (a.node_id, a.pid) for a in list_actors(filters=[("state", "=", "ALIVE")], limit=10_000)
-            if a.name}
+    return {a.name: a.node_id for a in list_actors(filters=[("state", "=", "ALIVE")], limit=10_000) if a.name}
 
 
 def _traffic(names: list[str]) -> dict[str, dict]:
@@ -67,6 +66,8 @@ def run_one(shards: int, nodes: int, docs: list[dict], workers: int) -> dict:
     import ray
     from ray.cluster_utils import Cluster
 
+    from raysearch.actors import registry
+    from raysearch.actors.traffic import difference
     from raysearch.config import NAMESPACE, Settings
     from raysearch.incluster import InClusterClient
     from raysearch.storage.local_mongo import LocalMongo
@@ -84,8 +85,6 @@ def run_one(shards: int, nodes: int, docs: list[dict], workers: int) -> dict:
         client = InClusterClient(settings)
         index = f"cluster{shards}"
         client._run(client.service.create_index(index, {"shards": shards}))
-        from raysearch.actors import registry
-
         ray.get([w.load_libraries.remote() for w in registry.workers(settings)], timeout=300)
         _wait(client, client.bulk(index, docs[:WARM_DOCS])["operation_id"])  # persisted too
         placement = _placement()
@@ -102,7 +101,7 @@ def run_one(shards: int, nodes: int, docs: list[dict], workers: int) -> dict:
         roles = {pid: run.process_role(pid, root) for pid in cpu_after}  # while the processes live
         traffic_after = _traffic(actor_names)
         placement = _placement()
-        placement["mongodb"] = (cluster.head_node.node_id, 0)  # the MongoDB server runs beside the head
+        placement["mongodb"] = cluster.head_node.node_id  # the MongoDB server runs beside the head
     finally:
         ray.shutdown()
         cluster.shutdown()
@@ -118,17 +117,13 @@ def run_one(shards: int, nodes: int, docs: list[dict], workers: int) -> dict:
     calls: Counter[str] = Counter()
     between_nodes = Counter()
     for name in actor_names:
-        after, before = traffic_after.get(name, {}), traffic_before.get(name, {})
+        delta = difference(traffic_after.get(name, {}), traffic_before.get(name, {}))
         kind = _kind(name)
-        for method, count in after.get("calls", {}).items():
-            if kind == "TrackerActor" and method in POLLS:
-                continue
-            calls[f"{kind}.{method}"] += count - before.get("calls", {}).get(method, 0)
-        node = placement.get(name, (None, 0))[0]
-        for peer, nbytes in after.get("sent", {}).items():
-            moved = nbytes - before.get("sent", {}).get(peer, 0)
-            peer_node = placement.get(peer, (None, 0))[0]
-            if peer in placement and peer_node != node:
+        for method, count in delta["calls"].items():
+            if not (kind == "TrackerActor" and method in POLLS):
+                calls[f"{kind}.{method}"] += count
+        for peer, moved in delta["sent"].items():
+            if peer in placement and placement[peer] != placement.get(name):
                 between_nodes[f"{kind} -> {_kind(peer)}"] += moved
             between_nodes[f"{kind} -> {_kind(peer)} (all)"] += moved
     return {

@@ -104,9 +104,9 @@ class Ingest:
 
 # A batch reaches its shards as one part each, applied in one call (a RocksDB write batch,
 # a change-log entry, an update of the statistics): with few documents a part, those fixed
-# costs are most of the work. benchmarks/cluster.py, 500-document batches: ShardStore CPU
-# 0.087 ms a document at 2 shards, 0.39 at 32 (16 documents a part). So a batch holds at
-# least this many documents a shard, up to MAX_BATCH_DOCS.
+# costs are most of the work. benchmarks/cluster.py, 500-document batches, workers warm:
+# ShardStore CPU 0.086 ms a document at 2 shards, 0.33 at 32 (16 documents a part). So a
+# batch holds at least this many documents a shard, up to MAX_BATCH_DOCS.
 MIN_DOCS_PER_PART = 100
 MAX_BATCH_DOCS = 5000  # Settings.batch_size's bound: a batch's posting block fits one MongoDB chunk
 

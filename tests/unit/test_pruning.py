@@ -180,25 +180,40 @@ def _one_term_plan(shard: ShardIndex, q: str, extra: dict, operator: str = "or")
     return build_plan(clauses, GlobalStats.merge([part], 10), {}, **extra)
 
 
+# the extras every fast path is compared under: none, a filter, facets, explanations
+EXTRAS = ({}, {"filter": ["term", "tag", ["a", "b"]]}, {"facets": {"tags": ["terms", "tag", 3], "n": ["stats", "n"]}},
+          {"explain": True})
+
+
+def _same_as_general(shard, monkeypatch, queries, fast_path: str, operator: str = "or") -> int:
+    """Each query, k and extra answered with and without the fast path `executor.<fast_path>`
+    (its plan test), asserted equal; returns how many plans the fast path took."""
+    taken = 0
+    for q in queries:
+        for k in (0, 1, 3, 10, 2000):
+            for extra in EXTRAS:
+                plan = _one_term_plan(shard, q, extra, operator)
+                taken += getattr(executor, fast_path)(plan) is not None
+                own = executor.execute(shard, plan, k)
+                assert own == _general(shard, plan, k, monkeypatch, fast_path), (q, k, extra)
+    return taken
+
+
+def _general(shard, plan, k: int, monkeypatch, fast_path: str) -> dict:
+    """The plan's answer with the fast path turned off."""
+    with monkeypatch.context() as m:
+        m.setattr(executor, fast_path, lambda plan: None)
+        return executor.execute(shard, plan, k)
+
+
 @pytest.mark.parametrize("seed", [5, 6])
 def test_a_one_term_search_over_its_postings_equals_the_general_path(no_ray, monkeypatch, seed):
     """executor._execute_single_term (no array of the shard's size) against the general path:
     the same hits, float scores, order, totals, facets and explanations, with ties, re-indexed
     and deleted documents, filters, facets, `+term` (MUST) and k from 0 past the matches."""
     shard = _shard(seed, 500)
-    taken = 0
-    for q in ("common", "often", "w0", "w7", "w39", "+usual", "absent"):
-        for k in (0, 1, 3, 10, 2000):
-            for extra in ({}, {"filter": ["term", "tag", ["a", "b"]]}, {"facets": {"tags": ["terms", "tag", 3],
-                                                                                 "n": ["stats", "n"]}},
-                          {"explain": True}):
-                plan = _one_term_plan(shard, q, extra)
-                taken += executor._single_term(plan) is not None
-                own = executor.execute(shard, plan, k)
-                with monkeypatch.context() as m:
-                    m.setattr(executor, "_single_term", lambda plan: None)
-                    general = executor.execute(shard, plan, k)
-                assert own == general, (q, k, extra)
+    taken = _same_as_general(shard, monkeypatch, ("common", "often", "w0", "w7", "w39", "+usual", "absent"),
+                             "_single_term")
     assert taken >= 6 * 5 * 4  # every plan but the absent word's took the one-term path
 
 
@@ -210,35 +225,18 @@ def test_an_and_of_terms_over_the_intersection_equals_the_general_path(no_ray, m
     matches. (Taken however large the shortest list, for this small shard.)"""
     monkeypatch.setattr(executor, "CONJUNCTION_MAX_SHARE", 1.0)
     shard = _shard(seed, 500)
-    taken = 0
-    for q in ("common often", "common w0", "w0 w1 w2", "usual common often", "w3 w3", "common absent", "w39 w0"):
-        for k in (0, 1, 3, 10, 2000):
-            for extra in ({}, {"filter": ["term", "tag", ["a", "b"]]}, {"facets": {"tags": ["terms", "tag", 3],
-                                                                                 "n": ["stats", "n"]}},
-                          {"explain": True}):
-                plan = _one_term_plan(shard, q, extra, operator="and")
-                taken += executor._conjunctive_terms(plan) is not None
-                own = executor.execute(shard, plan, k)
-                with monkeypatch.context() as m:
-                    m.setattr(executor, "_conjunctive_terms", lambda plan: None)
-                    general = executor.execute(shard, plan, k)
-                assert own == general, (q, k, extra)
-                if q == "common often" and k == 10 and not extra:
-                    assert own["total"] > 10 and own["hits"]  # the intersection is not empty
+    queries = ("common often", "common w0", "w0 w1 w2", "usual common often", "w3 w3", "common absent", "w39 w0")
+    taken = _same_as_general(shard, monkeypatch, queries, "_conjunctive_terms", operator="and")
     assert taken >= 6 * 5 * 4
+    found = executor.execute(shard, _one_term_plan(shard, "common often", {}, operator="and"), 10)
+    assert found["total"] > 10 and found["hits"]  # the intersection is not empty
     monkeypatch.setattr(executor, "CONJUNCTION_MAX_SHARE", 0.0)  # declined: the general path answers
     plan = _one_term_plan(shard, "common often", {}, operator="and")
     assert executor._execute_conjunction(shard, plan, executor._conjunctive_terms(plan), 10**6, 10) is None
-    assert executor.execute(shard, plan, 10) == general_of(shard, plan, monkeypatch)
+    assert executor.execute(shard, plan, 10) == _general(shard, plan, 10, monkeypatch, "_conjunctive_terms")
     assert executor._conjunctive_terms(_one_term_plan(shard, "common often", {})) is None  # OR
     assert executor._conjunctive_terms(_one_term_plan(shard, "common often", {"sort": [["n", "asc"]]},
                                                       operator="and")) is None
-
-
-def general_of(shard, plan, monkeypatch) -> dict:
-    with monkeypatch.context() as m:
-        m.setattr(executor, "_conjunctive_terms", lambda plan: None)
-        return executor.execute(shard, plan, 10)
 
 
 def test_only_one_term_ranked_by_score_takes_the_one_term_path(no_ray):
