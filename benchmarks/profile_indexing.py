@@ -166,6 +166,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--corpus", default=None, metavar="PATH", help="as in run.py (default: the Debian corpus, built when missing)")
     p.add_argument("--no-native", dest="native", action="store_false",
                    help="do not record shard 0 with --native (C/C++ frames; pauses it at each sample)")
+    p.add_argument("--vectors", action="store_true",
+                   help="each document with a 256-d vector (benchmarks/vectors.py's), into an index with a vector field")
     args = p.parse_args(argv)
 
     import ray
@@ -180,6 +182,12 @@ def main(argv: list[str] | None = None) -> int:
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     docs = run.load_docs(args.docs, args.corpus)
+    index_body = None
+    if args.vectors:
+        from vectors import DIMS, with_vectors
+
+        docs = with_vectors(docs)
+        index_body = {"fields": {**run.DEBIAN_FIELDS, "emb": {"type": "vector", "dims": DIMS}}}
     data_dir = tempfile.mkdtemp(prefix="raysearch-profile-")
     overrides = {"workers": args.workers} if args.workers else {}
     settings = Settings.from_env(data_dir=data_dir, port=free_port(), **overrides)
@@ -192,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         service.start()
         client = Client(service.url, timeout=300)
-        client.create_index(index)
+        client.create_index(index, index_body)
         s = service.settings
         targets: dict[str, tuple[str, int]] = {}  # label -> (role, pid)
 

@@ -381,6 +381,7 @@ class ShardStore:
             "restored": self.restored,
             "posting_cache": {"lists": len(self.index.cache), "postings": self.index.cache.size,
                               "stale_to_rewarm": self.index.cache.dropped_count(), "rewarmed": self._rewarmed},
+            "vectors": self.index.vector_columns(),
         }
 
     def documents_page(self, after: str | None, limit: int) -> list[tuple[str, bytes]]:

@@ -165,6 +165,20 @@ class ShardIndex:
         ann.extend(matrix, row_of, present, live, min(n, ann.covered + budget))
         return True
 
+    def vector_columns(self) -> dict[str, dict]:
+        """field -> its vectors and how far its ANN graph has come (covered: the document
+        numbers considered for the graph; those above are searched exactly), for /stats:
+        whether a kNN search still scans a tail, and whether a graph is being built again."""
+        n = len(self.stats.doc_ids)
+        out = {}
+        for field, column in list(self.vectors.columns.items()):
+            ann, building = column.ann, column.ann_next
+            out[field] = {"vectors": column.count(), "dims": column.dims,
+                          "graph": None if ann is None else {"similarity": ann.similarity, "keys": len(ann),
+                                                             "covered": min(ann.covered, n), "documents": n},
+                          "rebuilding": building is not None}
+        return out
+
     def snapshot_bytes(self) -> bytes:
         """The derived state as of last_opstamp (index/derived.py); the caller keeps writes out."""
         return encode_snapshot(DerivedState(self.stats, self.values, self.bases, self.next_docnum), self.last_opstamp)

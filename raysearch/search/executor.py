@@ -62,11 +62,14 @@ def execute(shard: ShardIndex, plan: QueryPlan, k: int, also_numbers: np.ndarray
     doc_ids = shard.stats.doc_ids
     n = len(doc_ids)  # documents numbered later than this query's start are not seen
     top_candidates = None  # the only documents that can make the top k, when pruned
-    single = _single_term(plan) if also_numbers is None else None
+    # the paths over postings alone count a hybrid round's kNN hits too, but no facets over them
+    postings_only = also_numbers is None or not plan.facets
+    single = _single_term(plan) if postings_only else None
     if single is not None:
-        return _execute_single_term(shard, plan, single, n, k)
-    conjunction = _conjunctive_terms(plan) if also_numbers is None else None
-    if conjunction is not None and (out := _execute_conjunction(shard, plan, conjunction, n, k)) is not None:
+        return _execute_single_term(shard, plan, single, n, k, also_numbers)
+    conjunction = _conjunctive_terms(plan) if postings_only else None
+    if conjunction is not None and (
+            out := _execute_conjunction(shard, plan, conjunction, n, k, also_numbers)) is not None:
         return out
     if plan.match_none:  # a kNN search's counting round: only plan.also counts
         candidates, scores = np.zeros(n, dtype=bool), np.zeros(n)
@@ -186,7 +189,8 @@ def _single_term(plan: QueryPlan) -> tuple[str, str, float] | None:
     return part.field, term, weight
 
 
-def _execute_single_term(shard: ShardIndex, plan: QueryPlan, single: tuple, n: int, k: int) -> dict:
+def _execute_single_term(shard: ShardIndex, plan: QueryPlan, single: tuple, n: int, k: int,
+                         also_numbers: np.ndarray | None = None) -> dict:
     """A one-term plan over the term's postings only: no array of the shard's size (a score
     per document, a mask, a scan of it for the matches), which at 500k documents a shard
     cost more than the term's own scoring. Same matches, same floats (a posting's score is
@@ -198,7 +202,7 @@ def _execute_single_term(shard: ShardIndex, plan: QueryPlan, single: tuple, n: i
         keep &= filters.evaluate(plan.filter, shard, n)[numbers]
     numbers = numbers[keep]
     scores = Bm25Weight(weight, plan.avgdl[field]).score(tf[keep], dl[keep]) if k > 0 and len(numbers) else None
-    return _ranked_by_score(shard, plan, numbers, scores, n, k)
+    return _ranked_by_score(shard, plan, numbers, scores, n, k, also_numbers)
 
 
 def _conjunctive_terms(plan: QueryPlan) -> list[tuple[str, str, float]] | None:
@@ -218,7 +222,8 @@ def _conjunctive_terms(plan: QueryPlan) -> list[tuple[str, str, float]] | None:
     return terms
 
 
-def _execute_conjunction(shard: ShardIndex, plan: QueryPlan, terms: list, n: int, k: int) -> dict | None:
+def _execute_conjunction(shard: ShardIndex, plan: QueryPlan, terms: list, n: int, k: int,
+                         also_numbers: np.ndarray | None = None) -> dict | None:
     """An AND of terms over the intersection of their lists: the shortest list's documents,
     looked up in each other list by binary search (numbers ascend), so the work follows the
     shortest list, not the sum of them, and no array of the shard's size is made (the general
@@ -250,19 +255,27 @@ def _execute_conjunction(shard: ShardIndex, plan: QueryPlan, terms: list, n: int
         keep &= filters.evaluate(plan.filter, shard, n)[numbers]
     numbers = numbers[keep]
     if k <= 0 or not len(numbers):
-        return _ranked_by_score(shard, plan, numbers, None, n, k)
+        return _ranked_by_score(shard, plan, numbers, None, n, k, also_numbers)
     scores = np.zeros(len(numbers))
     for (field, _, weight), (_, tf, dl), where in zip(terms, lists, at):
         where = where[keep]
         scores += Bm25Weight(weight, plan.avgdl[field]).score(tf[where], dl[where])
-    return _ranked_by_score(shard, plan, numbers, scores, n, k)
+    return _ranked_by_score(shard, plan, numbers, scores, n, k, also_numbers)
 
 
 def _ranked_by_score(shard: ShardIndex, plan: QueryPlan, numbers: np.ndarray, scores: np.ndarray | None,
-                     n: int, k: int) -> dict:
-    """The query phase's answer from the live, filtered matches (`numbers`) and their scores:
-    the total, facets over them, and the k best by score, then id."""
+                     n: int, k: int, also_numbers: np.ndarray | None = None) -> dict:
+    """The query phase's answer from the live, filtered matches (`numbers`, ascending) and
+    their scores: the total, facets over them, and the k best by score, then id. With
+    `also_numbers` (a hybrid round's kNN hits; no facets then), those of them that are live
+    and pass the filter count too, and the ones no clause matched are listed ("also_only"),
+    as the general path does."""
     out = {"total": int(len(numbers)), "hits": [], "facets": {}}
+    if also_numbers is not None:
+        only = _also_only(shard, plan, numbers, also_numbers, n)
+        out["total"] += len(only)
+        doc_ids = shard.stats.doc_ids
+        out["also_only"] = [doc_ids[i] for i in only.tolist() if doc_ids[i] is not None]
     if plan.facets:
         counted = np.zeros(n, dtype=bool)
         counted[numbers] = True
@@ -282,6 +295,24 @@ def _ranked_by_score(shard: ShardIndex, plan: QueryPlan, numbers: np.ndarray, sc
         explained = explain_hits(shard, plan, hit_numbers, [h[0] for h in hits])
         out["explanations"] = {h[1]: e for h, e in zip(hits, explained)}
     return out
+
+
+def _also_only(shard: ShardIndex, plan: QueryPlan, numbers: np.ndarray, also_numbers: np.ndarray,
+               n: int) -> np.ndarray:
+    """The kNN hits (document numbers) that are live, pass the filter and are not among the
+    matches (`numbers`, ascending): the general path's `extra & ~candidates`, without a mask
+    of the shard's size per step (the hits are at most k)."""
+    also = np.unique(also_numbers[also_numbers < n])
+    if not len(also):
+        return also
+    keep = shard.stats.live_mask(n)[also]
+    if plan.filter:
+        keep &= filters.evaluate(plan.filter, shard, n)[also]
+    also = also[keep]
+    if len(numbers) and len(also):
+        at = np.minimum(np.searchsorted(numbers, also), len(numbers) - 1)
+        also = also[numbers[at] != also]
+    return also
 
 
 def _prunable_terms(plan: QueryPlan, k: int) -> list[tuple[str, str, float]] | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import random
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
@@ -187,8 +188,12 @@ EXTRAS = ({}, {"filter": ["term", "tag", ["a", "b"]]}, {"facets": {"tags": ["ter
 
 def _same_as_general(shard, monkeypatch, queries, fast_path: str, operator: str = "or") -> int:
     """Each query, k and extra answered with and without the fast path `executor.<fast_path>`
-    (its plan test), asserted equal; returns how many plans the fast path took."""
+    (its plan test), asserted equal, alone and as a hybrid round's text part (with kNN hits
+    counted beside it: `also_numbers`, matched or not, live or not, some past the shard's
+    end); returns how many plans the fast path took."""
     taken = 0
+    rng = np.random.default_rng(9)
+    n = len(shard.stats.doc_ids)
     for q in queries:
         for k in (0, 1, 3, 10, 2000):
             for extra in EXTRAS:
@@ -196,14 +201,18 @@ def _same_as_general(shard, monkeypatch, queries, fast_path: str, operator: str 
                 taken += getattr(executor, fast_path)(plan) is not None
                 own = executor.execute(shard, plan, k)
                 assert own == _general(shard, plan, k, monkeypatch, fast_path), (q, k, extra)
+                also = np.concatenate([rng.choice(n, size=12, replace=False), [n + 3]]).astype(np.int64)
+                own = executor.execute(shard, plan, k, also_numbers=also)
+                assert own == _general(shard, plan, k, monkeypatch, fast_path, also), (q, k, extra, "also")
+                assert "also_only" in own
     return taken
 
 
-def _general(shard, plan, k: int, monkeypatch, fast_path: str) -> dict:
+def _general(shard, plan, k: int, monkeypatch, fast_path: str, also_numbers=None) -> dict:
     """The plan's answer with the fast path turned off."""
     with monkeypatch.context() as m:
         m.setattr(executor, fast_path, lambda plan: None)
-        return executor.execute(shard, plan, k)
+        return executor.execute(shard, plan, k, also_numbers=also_numbers)
 
 
 @pytest.mark.parametrize("seed", [5, 6])
