@@ -57,14 +57,21 @@ class Ingest:
             raise InvalidRequest("the request contains no documents")
         target = (await self.catalog.ensure_index(index))[1]
         types, vectors = target.types, target.vectors
-        docs, errors = [], []
+        accepted, errors = [], []
         for position, raw in enumerate(raw_docs):
-            doc, doc_id, reason = validation.validate_document(raw, s.max_doc_bytes)
-            reason = reason or schema.type_error(doc, types, vectors)
+            doc, doc_id, reason = validation.validate_document(raw, s.max_doc_bytes, vectors)
+            reason = reason or schema.type_error(doc, types)
             if reason:
                 errors.append({"position": position, "id": doc_id, "reason": reason})
             else:
-                docs.append(doc)
+                accepted.append((position, doc))
+        docs = [doc for _, doc in accepted]
+        if vectors:  # over the whole request at once (schema.check_vectors)
+            reasons = schema.check_vectors(docs, vectors)
+            errors += [{"position": position, "id": doc["id"], "reason": reason}
+                       for (position, doc), reason in zip(accepted, reasons) if reason]
+            errors.sort(key=lambda e: e["position"])
+            docs = [doc for doc, reason in zip(docs, reasons) if not reason]
         return await self.submit(index, docs, [], errors, webhook, operation_id=operation_id)
 
     async def check_backlog(self, index: str) -> None:

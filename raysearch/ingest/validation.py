@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import re
 import uuid
+from collections.abc import Container
 
 import orjson
 
@@ -78,8 +79,10 @@ class _Unreadable:
         self.reason = reason
 
 
-def validate_document(doc, max_doc_bytes: int) -> tuple[dict | None, str | None, str | None]:
-    """-> (document with its id, id, error reason)."""
+def validate_document(doc, max_doc_bytes: int, vector_fields: Container[str] = ()) -> tuple[dict | None, str | None, str | None]:
+    """-> (document with its id, id, error reason). A list in one of `vector_fields` is left
+    to the vector check (schema.check_vectors), and counts in the size as stored: float32,
+    4 bytes a number (a shard keeps it apart from the stored JSON)."""
     if isinstance(doc, _Unreadable):
         return None, None, doc.reason
     if not isinstance(doc, dict):
@@ -90,11 +93,16 @@ def validate_document(doc, max_doc_bytes: int) -> tuple[dict | None, str | None,
         doc_id = doc["id"]
     elif not isinstance(doc_id, str):
         return None, None, f"'id' must be a string, not {type(doc_id).__name__}"
-    reason = check_doc_id(doc_id) or _check_fields(doc, 1)
+    vectors = [k for k in vector_fields if type(doc.get(k)) is list] if vector_fields else ()
+    reason = check_doc_id(doc_id) or _check_fields(doc, 1, vectors)
     if reason:
         return None, doc_id, reason
     try:  # also refuses what the HTTP decoder already refuses, for callers that skip it (in-cluster API)
-        size = len(orjson.dumps(doc))
+        if vectors:  # written out, a vector's numbers cost ~16 us a 256-d vector, to be counted only
+            stored = {k: v for k, v in doc.items() if k not in vectors}
+            size = len(orjson.dumps(stored)) + sum(4 * len(doc[k]) for k in vectors)
+        else:
+            size = len(orjson.dumps(doc))
     except (TypeError, orjson.JSONEncodeError) as exc:
         return None, doc_id, f"document cannot be stored as JSON: {exc}"
     if size > max_doc_bytes:
@@ -114,7 +122,9 @@ def check_doc_id(doc_id: str) -> str | None:
 _NUMBERS = {int, float}  # exactly (a bool is neither here)
 
 
-def _check_fields(value, depth: int) -> str | None:
+def _check_fields(value, depth: int, vectors: Container[str] = ()) -> str | None:
+    """Why a value cannot be stored (names, nesting, numbers), or None; the top-level fields
+    in `vectors` only by name (schema.check_vectors checks their numbers)."""
     if depth > MAX_DEPTH:
         return f"document nesting is deeper than {MAX_DEPTH}"
     if isinstance(value, dict):
@@ -127,6 +137,8 @@ def _check_fields(value, depth: int) -> str | None:
                 return f"field name {key[:40]!r} must not start with '$' or contain '.'"
             if _CONTROL.search(key):
                 return f"field name {key[:40]!r} must not contain control characters (NUL, U+0001-U+001F, U+007F-U+009F)"
+            if key in vectors:
+                continue
             reason = _check_fields(item, depth + 1)
             if reason:
                 return reason

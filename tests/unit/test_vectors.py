@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 
 import numpy as np
+import orjson
 import pytest
 
 from raysearch import schema
@@ -16,6 +17,7 @@ from raysearch.errors import InvalidRequest
 from raysearch.index import keys as K
 from raysearch.index.batch import split_batch
 from raysearch.index.shard_index import ShardIndex
+from raysearch.ingest import validation
 from raysearch.models import IndexSettings, SearchRequest
 from raysearch.search.coordinator import IndexTarget, SearchCoordinator, SearchLimits
 from raysearch.search.fusion import Fusion, fuse
@@ -211,6 +213,46 @@ def test_bad_vectors_are_refused_naming_the_field(value, problem):
     spec = schema.VectorSpec(DIMS, "cosine")
     reason = schema.type_error({"id": "x", "emb": value}, {}, {"emb": spec})
     assert reason and "'emb'" in reason and problem in reason
+
+
+def test_a_requests_vectors_checked_at_once_equal_checking_each_on_its_own():
+    """schema.check_vectors (a field's values as one matrix) against vector_value per
+    document: the same reasons for the same documents, the same float32 values, whatever
+    bad values sit among good ones (and a whole request of good ones takes the matrix)."""
+    spec = {"emb": schema.VectorSpec(DIMS, "cosine"), "raw": schema.VectorSpec(3, "l2")}
+    rng = np.random.default_rng(3)
+    good = [rng.normal(size=DIMS).tolist() for _ in range(6)]
+    bad = [[1.0] * (DIMS - 1), [1.0] * (DIMS - 1) + ["x"], [1.0] * (DIMS - 1) + [True], [float("nan")] * DIMS,
+           [0.0] * DIMS, "1,2", [1e39] * DIMS, [2**70] * DIMS, [10**400] + [1.0] * (DIMS - 1), tuple(good[0]),
+           np.asarray(good[1], dtype=np.float32), [[1.0]] * DIMS, [1] * DIMS]
+    for values in ([*good], [*good[:3], *bad, *good[3:]]):
+        docs = [{"id": f"d{i}", "emb": v, "raw": [1, 2.5, -3]} for i, v in enumerate(values)]
+        docs.append({"id": "none", "emb": None})
+        expected = []
+        for doc in docs:
+            try:
+                expected.append((None, schema.vector_values(doc, spec)))
+            except ValueError as exc:
+                expected.append((str(exc), None))
+        reasons = schema.check_vectors(docs, spec)
+        assert reasons == [reason for reason, _ in expected]
+        for doc, (reason, vectors) in zip(docs, expected):
+            for field, vector in (vectors or {}).items():
+                assert doc[field].dtype == np.float32 and np.array_equal(doc[field], vector), (doc["id"], field)
+    assert sum(r is not None for r in reasons) == len(bad) - 4  # the tuple, the array, 2**70s and 1s fit
+
+
+def test_a_vectors_size_counts_as_stored_and_its_numbers_are_left_to_the_vector_check():
+    doc = {"id": "a", "title": "x", "emb": [0.1] * DIMS}
+    checked, _, reason = validation.validate_document(dict(doc), 10**6, {"emb": None})
+    assert reason is None and checked["emb"] == doc["emb"]
+    plain = len(orjson.dumps({"id": "a", "title": "x"}))
+    assert validation.validate_document(dict(doc), plain + 4 * DIMS, {"emb": None})[2] is None
+    too_big = validation.validate_document(dict(doc), plain + 4 * DIMS - 1, {"emb": None})[2]
+    assert too_big and "limit" in too_big
+    # outside the vector fields, lists of numbers are checked as before (in-cluster callers pass NaN)
+    assert "NaN" in validation.validate_document({"id": "b", "other": [float("nan")]}, 10**6, {"emb": None})[2]
+    assert validation.validate_document({"id": "c", "emb": [1.0, "x"]}, 10**6, {"emb": None})[2] is None
 
 
 def test_bad_knn_requests_are_400s_naming_the_problem():
