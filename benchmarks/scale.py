@@ -263,7 +263,7 @@ def markdown(r: dict) -> str:
                   f"{b['filtered']['p50_ms'] / b['unfiltered']['p50_ms']:.2f}"]
     settled = [x for x in r["search"] if x.get("settled")]
     if settled:
-        lines += ["", "Settled (every change persisted, every shard's snapshot written, the machine's CPU below 10 % for 3 s, then idle 5 s), the same queries:", "",
+        lines += ["", f"Settled (every change persisted, every shard's snapshot written, the machine's CPU below {bench.QUIET_CPU_PERCENT:.0f} % for 3 s, then idle 5 s), the same queries:", "",
                   "| docs | plain p50 / p99 ms | filtered p50 / p99 | sorted by field p50 / p99 | faceted p50 / p99 |",
                   "|---:|---|---|---|---|"]
         for x in settled:

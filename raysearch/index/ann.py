@@ -38,6 +38,12 @@ GRAPH_DTYPES = {"cosine": "i8", "dot_product": "f32", "l2": "f32"}
 # and int8 alike; a beam of 256 found 0.98 (python benchmarks/knn_recall.py). Twice the
 # candidates asked for, at least 256: num_candidates still buys recall.
 MIN_BEAM = 256
+# The beam while a vector is added (HNSW's ef_construction; usearch's default). Adding is
+# most of a vector's indexing cost once the field is searched (~0.25-0.5 ms a 256-d vector,
+# one thread); 64 halves it, but recall@10 at 100 candidates on the Debian embeddings fell
+# 0.9645 -> 0.9235 (python benchmarks/knn_recall.py --vectors 100000, 2026-12-07; synthetic
+# clustered 100k stayed 1.0): kept at 128.
+EXPANSION_ADD = 128
 # vectors added per lock hold: a search waits at most for one chunk (~0.5 ms a 256-d vector;
 # 2,048 held searches for a second, and a search's p99 reached 5 s while a graph was built)
 ADD_CHUNK = 128
@@ -49,7 +55,8 @@ class AnnIndex:
 
         self.dims, self.similarity = dims, similarity
         self.index = index if index is not None else Index(ndim=dims, metric=METRICS[similarity],
-                                                           dtype=GRAPH_DTYPES[similarity])
+                                                           dtype=GRAPH_DTYPES[similarity],
+                                                           expansion_add=EXPANSION_ADD)
         self.covered = covered  # document numbers below this were considered for the graph
         self.keys = keys  # keys added (live or not)
         self._lock = threading.Lock()
