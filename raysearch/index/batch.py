@@ -41,7 +41,7 @@ def encode_payload(docs: list[dict], deletes: list[str] = (), types: dict[str, s
     for name in sorted(vectors):
         rows[name] = [i for i, doc in enumerate(docs) if doc.get(name) is not None]
         if rows[name]:
-            blocks.append(np.asarray([docs[i][name] for i in rows[name]], dtype="<f4").tobytes())
+            blocks.append(np.asarray([schema.stored_vector(docs[i][name]) for i in rows[name]], dtype="<f4").tobytes())
     for doc in docs:
         stripped.append({k: v for k, v in doc.items() if k not in vectors} if any(k in vectors for k in doc) else doc)
     body["docs"], body["vector_rows"] = stripped, rows

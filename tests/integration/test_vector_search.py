@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import ray
 
+from raysearch.schema import base64_vector
 from raysearch.search.fusion import Fusion, fuse
 from tests.conftest import debian_docs, wait_operation
 from tests.integration.helpers import kill9_and_wait_restart, shard_handle
@@ -43,20 +44,25 @@ def _docs() -> list[dict]:
 @pytest.fixture(scope="module")
 def corpus(http):
     docs = _docs()
+    # every third vector travels as Elasticsearch 9.3's base64 of big-endian float32 (the
+    # answers below are checked against the lists)
+    sent = [dict(d, emb=base64_vector(d["emb"])) if "emb" in d and i % 3 == 0 else d for i, d in enumerate(docs)]
     bad = [{"id": "bad-dims", "title": "x", "emb": [1.0, 2.0]},
            {"id": "bad-type", "title": "x", "emb": ["a"] * DIMS},
-           {"id": "bad-zero", "title": "x", "emb": [0] * DIMS}]
+           {"id": "bad-zero", "title": "x", "emb": [0] * DIMS},
+           {"id": "bad-base64", "title": "x", "emb": base64_vector([1.0] * (DIMS + 1))}]
     for index, shards in INDEXES.items():
         http.delete(f"/indexes/{index}")
         r = http.put(f"/indexes/{index}", json={"shards": shards, "fields": FIELDS})
         assert r.status_code == 201, r.text
-        r = http.post(f"/bulk-indexing/{index}", json=docs[:5] + bad + docs[5:])
+        r = http.post(f"/bulk-indexing/{index}", json=sent[:5] + bad + sent[5:])
         assert r.status_code == 202, r.text
         errors = {e["id"]: e["reason"] for e in r.json()["errors"]}
-        assert set(errors) == {"bad-dims", "bad-type", "bad-zero"}
+        assert set(errors) == {"bad-dims", "bad-type", "bad-zero", "bad-base64"}
         assert all("'emb'" in reason for reason in errors.values()), errors
+        assert [e["position"] for e in r.json()["errors"]] == [5, 6, 7, 8]
         op = wait_operation(http, r.json()["operation_id"])
-        assert op["documents"]["indexed"] == N_DOCS and op["documents"]["failed"] == 3, op
+        assert op["documents"]["indexed"] == N_DOCS and op["documents"]["failed"] == 4, op
     return docs
 
 

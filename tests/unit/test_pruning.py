@@ -216,6 +216,33 @@ def _general(shard, plan, k: int, monkeypatch, fast_path: str, also_numbers=None
 
 
 @pytest.mark.parametrize("seed", [5, 6])
+def test_a_hybrid_rounds_knn_hits_count_as_the_union_on_every_path(no_ray, seed):
+    """execute(..., also_numbers) -- a hybrid round's own kNN hits, by number -- against an
+    oracle from the plan's own matches: total = |matches ∪ (hits live and passing the
+    filter)|, "also_only" = those hits no clause matched, and the ranked hits unchanged."""
+    shard = _shard(seed, 500)
+    n = len(shard.stats.doc_ids)
+    rng = np.random.default_rng(seed)
+    live = shard.stats.live_mask(n)
+    for q in ("common", "w7", "w0 w1 w2", "+usual +w3", "common -often", "absent"):
+        for extra in EXTRAS:
+            plan = _one_term_plan(shard, q, extra)
+            matched = {h[1] for h in executor.execute(shard, plan._replace(facets={}, explain=False), 10**6)["hits"]}
+            passing = live.copy()
+            if plan.filter:
+                from raysearch.search import filters
+                passing &= filters.evaluate(plan.filter, shard, n)
+            also = np.concatenate([rng.choice(n, size=15, replace=False), [n, n + 7]]).astype(np.int64)
+            hit_ids = {shard.stats.doc_ids[i] for i in also.tolist() if i < n and passing[i]}
+            for k in (0, 10):
+                got = executor.execute(shard, plan, k, also_numbers=also)
+                alone = executor.execute(shard, plan, k)
+                assert got["total"] == len(matched | hit_ids), (q, extra)
+                assert sorted(got["also_only"]) == sorted(hit_ids - matched), (q, extra)
+                assert got["hits"] == alone["hits"]
+
+
+@pytest.mark.parametrize("seed", [5, 6])
 def test_a_one_term_search_over_its_postings_equals_the_general_path(no_ray, monkeypatch, seed):
     """executor._execute_single_term (no array of the shard's size) against the general path:
     the same hits, float scores, order, totals, facets and explanations, with ties, re-indexed

@@ -6,6 +6,7 @@ life in a shard (re-index, delete, reopen, restore from mirrored entries)."""
 from __future__ import annotations
 
 import asyncio
+import base64
 
 import numpy as np
 import orjson
@@ -207,7 +208,10 @@ def test_vectors_follow_reindex_delete_reopen_and_restore():
 
 @pytest.mark.parametrize("value, problem", [
     ([1.0] * (DIMS - 1), "8 dimensions"), ([1.0] * (DIMS - 1) + ["x"], "expected numbers"),
-    ([float("nan")] * DIMS, "finite"), ([0.0] * DIMS, "zero vector"), ("1,2", "list of 8 numbers"),
+    ([float("nan")] * DIMS, "finite"), ([0.0] * DIMS, "zero vector"), ({"a": 1}, "list of 8 numbers"),
+    ("1,2", "must be base64"), (schema.base64_vector([1.0] * (DIMS - 1)), "holds 28 bytes, not 32"),
+    (schema.base64_vector([float("inf")] + [1.0] * (DIMS - 1)), "finite"),
+    (schema.base64_vector([0.0] * DIMS), "zero vector"),
 ])
 def test_bad_vectors_are_refused_naming_the_field(value, problem):
     spec = schema.VectorSpec(DIMS, "cosine")
@@ -240,6 +244,29 @@ def test_a_requests_vectors_checked_at_once_equal_checking_each_on_its_own():
             for field, vector in (vectors or {}).items():
                 assert doc[field].dtype == np.float32 and np.array_equal(doc[field], vector), (doc["id"], field)
     assert sum(r is not None for r in reasons) == len(bad) - 4  # the tuple, the array, 2**70s and 1s fit
+
+
+def test_a_vector_may_come_as_base64_big_endian_float32_as_elasticsearch_takes_it():
+    """A base64 string of big-endian float32 values (Elasticsearch 9.3's bulk format) reads as
+    the same float32 vector as its list of numbers, at intake (check_vectors), in the
+    intake log's payload, and in a knn query."""
+    from raysearch.index.batch import decode_payload, encode_payload
+
+    spec = {"emb": schema.VectorSpec(DIMS, "cosine")}
+    vector = np.random.default_rng(4).normal(size=DIMS).astype(np.float32)
+    text = schema.base64_vector(vector)
+    assert text == base64.b64encode(vector.astype(">f4").tobytes()).decode()
+    docs = [{"id": "list", "emb": vector.tolist()}, {"id": "b64", "emb": text}, {"id": "bad", "emb": text[:-4]}]
+    reasons = schema.check_vectors(docs, spec)
+    assert reasons[:2] == [None, None] and f"bytes, not {4 * DIMS}" in reasons[2]
+    assert np.array_equal(docs[0]["emb"], vector) and np.array_equal(docs[1]["emb"], vector)
+    raw = [{"id": "list", "emb": vector.tolist()}, {"id": "b64", "emb": text}]
+    decoded, _, _, _ = decode_payload(encode_payload(raw, vectors=spec))
+    assert np.array_equal(decoded[0]["emb"], decoded[1]["emb"]) and np.array_equal(decoded[1]["emb"], vector)
+    from raysearch.search.knn import parse_knn
+
+    by_list = parse_knn({"field": "emb", "vector": vector.tolist()}, spec, {})
+    assert parse_knn({"field": "emb", "vector": text}, spec, {}).vector == by_list.vector
 
 
 def test_a_vectors_size_counts_as_stored_and_its_numbers_are_left_to_the_vector_check():
