@@ -94,7 +94,8 @@ def execute(shard: ShardIndex, plan: QueryPlan, k: int, also_numbers: np.ndarray
     if also_numbers is not None and not plan.facets:
         # Counted without a mask of the shard's size: the hits are at most k, and at 500k
         # documents each pass over such a mask is ~0.03 ms
-        only = _also_only_of_mask(shard, plan, candidates, also_numbers, n)
+        hits = _live_hits(shard, plan, also_numbers, n)
+        only = hits[~candidates[hits]]
         uncounted = len(only)
     elif plan.also or also_numbers is not None:
         # a hybrid search's kNN hits: counted in the total and facets (the union), not ranked here
@@ -305,34 +306,27 @@ def _ranked_by_score(shard: ShardIndex, plan: QueryPlan, numbers: np.ndarray, sc
     return out
 
 
+def _live_hits(shard: ShardIndex, plan: QueryPlan, also_numbers: np.ndarray, n: int) -> np.ndarray:
+    """A hybrid round's kNN hits (document numbers) below n that are live and pass the
+    filter, ascending and once each (the hits are at most k: no mask of the shard's size)."""
+    also = np.unique(also_numbers[also_numbers < n])
+    if len(also):
+        keep = shard.stats.live_mask(n)[also]
+        if plan.filter:
+            keep &= filters.evaluate(plan.filter, shard, n)[also]
+        also = also[keep]
+    return also
+
+
 def _also_only(shard: ShardIndex, plan: QueryPlan, numbers: np.ndarray, also_numbers: np.ndarray,
                n: int) -> np.ndarray:
-    """The kNN hits (document numbers) that are live, pass the filter and are not among the
-    matches (`numbers`, ascending): the general path's `extra & ~candidates`, without a mask
-    of the shard's size per step (the hits are at most k)."""
-    also = np.unique(also_numbers[also_numbers < n])
-    if not len(also):
-        return also
-    keep = shard.stats.live_mask(n)[also]
-    if plan.filter:
-        keep &= filters.evaluate(plan.filter, shard, n)[also]
-    also = also[keep]
+    """The live, filtered kNN hits that are not among the matches (`numbers`, ascending): the
+    general path's `extra & ~candidates`."""
+    also = _live_hits(shard, plan, also_numbers, n)
     if len(numbers) and len(also):
         at = np.minimum(np.searchsorted(numbers, also), len(numbers) - 1)
         also = also[numbers[at] != also]
     return also
-
-
-def _also_only_of_mask(shard: ShardIndex, plan: QueryPlan, candidates: np.ndarray, also_numbers: np.ndarray,
-                       n: int) -> np.ndarray:
-    """_also_only over a match mask (the general path's `extra & ~candidates`)."""
-    also = np.unique(also_numbers[also_numbers < n])
-    if not len(also):
-        return also
-    keep = shard.stats.live_mask(n)[also] & ~candidates[also]
-    if plan.filter:
-        keep &= filters.evaluate(plan.filter, shard, n)[also]
-    return also[keep]
 
 
 def _prunable_terms(plan: QueryPlan, k: int) -> list[tuple[str, str, float]] | None:

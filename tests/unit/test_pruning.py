@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from raysearch.analysis.analyzer import Analyzer
 from raysearch.index.batch import ShardBatch, split_batch
 from raysearch.index.shard_index import ShardIndex
-from raysearch.search import executor
+from raysearch.search import executor, filters
 from raysearch.search.plan import GlobalStats, QueryPlan, analyze_clauses, build_plan, stats_request
 from raysearch.search.query import parse_query
 from raysearch.storage.kv import MemoryKV
@@ -230,7 +230,6 @@ def test_a_hybrid_rounds_knn_hits_count_as_the_union_on_every_path(no_ray, seed)
             matched = {h[1] for h in executor.execute(shard, plan._replace(facets={}, explain=False), 10**6)["hits"]}
             passing = live.copy()
             if plan.filter:
-                from raysearch.search import filters
                 passing &= filters.evaluate(plan.filter, shard, n)
             also = np.concatenate([rng.choice(n, size=15, replace=False), [n, n + 7]]).astype(np.int64)
             hit_ids = {shard.stats.doc_ids[i] for i in also.tolist() if i < n and passing[i]}
